@@ -1,0 +1,90 @@
+"""Space utilities: strict action validation and named Box observations.
+
+Invalid actions raise ``ValueError`` naming the offending field and the allowed values;
+nothing is clipped here (projections, where an environment documents one, happen in the
+environment itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["NamedBox", "check_discrete", "check_multidiscrete", "check_box"]
+
+
+class NamedBox(spaces.Box):
+    """A 1-D float32 ``Box`` whose components carry names (``.names``) for documentation
+    and logging; behaves exactly like ``gymnasium.spaces.Box`` otherwise."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        low: Sequence[float] | float,
+        high: Sequence[float] | float,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        self.names = tuple(names)
+        n = len(self.names)
+        low_a = np.broadcast_to(np.asarray(low, dtype=np.float32), (n,)).copy()
+        high_a = np.broadcast_to(np.asarray(high, dtype=np.float32), (n,)).copy()
+        super().__init__(low=low_a, high=high_a, shape=(n,), dtype=np.float32, seed=seed)
+
+    def index(self, name: str) -> int:
+        """Position of component ``name``."""
+        return self.names.index(name)
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return f"NamedBox({', '.join(self.names)})"
+
+
+def check_discrete(action: object, n: int, field: str) -> int:
+    """Validate one ``Discrete(n)`` action and return it as ``int``."""
+    if isinstance(action, (bool, np.bool_)):
+        raise ValueError(f"{field} must be an integer in [0, {n - 1}], got {action!r}")
+    if isinstance(action, np.ndarray):
+        if action.shape not in ((), (1,)):
+            raise ValueError(f"{field} must be a scalar integer in [0, {n - 1}], got array of shape {action.shape}")
+        action = action.reshape(()).item()
+    if isinstance(action, (float, np.floating)):
+        if not np.isfinite(action) or float(action) != int(action):
+            raise ValueError(f"{field} must be an integer in [0, {n - 1}], got {action!r}")
+        action = int(action)
+    if not isinstance(action, (int, np.integer)):
+        raise ValueError(f"{field} must be an integer in [0, {n - 1}], got {type(action).__name__} {action!r}")
+    a = int(action)
+    if not 0 <= a < n:
+        raise ValueError(f"{field} must be an integer in [0, {n - 1}], got {a}")
+    return a
+
+
+def check_multidiscrete(action: object, nvec: np.ndarray, field: str) -> np.ndarray:
+    """Validate a ``MultiDiscrete(nvec)`` action and return it as an int64 array."""
+    arr = np.asarray(action)
+    if arr.shape != nvec.shape:
+        raise ValueError(f"{field} must have shape {nvec.shape}, got {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{field} must hold integers, got {arr!r}")
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(f"{field} must hold integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    bad = (arr < 0) | (arr >= nvec)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{field}[{i}] must be in [0, {int(nvec[i]) - 1}], got {int(arr[i])}")
+    return arr
+
+
+def check_box(action: object, space: spaces.Box, field: str) -> np.ndarray:
+    """Validate a ``Box`` action (shape, finiteness, bounds) and return it as float64."""
+    arr = np.asarray(action, dtype=np.float64)
+    if arr.shape != space.shape:
+        raise ValueError(f"{field} must have shape {space.shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{field} must be finite, got {arr!r}")
+    if np.any(arr < space.low) or np.any(arr > space.high):
+        raise ValueError(f"{field} must lie in [{space.low.min()}, {space.high.max()}], got {arr!r}")
+    return arr
