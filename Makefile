@@ -15,7 +15,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(wildcard constraints/*.txt)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,marl]" $(PIP_C)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]" $(PIP_C)
 	touch $@
 
 ## run: simulate a year of P2PTrading-v0 under every clearing mechanism and compare

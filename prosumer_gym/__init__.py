@@ -1,0 +1,41 @@
+"""prosumer_gym: reinforcement-learning environments for prosumer energy markets.
+
+Importing the package registers every Gymnasium id; ``gym.make("prosumer_gym:<id>")``
+imports it for you.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+from gymnasium.envs.registration import register, registry
+
+__version__ = "0.1.0"
+
+# Gymnasium id -> single-agent view (module:class). The PettingZoo modules are
+# prosumer_gym.envs.<name>_v0 (see README).
+ENV_IDS = {
+    "P2PTrading-v0": "prosumer_gym.envs.p2p_trading_gym:P2PTradingGymEnv",
+    "P2PRecommendation-v0": "prosumer_gym.envs.p2p_recommendation_gym:P2PRecommendationGymEnv",
+    "EUber-v0": "prosumer_gym.envs.euber_gym:EUberGymEnv",
+    "StorageSharing-v0": "prosumer_gym.envs.storage_sharing_gym:StorageSharingGymEnv",
+    "ProsumerSharing-v0": "prosumer_gym.envs.prosumer_sharing_gym:ProsumerSharingGymEnv",
+    "EnergyCollective-v0": "prosumer_gym.envs.energy_collective_gym:EnergyCollectiveGymEnv",
+}
+
+
+def _register_all() -> list[str]:
+    done = []
+    for env_id, entry in ENV_IDS.items():
+        module = entry.split(":")[0]
+        if find_spec(module) is None:  # market not shipped in this version
+            continue
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry)
+        done.append(env_id)
+    return done
+
+
+REGISTERED = tuple(_register_all())
+
+__all__ = ["__version__", "ENV_IDS", "REGISTERED"]
