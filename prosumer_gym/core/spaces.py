@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["NamedBox", "check_discrete", "check_multidiscrete", "check_box"]
+__all__ = ["NamedBox", "check_discrete", "check_multidiscrete", "check_box", "check_multibinary", "check_binary_array"]
 
 
 class NamedBox(spaces.Box):
@@ -88,3 +88,44 @@ def check_box(action: object, space: spaces.Box, field: str) -> np.ndarray:
     if np.any(arr < space.low) or np.any(arr > space.high):
         raise ValueError(f"{field} must lie in [{space.low.min()}, {space.high.max()}], got {arr!r}")
     return arr
+
+
+# -- binary (MultiBinary) actions, one agent or a whole batch; nothing is rounded or clipped --
+def _as_binary(arr: np.ndarray, field: str) -> np.ndarray:
+    kind = arr.dtype.kind
+    if kind == "b":
+        return arr.astype(np.int8)
+    if kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{field} must hold 0/1 values, got non-finite entries")
+    elif kind not in "iu":
+        raise ValueError(f"{field} must hold 0/1 values (bool or int), got dtype {arr.dtype}")
+    bad = (arr != 0) & (arr != 1)
+    if np.any(bad):
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{field}{list(idx)} must be 0 or 1, got {arr[idx]!r}")
+    return arr.astype(np.int8)
+
+
+def check_multibinary(action: object, n: int, field: str) -> np.ndarray:
+    """Validate one ``MultiBinary(n)`` action and return it as an ``int8`` array of shape ``(n,)``."""
+    if isinstance(action, (str, bytes, dict)):
+        raise ValueError(f"{field} must be a sequence of {n} values in {{0, 1}}, got {type(action).__name__}")
+    try:
+        arr = np.asarray(action)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be a sequence of {n} values in {{0, 1}}, got {action!r}") from None
+    if arr.shape != (n,):
+        raise ValueError(f"{field} must have shape ({n},) with values in {{0, 1}}, got shape {arr.shape}")
+    return _as_binary(arr, field)
+
+
+def check_binary_array(actions: object, shape: Sequence[int], field: str) -> np.ndarray:
+    """Validate a batch of binary actions of exactly ``shape``; return ``int8``."""
+    try:
+        arr = np.asarray(actions)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be an array of shape {tuple(shape)} with values in {{0, 1}}") from None
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{field} must have shape {tuple(shape)} with values in {{0, 1}}, got {arr.shape}")
+    return _as_binary(arr, field)
