@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
         days = []
         insts = real_days(n, args.days, args.seed) if args.real else [
             random_instance(np.random.default_rng([args.seed, n, d]), n, n, **kw) for d in range(args.days)]
+        for clr in mechs.values():  # warm-up: numba's compiled kernel, imports, HiGHS
+            clr(insts[0], np.random.default_rng(0)) if clr is not mechs.get("milp") else None
         for d, inst in enumerate(insts):
             row = {}
             for name, clr in mechs.items():

@@ -1355,17 +1355,15 @@ def _pull_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S
 
 
 @njit(cache=True)
-def _savings_kernel(r, w, a, lf, allowed, c, kp, kn, zp, zn, mu, seed, n_iter, stall):
-    """Construction (S-shaped knapsack greedy) + local search + ``n_iter`` LNS rounds."""
-    S = r.shape[0]
-    B = w.shape[0]
-    # per-buyer allowed sellers, cheapest (largest saving a_i) first, then smaller loss
-    order = np.zeros((B, S), dtype=np.int64)
-    n_ord = np.zeros(B, dtype=np.int64)
+def _seller_orders(order, n_ord, a, lf, allowed, S, B, noise, state):
+    """Each buyer's allowed sellers by decreasing saving per kWh (then smaller loss); with
+    ``noise > 0`` the keys are perturbed multiplicatively (randomised repairs in the LNS)."""
+    key = np.empty(S)
     for j in range(B):
-        key = np.empty(S)
         for i in range(S):
             key[i] = -a[i] + 1e-6 * lf[i, j]
+            if noise > 0.0:
+                key[i] *= 1.0 + noise * (_rand(state) - 0.5)
         idx = np.argsort(key)
         n = 0
         for t in range(S):
@@ -1374,6 +1372,18 @@ def _savings_kernel(r, w, a, lf, allowed, c, kp, kn, zp, zn, mu, seed, n_iter, s
                 order[j, n] = i
                 n += 1
         n_ord[j] = n
+
+
+@njit(cache=True)
+def _savings_kernel(r, w, a, lf, allowed, c, kp, kn, zp, zn, mu, seed, n_iter, stall):
+    """Construction (S-shaped knapsack greedy) + local search + ``n_iter`` LNS rounds."""
+    S = r.shape[0]
+    B = w.shape[0]
+    # per-buyer allowed sellers, cheapest (largest saving a_i) first, then smaller loss
+    order = np.zeros((B, S), dtype=np.int64)
+    n_ord = np.zeros(B, dtype=np.int64)
+    _seller_orders(order, n_ord, a, lf, allowed, S, B, 0.0, np.zeros(1, dtype=np.uint64))
+    base_order = order.copy()
     state = np.empty(1, dtype=np.uint64)
     state[0] = np.uint64(seed) | np.uint64(1)
     e = np.zeros((S, B))
@@ -1422,7 +1432,10 @@ def _savings_kernel(r, w, a, lf, allowed, c, kp, kn, zp, zn, mu, seed, n_iter, s
                     sav[j] -= a[i] * e[i, j]
                     e[i, j] = 0.0
             used[i] = 0.0
+        if _rand(state) < 0.5:
+            _seller_orders(order, n_ord, a, lf, allowed, S, B, 0.6, state)
         _greedy_repair(allb, B, order, n_ord, e, used, got, sav, r, w, a, lf, mu, c, kp, kn, zp, zn, state, 0.3)
+        order[:] = base_order
         for _ in range(20):
             t1 = _transfer_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B)
             t2 = False
@@ -1469,15 +1482,16 @@ def _make_savings(S: int, B: int, **options: Any) -> Callable[[MarketInstance, n
 
     Every move keeps Eqs. 5.2a-g (pieces 0 or ``>= mu``, capacity with losses, demand,
     forbidden pairs). Deterministic given ``rng`` (one 64-bit draw seeds the kernel's own
-    xorshift generator; no global state). Options: ``lns_iters`` (default 16),
-    ``lns_stall`` (default 2). The exchange move (O(S^2 B^2)) runs only for
+    xorshift generator; no global state). Options: ``lns_iters`` (default ``clip(4000 // (S B), 8, 300)``:
+    160 at 5x5, 17 at 15x15, 10 at 20x20), ``lns_stall`` (default ``max(2, lns_iters // 4)``). The exchange move (O(S^2 B^2)) runs only for
     ``S * B <= 625``.
     """
     spec = {"lns_iters": (lambda v: _is_int(v) and 0 <= v <= 100_000, "an integer in [0, 100000]"),
             "lns_stall": (lambda v: _is_int(v) and 1 <= v <= 100_000, "an integer in [1, 100000]")}
     _check_options("savings", options, {k: s_[0] for k, s_ in spec.items()}, {k: s_[1] for k, s_ in spec.items()})
-    n_iter = int(options.get("lns_iters", 16))
-    stall = int(options.get("lns_stall", 2))
+    # LNS budget: a roughly constant amount of work per day (small markets get more rounds)
+    n_iter = int(options.get("lns_iters", max(8, min(300, 4000 // max(S * B, 1)))))
+    stall = int(options.get("lns_stall", max(2, n_iter // 4)))
 
     def clearer(inst: MarketInstance, rng: np.random.Generator | None = None) -> Allocation:
         t0 = time.perf_counter()
