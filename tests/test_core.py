@@ -95,7 +95,7 @@ def test_space_checks():
             check_multidiscrete(bad, nvec, "m")
     box = spaces.Box(0, 1, shape=(2,))
     np.testing.assert_array_equal(check_box([0.2, 1.0], box, "b"), [0.2, 1.0])
-    for bad in ([0.2, 1.1], [np.nan, 0.1], [0.1]):
+    for bad in ([0.2, 1.1], [np.nan, 0.1], [0.1], "up", ["a", "b"]):
         with pytest.raises(ValueError, match="b"):
             check_box(bad, box, "b")
     nb = NamedBox(["x", "y"], 0, [1, 2])

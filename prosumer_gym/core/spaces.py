@@ -80,7 +80,10 @@ def check_multidiscrete(action: object, nvec: np.ndarray, field: str) -> np.ndar
 
 def check_box(action: object, space: spaces.Box, field: str) -> np.ndarray:
     """Validate a ``Box`` action (shape, finiteness, bounds) and return it as float64."""
-    arr = np.asarray(action, dtype=np.float64)
+    try:
+        arr = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be a numeric array of shape {space.shape}, got {action!r}") from None
     if arr.shape != space.shape:
         raise ValueError(f"{field} must have shape {space.shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
