@@ -1,0 +1,67 @@
+"""Reference policy for EnergyCollective-v0: the ADMM best response, through observations.
+
+In the community market the ADMM of the slides converges to prices ``lambda`` such that
+each player's x-update reduces to its best response to ``lambda`` (problem (1)-(4) with
+the community price as the multiplier of (2))::
+
+    p_i = argmin_p f_i(p) - lambda p   over [p_min, p_max]
+        = clip(r_i + (lambda - m_i) / a_i, p_min, p_max)        (a_i > 0)
+
+with ``f_i(p) = a_i/2 (p - r_i)^2 + m_i (p - r_i)``. Everything it needs is in the
+agent's observation (``price``, ``p_min``, ``p_max``, ``p_ref``, ``marginal_cost``,
+``curvature``; see ``energy_collective_v0.OBS_NAMES``), so an RL agent can be compared
+with it on the same interface. Played by every agent, it reproduces the mechanism's
+dispatch (up to the ADMM tolerance) and hence the community optimum; in the P2P market
+it reproduces the cleared net positions. Players with ``a_i = 0`` go to the bound that
+the sign of ``lambda - m_i`` favours; players without a decision (``p_min = p_max``)
+return 0.5.
+
+Note: marginal cost in the observation is the one *at* ``p_ref`` (equal to ``m_i`` unless
+``r_i`` lies outside this slot's bounds), so the formula above uses ``p_ref`` as ``r_i``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from prosumer_gym.envs.energy_collective_v0 import OBS_NAMES
+
+__all__ = ["ADMMBestResponse", "best_response_actions"]
+
+_IDX = {n: i for i, n in enumerate(OBS_NAMES)}
+
+
+class ADMMBestResponse:
+    """Stateless policy ``act(obs) -> np.ndarray`` (shape (1,), in [0, 1]).
+
+    Works on one observation of shape (10,) or a batch (k, 10) (returns (k, 1)).
+    """
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        o = np.asarray(obs, dtype=np.float64)
+        single = o.ndim == 1
+        o = np.atleast_2d(o)
+        price = o[:, _IDX["price"]]
+        lo, hi = o[:, _IDX["p_min"]], o[:, _IDX["p_max"]]
+        r, m, a = o[:, _IDX["p_ref"]], o[:, _IDX["marginal_cost"]], o[:, _IDX["curvature"]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            interior = r + (price - m) / a
+        lin = np.where(price > m, hi, np.where(price < m, lo, r))
+        p = np.clip(np.where(a > 0, interior, lin), lo, hi)
+        span = hi - lo
+        act = np.where(span > 0, (p - lo) / np.where(span > 0, span, 1.0), 0.5)
+        act = np.clip(act, 0.0, 1.0).astype(np.float32)[:, None]
+        return act[0] if single else act
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.act(obs)
+
+
+def best_response_actions(obs: dict[str, np.ndarray], policy: ADMMBestResponse | None = None) -> dict[str, Any]:
+    """Every agent's best-response action for a PettingZoo observation dict (vectorised)."""
+    pol = policy or ADMMBestResponse()
+    names = list(obs)
+    acts = pol.act(np.stack([obs[a] for a in names]))
+    return {a: acts[i] for i, a in enumerate(names)}

@@ -1,0 +1,146 @@
+"""Single-agent Gymnasium view of EnergyCollective-v0 (``gym.make("EnergyCollective-v0")``).
+
+Env card
+--------
+Default (``centralized=False``): one ego player (``ego``: index or name, default the
+first flexible consumer ``flexible_0`` if there is one, else player 0) learns; every other
+player follows ``others``: ``"best_response"`` (default: the ADMM best response
+:class:`prosumer_gym.agents.energy_collective.ADMMBestResponse`, i.e. the players of the
+slides' mechanism), ``"reference"`` (each plays its reference set-point ``p_ref``),
+``"random"`` (uniform actions from the env's generator) or a callable
+``f(agent, obs) -> action``. Observation/action space: the ego player's (``Box(10,)``
+and ``Box(1,)`` in [0, 1], see ``energy_collective_v0``). Reward: minus the ego
+player's cost (EUR) under the chosen ``allocation`` (or the P2P settlement).
+
+``centralized=True``: one controller sets every player's action with a ``Box(N,)`` in
+[0, 1]; observation = every player's observation concatenated (``Box(10 N,)``); reward
+= minus the community's total monetary cost of the slot (``community_cost_eur``: sum
+of the players' costs ``f_i`` plus the grid bill), so the optimum is the mechanism's
+dispatch.
+
+Info: the ego player's info (centralized: ``{"market": {...}}``). Episodes end by
+truncation after ``n_steps`` slots. Every keyword of ``energy_collective_v0.raw_env`` is
+accepted. Out-of-range actions raise ``ValueError`` (no projection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from prosumer_gym.agents.energy_collective import ADMMBestResponse
+from prosumer_gym.core.spaces import check_box
+from prosumer_gym.envs.energy_collective_v0 import OBS_NAMES, raw_env
+
+__all__ = ["EnergyCollectiveGymEnv"]
+
+OTHERS = ("best_response", "reference", "random")
+
+
+class EnergyCollectiveGymEnv(gym.Env):
+    """Ego player (or a centralised controller) in EnergyCollective-v0; see the module docstring."""
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        ego: int | str | None = None,
+        others: str | Callable[[str, np.ndarray], Any] = "best_response",
+        centralized: bool = False,
+        render_mode: str | None = None,
+        **env_kwargs: Any,
+    ) -> None:
+        self.market = raw_env(render_mode=render_mode, **env_kwargs)
+        self.render_mode = render_mode
+        self.centralized = bool(centralized)
+        agents = self.market.possible_agents
+        if ego is None:
+            ego = "flexible_0" if "flexible_0" in agents else 0
+        if isinstance(ego, str):
+            if ego not in agents:
+                raise ValueError(f"ego must be a player name (e.g. {agents[0]!r}) or an index in [0, {len(agents) - 1}], "
+                                 f"got {ego!r}")
+            ego = agents.index(ego)
+        if isinstance(ego, (bool, np.bool_)) or not isinstance(ego, (int, np.integer)) or not 0 <= ego < len(agents):
+            raise ValueError(f"ego must be a player index in [0, {len(agents) - 1}] or a name, got {ego!r}")
+        if not (callable(others) or others in OTHERS):
+            raise ValueError(f"others must be one of {OTHERS} or a callable (agent, obs) -> action, got {others!r}")
+        self.ego = int(ego)
+        self.ego_agent = agents[self.ego]
+        self.others = others
+        n = len(agents)
+        o_space = self.market.observation_space(self.ego_agent)
+        if self.centralized:
+            self.action_space = spaces.Box(0.0, 1.0, shape=(n,), dtype=np.float32)
+            self.observation_space = spaces.Box(low=np.tile(o_space.low, n), high=np.tile(o_space.high, n),
+                                                dtype=np.float32)
+        else:
+            self.action_space = self.market.action_space(self.ego_agent)
+            self.observation_space = o_space
+        self._policy = ADMMBestResponse()
+        self._obs: dict[str, np.ndarray] = {}
+        self._ref_idx = OBS_NAMES.index("p_ref")
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        # The market's own stream is derived from ours, so one seed fixes everything.
+        market_seed = int(self.np_random.integers(2**63 - 1))
+        obs, infos = self.market.reset(seed=market_seed, options=options)
+        self._obs = obs
+        if self.centralized:
+            return self._joint_obs(obs), {}
+        return obs[self.ego_agent], infos[self.ego_agent]
+
+    def _joint_obs(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([obs[a] for a in self.market.possible_agents]).astype(np.float32)
+
+    def _other_actions(self) -> dict[str, Any]:
+        agents = [a for a in self.market.possible_agents if a != self.ego_agent]
+        if callable(self.others):
+            return {a: self.others(a, self._obs[a]) for a in agents}
+        mat = np.stack([self._obs[a] for a in agents])
+        if self.others == "best_response":
+            acts = self._policy.act(mat)
+        elif self.others == "reference":
+            lo, hi, ref = mat[:, 3].astype(np.float64), mat[:, 4].astype(np.float64), mat[:, self._ref_idx]
+            span = hi - lo
+            acts = np.where(span > 0, (ref - lo) / np.where(span > 0, span, 1.0), 0.5)
+            acts = np.clip(acts, 0.0, 1.0).astype(np.float32)[:, None]
+        else:
+            acts = self.np_random.uniform(0.0, 1.0, size=(len(agents), 1)).astype(np.float32)
+        return {a: acts[i] for i, a in enumerate(agents)}
+
+    def step(self, action: Any):
+        if not self.market.agents:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        agents = self.market.possible_agents
+        try:
+            checked = check_box(action, self.action_space, "action")
+        except (TypeError, ValueError) as e:
+            if "action" in str(e):
+                raise
+            raise ValueError(f"action must be a float array of shape {self.action_space.shape} in [0, 1], "
+                             f"got {action!r}") from None
+        if self.centralized:
+            actions = {a: checked[i:i + 1] for i, a in enumerate(agents)}
+        else:
+            actions = self._other_actions()
+            actions[self.ego_agent] = checked
+        obs, rewards, terms, truncs, infos = self.market.step(actions)
+        self._obs = obs
+        done_t = any(truncs.values())
+        done_x = any(terms.values())
+        if self.centralized:
+            market = infos[agents[0]]["market"]
+            return self._joint_obs(obs), -float(market["community_cost_eur"]), done_x, done_t, {"market": market}
+        return obs[self.ego_agent], rewards[self.ego_agent], done_x, done_t, infos[self.ego_agent]
+
+    def render(self):
+        return self.market.render()
+
+    def close(self) -> None:
+        self.market.close()
