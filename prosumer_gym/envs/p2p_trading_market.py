@@ -1482,16 +1482,16 @@ def _make_savings(S: int, B: int, **options: Any) -> Callable[[MarketInstance, n
 
     Every move keeps Eqs. 5.2a-g (pieces 0 or ``>= mu``, capacity with losses, demand,
     forbidden pairs). Deterministic given ``rng`` (one 64-bit draw seeds the kernel's own
-    xorshift generator; no global state). Options: ``lns_iters`` (default ``clip(4000 // (S B), 8, 300)``:
-    160 at 5x5, 17 at 15x15, 10 at 20x20), ``lns_stall`` (default ``max(2, lns_iters // 4)``). The exchange move (O(S^2 B^2)) runs only for
+    xorshift generator; no global state). Options: ``lns_iters`` (default ``clip(2000 // (S B), 8, 100)``:
+    80 at 5x5, 8 at 15x15 and above), ``lns_stall`` (default ``max(2, lns_iters // 8)``). The exchange move (O(S^2 B^2)) runs only for
     ``S * B <= 625``.
     """
     spec = {"lns_iters": (lambda v: _is_int(v) and 0 <= v <= 100_000, "an integer in [0, 100000]"),
             "lns_stall": (lambda v: _is_int(v) and 1 <= v <= 100_000, "an integer in [1, 100000]")}
     _check_options("savings", options, {k: s_[0] for k, s_ in spec.items()}, {k: s_[1] for k, s_ in spec.items()})
     # LNS budget: a roughly constant amount of work per day (small markets get more rounds)
-    n_iter = int(options.get("lns_iters", max(8, min(300, 4000 // max(S * B, 1)))))
-    stall = int(options.get("lns_stall", max(2, n_iter // 4)))
+    n_iter = int(options.get("lns_iters", max(8, min(100, 2000 // max(S * B, 1)))))
+    stall = int(options.get("lns_stall", max(2, n_iter // 8)))
 
     def clearer(inst: MarketInstance, rng: np.random.Generator | None = None) -> Allocation:
         t0 = time.perf_counter()
