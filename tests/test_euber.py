@@ -1,0 +1,493 @@
+"""EUber-v0: API battery (incl. agents leaving/returning), determinism, an independent Eq. 6.3
+checker on every winner selection, POTR, payments, the fare model, CARS, orderings, bad input."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import math
+import subprocess
+import sys
+from importlib import resources
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
+
+import prosumer_gym  # noqa: F401  (registers the ids)
+from prosumer_gym import data as pgdata
+from prosumer_gym.agents.euber import CARSRecommender, PKRecommender
+from prosumer_gym.baselines.euber import RandomRecommender, bg_env_kwargs
+from prosumer_gym.envs import euber_v0
+from prosumer_gym.envs.euber_gym import EUberGymEnv
+from prosumer_gym.envs.euber_market import (
+    MECHANISMS,
+    EUberConfig,
+    EUberMarket,
+    SlotInstance,
+    fare_features_from_trips,
+    load_fare_model,
+    select_winners,
+    solve_potr,
+)
+
+SMALL = dict(n_workers=16, n_ride_tasks=6, n_v2g_tasks=4)
+
+
+# ----------------------------------------------------------------------------- independent checker
+def check_eq63(sel, tol=1e-7):
+    """Plain-loop check of Eq. 6.3a-e from the selection's raw inputs (bids, types, energies, E).
+
+    Returns (hard violations, strict feasibility, cost). Hard: 6.3a, 6.3b/6.3c "at most one",
+    6.3e, and "a winner must have bid". Strict feasibility adds 6.3b "exactly one" and 6.3d.
+    """
+    W, S = len(sel.bids), len(sel.bids[0])
+    out = []
+    for i in range(W):
+        n = 0
+        for j in range(S):
+            v = int(sel.q[i][j])
+            if v not in (0, 1):
+                out.append(f"6.3e q[{i}][{j}] = {v}")
+            n += v
+        if n > 1:
+            out.append(f"6.3a worker {i} has {n} tasks")
+    ride_ok = True
+    energy = 0.0
+    cost = 0.0
+    for j in range(S):
+        n = 0
+        for i in range(W):
+            if sel.q[i][j]:
+                n += 1
+                b = float(sel.bids[i][j])
+                if not math.isfinite(b):
+                    out.append(f"winner ({i},{j}) did not bid")
+                else:
+                    cost += b
+                if int(sel.task_type[j]) == 2:
+                    energy += float(sel.v2g_kwh[j])
+        if n > 1:
+            out.append(f"6.3b/c task {j} assigned {n} times")
+        if int(sel.task_type[j]) < 2 and n != 1:
+            ride_ok = False
+    feasible = ride_ok and energy >= float(sel.E) - tol * max(1.0, float(sel.E)) and not out
+    return out, feasible, cost, energy
+
+
+def assert_selection_ok(sel):
+    viol, feasible, cost, energy = check_eq63(sel)
+    assert viol == [], viol
+    assert feasible == sel.feasible
+    assert cost == pytest.approx(sel.cost, abs=1e-9)
+    assert energy == pytest.approx(sel.v2g_delivered_kwh, abs=1e-9)
+    # second price: paid the next bid on the task at or above the winner's own bid
+    for i, j in zip(*np.nonzero(sel.q)):
+        others = [float(sel.bids[k][j]) for k in range(len(sel.bids)) if k != i and math.isfinite(sel.bids[k][j])
+                  and sel.bids[k][j] >= sel.bids[i][j]]
+        expect = min(others) if others else float(sel.bids[i][j])
+        assert sel.payments[i, j] == pytest.approx(expect)
+        assert sel.payments[i, j] >= sel.bids[i, j]
+    assert np.all(sel.payments[sel.q == 0] == 0)
+
+
+def tiny_instance(rng, W=4, S=4, n_v2g=2, E=None):
+    ttype = np.array([0] * (S - n_v2g) + [2] * n_v2g)
+    energy = np.where(ttype == 2, rng.uniform(0.5, 3.0, S), 0.0)
+    z = np.zeros((S, 2))
+    elig = np.ones((W, S), dtype=bool)
+    return SlotInstance(
+        slot=0, slot_of_day=0, task_type=ttype, task_start_km=z, task_end_km=z, task_trip_km=np.ones(S),
+        task_seconds=np.full(S, 600.0), task_energy_kwh=energy, task_latlon=np.zeros((S, 4)),
+        worker_pos_km=np.zeros((W, 2)), worker_e=np.full(W, 0.2), worker_range_km=np.full(W, 200.0),
+        worker_rmin_km=np.full(W, 20.0), worker_available=np.ones(W, dtype=bool), approach_km=np.ones((W, S)),
+        need_kwh=rng.uniform(0.2, 2.0, (W, S)), eligible=elig,
+        E=float(energy.sum()) if E is None else float(E), K=2, psi=1, v2g_min=0.0, weekend=False,
+    )
+
+
+def brute_force_lex(bids, inst):
+    """Lexicographic optimum (V2G shortfall, unserved rides, cost) by enumeration."""
+    W, S = bids.shape
+    best = None
+    for assign in itertools.product(range(-1, S), repeat=W):
+        used = [a for a in assign if a >= 0]
+        if len(used) != len(set(used)) or any(not np.isfinite(bids[i, a]) for i, a in enumerate(assign) if a >= 0):
+            continue
+        e = sum(inst.task_energy_kwh[a] for a in used if inst.task_type[a] == 2)
+        short = max(inst.E - e, 0.0)
+        unserved = sum(1 for j in range(S) if inst.task_type[j] < 2 and j not in used)
+        cost = sum(bids[i, a] for i, a in enumerate(assign) if a >= 0)
+        key = (round(short, 9), unserved, cost)
+        if best is None or key < best:
+            best = key
+    return best
+
+
+# ----------------------------------------------------------------------------- API battery
+def test_parallel_api_mask_mode():
+    parallel_api_test(euber_v0.parallel_env(**SMALL, n_slots=12, absent_agents="mask"), num_cycles=15)
+
+
+def test_parallel_seed_leave_mode():
+    parallel_seed_test(functools.partial(euber_v0.parallel_env, **SMALL, n_slots=10), num_cycles=12)
+
+
+def test_aec_api():
+    api_test(euber_v0.env(**SMALL, n_slots=4, absent_agents="mask"), num_cycles=6)
+
+
+def test_gymnasium_check_env():
+    env = gym.make("EUber-v0", **SMALL, n_slots=5)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_gym_make_without_prior_import():
+    code = ("import gymnasium as gym; e = gym.make('prosumer_gym:EUber-v0', n_workers=5, n_ride_tasks=2, "
+            "n_v2g_tasks=2, n_slots=2); o, i = e.reset(seed=1); print(e.observation_space.contains(o))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+def test_agents_leave_and_return():
+    """'leave' mode: absent workers leave env.agents with truncated=True and come back later."""
+    env = euber_v0.parallel_env(n_workers=12, n_ride_tasks=8, n_v2g_tasks=4, n_slots=60, min_range_frac=0.6,
+                                init_range_frac=(0.6, 0.7), charger_kw=7.0)
+    obs, infos = env.reset(seed=5)
+    assert set(obs) == set(env.agents) and set(env.agents) <= set(env.possible_agents)
+    left, returned = 0, 0
+    away: set[str] = set()
+    while env.agents:
+        acting = list(env.agents)
+        for a in acting:
+            assert env.observation_space(a).contains(obs[a])
+        obs, rew, term, trunc, info = env.step(env.default_actions())
+        nxt = set(env.agents)
+        back = nxt - set(acting)
+        assert set(obs) == set(rew) == set(term) == set(trunc) == set(info) == set(acting) | back
+        for a in acting:
+            if not env.agents:
+                assert trunc[a]
+            elif a not in nxt:
+                assert trunc[a] and info[a]["status"] in ("charging", "busy")
+                left += 1
+                away.add(a)
+            else:
+                assert not trunc[a] and not term[a]
+        for a in back:
+            assert a in away and info[a]["status"] == "returned" and not trunc[a] and rew[a] == 0.0
+            assert env.observation_space(a).contains(obs[a])
+            away.discard(a)
+            returned += 1
+        if env.agents:
+            absent = next((a for a in env.possible_agents if a not in env.agents), None)
+            if absent is not None:
+                bad = env.default_actions()
+                bad[absent] = np.zeros(env.config.K, dtype=np.float32)
+                with pytest.raises(ValueError, match="absent"):
+                    env.step(bad)
+    assert left > 0 and returned > 0
+    assert env.market.slot == 60  # the episode is not cut short when everybody is away
+
+
+def test_aec_leave_mode_runs_to_the_end():
+    e = euber_v0.env(n_workers=12, n_ride_tasks=8, n_v2g_tasks=4, n_slots=30, min_range_frac=0.6,
+                     init_range_frac=(0.6, 0.7), charger_kw=7.0)
+    e.reset(seed=1)
+    for a in e.agent_iter(max_iter=5000):
+        _, _, te, tr, _ = e.last()
+        e.step(None if (te or tr) else e.action_space(a).sample())
+    assert e.unwrapped.market.slot == 30 and not e.agents
+    assert e.unwrapped.market.totals["tasks_served"] > 0
+
+
+# ----------------------------------------------------------------------------- determinism
+def _rollout(seed, **kw):
+    env = euber_v0.parallel_env(**SMALL, n_slots=8, **kw)
+    obs, infos = env.reset(seed=seed)
+    traj = [obs]
+    while env.agents:
+        out = env.step(env.default_actions())
+        traj.append(out)
+    return traj, env.market.totals
+
+
+def _same(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
+
+
+def test_determinism_same_seed_and_different_seed():
+    t1, tot1 = _rollout(3)
+    t2, tot2 = _rollout(3)
+    t3, tot3 = _rollout(4)
+    assert _same(t1, t2) and tot1 == tot2
+    assert not _same(t1, t3)
+
+
+def test_gym_determinism():
+    def run(seed):
+        env = EUberGymEnv(**SMALL, n_slots=6)
+        obs, _ = env.reset(seed=seed)
+        agent = CARSRecommender(SMALL["n_workers"])
+        out = []
+        done = False
+        while not done:
+            obs, r, _, done, info = env.step(agent.act(obs))
+            agent.observe(info)
+            out.append((r, info["cost_usd"], info["tasks_served"], info["recommended"].copy()))
+        return out
+
+    assert _same(run(11), run(11))
+    assert not _same(run(11), run(12))
+
+
+# ----------------------------------------------------------------------------- Eq. 6.3 everywhere
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_every_selection_passes_independent_checker(mechanism):
+    env = euber_v0.parallel_env(**SMALL, n_slots=20, mechanism=mechanism, recommender="pk")
+    env.reset(seed=2)
+    n = 0
+    while env.agents:
+        env.step(env.default_actions())
+        assert_selection_ok(env.last_selection)
+        n += 1
+    assert n == 20
+
+
+def test_default_size_slot_all_mechanisms_checked_and_ordered():
+    m = EUberMarket(EUberConfig())
+    m.reset(np.random.default_rng(7))
+    pk = PKRecommender(m.alpha)
+    for _ in range(3):
+        inst = m.instance()
+        x = solve_potr(pk.scores(inst.task_type), inst)
+        bids = m.behavioural_bids(inst, x)
+        sels = {k: select_winners(k, bids, inst) for k in MECHANISMS}
+        for s in sels.values():
+            assert_selection_ok(s)
+        o, b = sels["opt"], sels["bmw"]
+        # OPT is lexicographically optimal: V2G shortfall, then unserved rides, then cost
+        key = lambda s: (round(max(s.E - s.v2g_delivered_kwh, 0), 6), s.unserved_ride, s.cost)  # noqa: E731
+        assert key(o) <= key(b) and key(o) <= key(sels["bg"])
+        m.advance(inst, o)
+
+
+def test_opt_matches_brute_force_on_tiny_instances():
+    rng = np.random.default_rng(0)
+    for trial in range(25):
+        inst = tiny_instance(rng, W=4, S=4, n_v2g=2, E=None if trial % 2 else 1.0)
+        bids = np.where(rng.random((4, 4)) < 0.6, rng.uniform(1, 20, (4, 4)), np.inf)
+        sel = select_winners("opt", bids, inst)
+        assert_selection_ok(sel)
+        short, unserved, cost = brute_force_lex(bids, inst)
+        assert round(max(inst.E - sel.v2g_delivered_kwh, 0.0), 9) == pytest.approx(short, abs=1e-7)
+        assert sel.unserved_ride == unserved
+        assert sel.cost == pytest.approx(cost, abs=1e-6)
+        for mech in ("bmw", "bg"):
+            assert_selection_ok(select_winners(mech, bids, inst))
+
+
+def test_bmw_meets_budget_by_removing_expensive_rides():
+    """Two workers; the cheap min-weight matching serves the ride, the budget needs the V2G task."""
+    rng = np.random.default_rng(1)
+    inst = tiny_instance(rng, W=1, S=2, n_v2g=1)
+    bids = np.array([[5.0, 9.0]])  # worker 0: ride 5$, V2G 9$
+    bmw = select_winners("bmw", bids, inst)
+    assert bmw.q[0, 1] == 1 and bmw.feasible is False  # the ride must then stay unserved
+    assert bmw.v2g_delivered_kwh == pytest.approx(inst.E)
+    bg = select_winners("bg", bids, inst)
+    assert bg.q[0, 0] == 1 and bg.v2g_delivered_kwh == 0.0  # greedy ignores the budget
+    assert_selection_ok(bmw)
+    assert_selection_ok(bg)
+
+
+# ----------------------------------------------------------------------------- POTR
+def test_potr_hard_constraints_and_optimality():
+    m = EUberMarket(EUberConfig(n_workers=30, n_ride_tasks=10, n_v2g_tasks=6))
+    m.reset(np.random.default_rng(3))
+    inst = m.instance()
+    score = np.random.default_rng(4).random((inst.n_workers, inst.n_tasks))
+    x = solve_potr(score, inst)
+    assert set(np.unique(x)) <= {0, 1}
+    assert np.all(x.sum(axis=1) <= inst.K)
+    assert not np.any((x > 0) & ~inst.eligible)
+    for i in range(inst.n_workers):  # Eq. 6.1d/e by plain loops
+        for j in range(inst.n_tasks):
+            if x[i, j]:
+                assert inst.approach_km[i, j] <= 10.0 + 1e-9
+                assert inst.need_kwh[i, j] <= (inst.worker_range_km[i] - inst.worker_rmin_km[i]) * inst.worker_e[i] + 1e-9
+    cover = x.sum(axis=0)
+    elig = inst.eligible.sum(axis=0)
+    assert np.all(cover[elig > 0] >= 1)  # every reachable task is recommended to someone
+    # with 6.1b/6.1c met, no list of equal constraints can do better: swap test vs. top-K
+    from prosumer_gym.envs.euber_market import topk_recommend
+
+    xt = topk_recommend(score, inst)
+    assert (score * x).sum() <= (score * xt).sum() + 1e-9  # top-K is the unconstrained optimum
+
+
+# ----------------------------------------------------------------------------- fare model
+def test_fare_model_loads_and_predicts():
+    import torch
+
+    root = resources.files("prosumer_gym.data")
+    meta = json.loads((root / "fare_model.json").read_text())
+    raw = (root / "fare_model.pt").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == meta["weights_sha256"]
+    assert len(raw) < 200_000
+    with resources.as_file(root / "fare_model.pt") as p:
+        state = torch.load(p, weights_only=True)
+    assert list(state) == meta["state_dict_keys"]
+    assert state["0.weight"].shape == (meta["architecture"]["hidden"][0], meta["architecture"]["n_inputs"])
+    fm = load_fare_model()
+    trips = pgdata.taxi_trips()
+    X = fare_features_from_trips(trips)
+    y = trips["fare_usd"]
+    test = np.arange(len(y)) % 5 == 0
+    pred = fm.predict(X[test])
+    r2 = 1 - np.sum((y[test] - pred) ** 2) / np.sum((y[test] - y[test].mean()) ** 2)
+    assert r2 == pytest.approx(meta["r2_test"], abs=2e-3)
+    assert r2 > 0.85
+    # a longer trip costs more (same places and time)
+    base = X[test][:50].copy()
+    longer = base.copy()
+    longer[:, 0] += 10.0
+    assert np.mean(fm.predict(longer) > fm.predict(base)) > 0.9
+    with pytest.raises(ValueError, match="last dimension"):
+        fm.predict(np.zeros((3, 5)))
+
+
+# ----------------------------------------------------------------------------- CARS
+def test_cars_learns_preferences():
+    m = EUberMarket(EUberConfig(n_workers=20, n_ride_tasks=10, n_v2g_tasks=6))
+    m.reset(np.random.default_rng(0))
+    cars = CARSRecommender(20)
+    mae0 = cars.mae(m.alpha)
+    assert 0.15 < mae0 < 0.45
+    for _ in range(60):
+        inst = m.instance()
+        x = solve_potr(cars.scores(inst.task_type), inst)
+        bids = m.behavioural_bids(inst, x)
+        cars.update(x, np.isfinite(bids), inst.task_type)
+        m.advance(inst, select_winners("bmw", bids, inst))
+    assert cars.mae(m.alpha) < 0.6 * mae0
+    assert cars.m.sum() > 20 * 3  # observations were counted
+
+
+# ----------------------------------------------------------------------------- orderings (small, fast)
+def _day(name, seed=0, slots=24):
+    kw = dict(n_workers=40, n_ride_tasks=10, n_v2g_tasks=8, n_slots=slots)
+    if name == "BG":
+        kw.update(bg_env_kwargs())
+    else:
+        kw["mechanism"] = "opt" if name.endswith("OPT") else "bmw"
+    env = EUberGymEnv(**kw)
+    obs, _ = env.reset(seed=seed)
+    agent = CARSRecommender(40) if name.startswith("CARS") else PKRecommender(env.market.alpha)
+    done = False
+    while not done:
+        obs, _, _, done, info = env.step(agent.act(obs))
+        agent.observe(info)
+    return dict(env.market.totals)
+
+
+def test_orderings_small_day():
+    res = {k: _day(k) for k in ("PK-OPT", "PK-BMW", "CARS-BMW", "BG")}
+    # BG ignores the V2G budget: least V2G energy and the most infeasible slots (paper, 6.4.2)
+    for k in ("PK-OPT", "PK-BMW", "CARS-BMW"):
+        assert res["BG"]["v2g_kwh"] < res[k]["v2g_kwh"]
+        assert res["BG"]["infeasible_slots"] >= res[k]["infeasible_slots"]
+    assert res["PK-OPT"]["tasks_served"] >= res["BG"]["tasks_served"]
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(K=0), "K must be"),
+        (dict(mechanism="auction"), "mechanism must be one of"),
+        (dict(recommender="ucb"), "recommender must be one of"),
+        (dict(projection="lp"), "projection must be one of"),
+        (dict(lam_km=-1.0), "lam_km"),
+        (dict(n_workers=0), "n_workers"),
+        (dict(alpha_levels=(0.5, 1.5)), "alpha_levels"),
+        (dict(energy_requirement_frac=float("nan")), "energy_requirement_frac"),
+        (dict(split="dev"), "split must be one of"),
+        (dict(foo=1), "unknown keyword"),
+        (dict(n_slots=5, max_cycles=6), "disagree"),
+        (dict(absent_agents="drop"), "absent_agents"),
+        (dict(n_ride_tasks=0, n_v2g_tasks=0), "must be >= 1"),
+    ],
+)
+def test_bad_config(kw, match):
+    with pytest.raises(ValueError, match=match):
+        euber_v0.parallel_env(**kw)
+
+
+def test_bad_actions_and_calls():
+    env = euber_v0.parallel_env(**SMALL, n_slots=2, absent_agents="mask")
+    with pytest.raises(ValueError, match="seed"):
+        env.reset(seed=-1)
+    env.reset(seed=0)
+    good = env.default_actions()
+    a = env.agents[0]
+    for bad, match in [(np.full(5, np.nan), "finite"), (np.zeros(3), "shape"), (np.full(5, 9.0), "lie in"),
+                       ("x", "numeric")]:
+        acts = dict(good)
+        acts[a] = bad
+        with pytest.raises(ValueError, match=match):
+            env.step(acts)
+    acts = dict(good)
+    del acts[a]
+    with pytest.raises(ValueError, match="missing"):
+        env.step(acts)
+    with pytest.raises(ValueError, match="dict"):
+        env.step([0])
+    env.step(good)
+    env.step(env.default_actions())
+    with pytest.raises(RuntimeError, match="finished"):
+        env.step(env.default_actions())
+    genv = EUberGymEnv(**SMALL, n_slots=1)
+    with pytest.raises(RuntimeError, match="reset"):
+        genv.step(genv.action_space.sample())
+    genv.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        genv.step(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="reward must be"):
+        EUberGymEnv(reward="profit")
+    inst = tiny_instance(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="bids must"):
+        select_winners("opt", np.full((4, 4), -1.0), inst)
+    with pytest.raises(ValueError, match="shape"):
+        select_winners("opt", np.ones((3, 4)), inst)
+    with pytest.raises(ValueError, match="mechanism"):
+        select_winners("greedy", np.ones((4, 4)), inst)
+    with pytest.raises(ValueError, match="n_workers"):
+        CARSRecommender(0)
+    with pytest.raises(ValueError, match="alpha"):
+        PKRecommender(np.ones((3, 2)))
+
+
+def test_random_recommender_and_render():
+    env = EUberGymEnv(**SMALL, n_slots=3)
+    obs, _ = env.reset(seed=0)
+    rnd = RandomRecommender(1)
+    a = rnd.act(obs)
+    assert env.action_space.contains(a)
+    _, r, _, _, info = env.step(a)
+    assert r == info["n_bids"] and info["potr"]["ineligible_pairs"] == 0
+    penv = euber_v0.parallel_env(**SMALL, n_slots=2, render_mode="rgb_array")
+    penv.reset(seed=0)
+    penv.step(penv.default_actions())
+    img = penv.render()
+    assert img.ndim == 3 and img.shape[2] == 3
