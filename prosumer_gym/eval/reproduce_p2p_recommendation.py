@@ -1,0 +1,268 @@
+"""Reproduce chapter 4's experimental scenarios 1-4 (Section 4.5.3) on P2PRecommendation-v0.
+
+    python -m prosumer_gym.eval.reproduce_p2p_recommendation --out runs/p2p_recommendation [--full]
+        [--seed 0] [--scenarios 1,2,3,4]
+
+Writes ``scenario{1..4}.png`` and ``figures.json`` (every measured number) into ``--out``;
+files are written to a temporary name and renamed (atomic). The default run uses a year
+per point (as the paper) but reduced sizes (consumers 10, 30, 50; K/T sweeps at 16x10 and
+16x50) so that it finishes in about 15-20 minutes on two busy cores; ``--full`` adds the
+paper's larger sizes (up to 16x150 and 45x150), which takes hours because of the per-day
+MILPs at 45 x 150. ``--days``/``--consumers`` shrink it further for a smoke run.
+
+Measures (all policies see the same market and the same Bernoulli realisations, since the
+env draws ``P_ij(d)`` for every pair every day from its seed):
+
+* efficiency = sum of the policy's expected exchanged energy (Eq. 4.1 objective with the
+  true ``p``) / the same for OPT (perfect knowledge, exact MILP), over the period;
+* satisfied demand = realised exchanged energy / demand;
+* preference-learning error = mean ``|p_hat - p| / p`` (%) over allowed pairs (UPL);
+* initialisation length (days until every allowed pair has been recommended once) and
+  initialisation efficiency (energy exchanged during it / OPT's over the same days).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from prosumer_gym.agents.p2p_recommendation import make_agent
+from prosumer_gym.baselines.p2p_recommendation import make_baseline
+from prosumer_gym.envs import p2p_recommendation_v0
+
+POLICIES = ("opt", "upl", "bpt-k", "zhu_p")
+
+
+def run(name: str, P: int, C: int, days: int, start: int, seed: int, K: int | None = 5, T: float = 1.0,
+        until_init: bool = False, track_error: bool = False) -> dict:
+    env = p2p_recommendation_v0.parallel_env(n_producers=P, n_consumers=C, n_days=days, start_day=start, K=K,
+                                             consumer_agents=False, oracle=False)
+    obs, _ = env.reset(seed=seed)
+    if name in ("opt", "zhu_p", "random"):
+        pol = make_baseline(name, env)
+    else:
+        kw = {"T": T} if name == "bpt-k" else {}
+        pol = make_agent(name, env, seed=seed, **kw)
+    allowed = env.loss <= env.loss_max
+    p = env.preference
+    out = {k: [] for k in ("expected", "exchanged", "demand", "losses", "err")}
+    while env.agents:
+        x = pol.act(obs["platform"])
+        if until_init and not getattr(pol, "in_init", False):
+            break
+        obs, _, _, _, info = env.step({"platform": x})
+        i = info["platform"]
+        out["expected"].append(i["expected_kwh"])
+        out["exchanged"].append(i["exchanged_kwh"])
+        out["demand"].append(i["demand_kwh"])
+        out["losses"].append(i["losses_kwh"])
+        if track_error:
+            out["err"].append(float(np.mean(np.abs(pol.p_hat - p)[allowed] / p[allowed]) * 100.0))
+    res = {k: np.asarray(v) for k, v in out.items()}
+    res["init_days"] = int(getattr(pol, "init_days", 0))
+    res["init_done"] = not getattr(pol, "in_init", False)
+    return res
+
+
+def _eff(a: dict, opt: dict) -> float:
+    n = min(len(a["expected"]), len(opt["expected"]))
+    o = opt["expected"][:n].sum()
+    return float(a["expected"][:n].sum() / o) if o > 0 else float("nan")
+
+
+def _sat(a: dict) -> float:
+    return float(a["exchanged"].sum() / a["demand"].sum())
+
+
+def scenario1(args, fig) -> dict:
+    out: dict = {"fixed": {}, "scaled": {}}
+    for mode, sizes in (("fixed", [(16, c) for c in args.consumers]),
+                        ("scaled", [(max(1, round(0.3 * c)), c) for c in args.consumers])):
+        for P, C in sizes:
+            rs = {n: run(n, P, C, args.days, args.start_day, args.seed) for n in POLICIES}
+            out[mode][f"{P}x{C}"] = {n: {"efficiency": _eff(rs[n], rs["opt"]), "satisfied_demand": _sat(rs[n])}
+                                     for n in POLICIES}
+            print(f"[s1] {mode} {P}x{C}: " + ", ".join(f"{n} eff {out[mode][f'{P}x{C}'][n]['efficiency']:.3f} "
+                                                       f"sat {out[mode][f'{P}x{C}'][n]['satisfied_demand']:.3f}"
+                                                       for n in POLICIES), flush=True)
+    axs = fig.subplots(2, 2)
+    for r, mode in enumerate(("fixed", "scaled")):
+        keys = list(out[mode])
+        xs = [int(k.split("x")[1]) for k in keys]
+        for n in POLICIES:
+            axs[r, 0].plot(xs, [100 * out[mode][k][n]["efficiency"] for k in keys], "o-", label=n)
+            axs[r, 1].plot(xs, [100 * out[mode][k][n]["satisfied_demand"] for k in keys], "o-", label=n)
+        axs[r, 0].set_ylabel(f"efficiency % ({'16 producers' if mode == 'fixed' else 'P = 0.3 C'})")
+        axs[r, 1].set_ylabel("satisfied demand %")
+        for c in (0, 1):
+            axs[r, c].set_xlabel("consumers")
+    axs[0, 0].legend()
+    fig.suptitle(f"Scenario 1 (Figs. 4.2-4.3): {args.days} days from day {args.start_day}")
+    return out
+
+
+def scenario2(args, fig) -> dict:
+    P, C = 16, 10
+    rs = {n: run(n, P, C, args.year_days, 0, args.seed, track_error=(n == "upl")) for n in POLICIES}
+    out: dict = {"size": f"{P}x{C}", "days": args.year_days}
+    d = np.arange(1, args.year_days + 1)
+    axs = fig.subplots(1, 3)
+    for n in POLICIES:
+        cum = np.cumsum(rs[n]["exchanged"]) / d
+        axs[0].plot(d, cum, label=n)
+        axs[1].plot(d, 100 * np.cumsum(rs[n]["losses"]) / np.maximum(np.cumsum(rs[n]["exchanged"]), 1e-9), label=n)
+        out[n] = {"total_exchanged_kwh": float(rs[n]["exchanged"].sum()), "efficiency": _eff(rs[n], rs["opt"]),
+                  "loss_pct": float(100 * rs[n]["losses"].sum() / max(rs[n]["exchanged"].sum(), 1e-9)),
+                  "init_days": rs[n]["init_days"]}
+    # days after which the 30-day running expected energy stays within 5% of OPT's
+    for n in ("upl", "bpt-k"):
+        ratio = np.convolve(rs[n]["expected"], np.ones(30), "valid") / np.maximum(
+            np.convolve(rs["opt"]["expected"], np.ones(30), "valid"), 1e-9)
+        ok = np.flatnonzero(ratio < 0.95)
+        out[n]["days_to_within_5pct_of_opt_30d_window"] = int(ok[-1] + 30 + 1) if ok.size else 30
+        out[n]["gain_vs_zhu_p_pct"] = float(100 * (rs[n]["exchanged"].sum() / rs["zhu_p"]["exchanged"].sum() - 1))
+    axs[2].plot(d, rs["upl"]["err"])
+    out["upl"]["learning_error_pct_end"] = float(rs["upl"]["err"][-1])
+    out["upl"]["learning_error_pct_day30"] = float(rs["upl"]["err"][min(29, len(d) - 1)])
+    axs[0].set_ylabel("cumulative exchanged / day (kWh)")
+    axs[1].set_ylabel("losses % of exchanged")
+    axs[2].set_ylabel("UPL mean |p_hat - p| / p (%)")
+    for ax in axs:
+        ax.set_xlabel("day")
+    axs[0].legend()
+    fig.suptitle(f"Scenario 2 (Figs. 4.4-4.6): {P}x{C}, {args.year_days} days")
+    print(f"[s2] " + ", ".join(f"{n} eff {out[n]['efficiency']:.3f}" for n in POLICIES), flush=True)
+    return out
+
+
+def scenario3(args, fig) -> dict:
+    cap = args.init_cap
+    out: dict = {"vs_K": {}, "vs_size": {"fixed": {}, "scaled": {}}}
+    inits = ("upl", "m-upl")  # FIA is UPL's default initialisation; M-UPL; original = |P||C|
+    for K in args.K_values:
+        Kv = None if K == 0 else K
+        r = {n: run(n, 16, 10, cap, args.start_day, args.seed, K=Kv, until_init=True) for n in inits}
+        out["vs_K"]["inf" if K == 0 else str(K)] = {"FIA": r["upl"]["init_days"], "M-UPL": r["m-upl"]["init_days"],
+                                                   "UPL": 160, "completed": [r[n]["init_done"] for n in inits]}
+    for mode in ("fixed", "scaled"):
+        for c in args.consumers:
+            P = 16 if mode == "fixed" else max(1, round(0.3 * c))
+            r = {n: run(n, P, c, cap, args.start_day, args.seed, until_init=True) for n in inits}
+            n_days = max(len(r[n]["expected"]) for n in inits)
+            opt = run("opt", P, c, max(n_days, 1), args.start_day, args.seed)
+            orig = run("upl-orig", P, c, P * c, args.start_day, args.seed)
+            out["vs_size"][mode][f"{P}x{c}"] = {
+                "FIA": r["upl"]["init_days"], "M-UPL": r["m-upl"]["init_days"], "UPL": P * c,
+                "eff_FIA": _eff(r["upl"], opt), "eff_M-UPL": _eff(r["m-upl"], opt),
+                "eff_UPL": _eff(orig, run("opt", P, c, P * c, args.start_day, args.seed)),
+            }
+            print(f"[s3] {mode} {P}x{c}: {out['vs_size'][mode][f'{P}x{c}']}", flush=True)
+    ratios = [v["M-UPL"] / max(v["FIA"], 1) for v in out["vs_K"].values()]
+    out["mean_ratio_MUPL_over_FIA_vs_K"] = float(np.mean(ratios))
+    axs = fig.subplots(1, 3)
+    ks = list(out["vs_K"])
+    for n in ("FIA", "M-UPL", "UPL"):
+        axs[0].plot(ks, [out["vs_K"][k][n] for k in ks], "o-", label=n)
+    axs[0].set_yscale("log")
+    axs[0].set_xlabel("K")
+    axs[0].set_ylabel("initialisation days (16x10)")
+    axs[0].legend()
+    for mode, ls in (("fixed", "-"), ("scaled", "--")):
+        keys = list(out["vs_size"][mode])
+        xs = [int(k.split("x")[1]) for k in keys]
+        for n in ("FIA", "M-UPL", "UPL"):
+            axs[1].plot(xs, [out["vs_size"][mode][k][n] for k in keys], "o" + ls, label=f"{n} {mode}")
+            axs[2].plot(xs, [100 * out["vs_size"][mode][k][f"eff_{n}"] for k in keys], "o" + ls, label=f"{n} {mode}")
+    axs[1].set_yscale("log")
+    axs[1].set_ylabel("initialisation days")
+    axs[2].set_ylabel("efficiency during initialisation %")
+    for ax in axs[1:]:
+        ax.set_xlabel("consumers")
+    axs[2].legend(fontsize=6)
+    fig.suptitle("Scenario 3 (Figs. 4.7-4.9): initialisation length and efficiency")
+    print(f"[s3] M-UPL / FIA days vs K: {out['mean_ratio_MUPL_over_FIA_vs_K']:.2f}", flush=True)
+    return out
+
+
+def scenario4(args, fig) -> dict:
+    out: dict = {"vs_K": {}, "vs_T": {}}
+    for K in args.K_values:
+        Kv = None if K == 0 else K
+        rs = {n: run(n, 16, 10, args.days, args.start_day, args.seed, K=Kv) for n in POLICIES}
+        out["vs_K"]["inf" if K == 0 else str(K)] = {n: float(rs[n]["expected"].sum()) for n in POLICIES}
+        print(f"[s4] K={K or 'inf'}: {out['vs_K']['inf' if K == 0 else str(K)]}", flush=True)
+    opt = run("opt", 16, 50, args.days, args.start_day, args.seed)
+    out["vs_T"]["OPT"] = float(opt["expected"].sum())
+    for T in args.T_values:
+        r = run("bpt-k", 16, 50, args.days, args.start_day, args.seed, T=T)
+        out["vs_T"][str(T)] = float(r["expected"].sum())
+    ks = list(out["vs_K"])
+    k5 = out["vs_K"].get("5")
+    if k5:
+        out["at_K5_pct_of_opt"] = {n: 100 * k5[n] / k5["opt"] for n in POLICIES}
+    axs = fig.subplots(1, 2)
+    for n in POLICIES:
+        axs[0].plot(ks, [out["vs_K"][k][n] for k in ks], "o-", label=n)
+    axs[0].set_xlabel("K")
+    axs[0].set_ylabel(f"expected energy over {args.days} days (kWh), 16x10")
+    axs[0].legend()
+    ts = [str(t) for t in args.T_values]
+    axs[1].plot(args.T_values, [out["vs_T"][t] for t in ts], "o-", label="BPT-K")
+    axs[1].axhline(out["vs_T"]["OPT"], color="k", ls="--", label="OPT")
+    axs[1].set_xlabel("T (kWh)")
+    axs[1].set_ylabel("expected energy (kWh), 16x50, K=5")
+    axs[1].legend()
+    fig.suptitle("Scenario 4 (Figs. 4.10-4.11): sensitivity to K and T")
+    return out
+
+
+def _ints(s: str) -> list[int]:
+    return [int(v) for v in s.split(",") if v]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scenarios", default="1,2,3,4")
+    p.add_argument("--full", action="store_true", help="paper sizes and a year per point (hours)")
+    p.add_argument("--days", type=int, default=365, help="days per point in scenarios 1 and 4 (default 365)")
+    p.add_argument("--start-day", type=int, default=0)
+    p.add_argument("--consumers", default=None, help="consumer counts (default 10,30,50; full 10,30,...,150)")
+    a = p.parse_args(argv)
+    a.year_days = 365
+    a.consumers = _ints(a.consumers) if a.consumers else ([10, 30, 50, 70, 90, 110, 130, 150] if a.full else [10, 30, 50])
+    a.K_values = [1, 2, 3, 4, 5, 6, 7, 8, 0]  # 0 = unlimited
+    a.T_values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    a.init_cap = 5000 if a.full else 1500
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict = {"seed": a.seed, "full": a.full, "days": a.days, "start_day": a.start_day,
+                     "consumers": a.consumers}
+    fns = {"1": scenario1, "2": scenario2, "3": scenario3, "4": scenario4}
+    for s in a.scenarios.split(","):
+        t0 = time.perf_counter()
+        fig = Figure(figsize=(13, 7 if s == "1" else 4))
+        FigureCanvasAgg(fig)
+        figures[f"scenario{s}"] = fns[s](a, fig)
+        figures[f"scenario{s}"]["seconds"] = time.perf_counter() - t0
+        fig.tight_layout()
+        tmp = out / f".scenario{s}.tmp.png"
+        fig.savefig(tmp, dpi=90)
+        os.replace(tmp, out / f"scenario{s}.png")
+    tmp = out / ".figures.tmp.json"
+    tmp.write_text(json.dumps(figures, indent=2))
+    os.replace(tmp, out / "figures.json")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""P2PRecommendation-v0: API battery, determinism, Eq. 4.1 feasibility of every policy,
+projection, chapter-4 orderings at a small size, bad inputs."""
+
+from __future__ import annotations
+
+import functools
+import math
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, parallel_seed_test, render_test
+
+import prosumer_gym  # noqa: F401  (registers the ids)
+from prosumer_gym.agents.p2p_recommendation import BPTKAgent, UPLAgent, bptk_match, make_agent, random_recommendation
+from prosumer_gym.baselines.p2p_recommendation import OPT, RandomFeasible, ZhuP, make_baseline, zhu_p_match
+from prosumer_gym.core.matching import matching_value, unit_matching
+from prosumer_gym.envs import p2p_recommendation_v0
+from prosumer_gym.envs.p2p_recommendation_market import RecInstance, RecommendationMILP, expected_energy, project
+
+SMALL = dict(n_producers=4, n_consumers=5)
+
+
+# ----------------------------------------------------------------------------- independent checker
+def eq41_violations(r, w, L, loss_max, alpha, K, x, tol=1e-7):
+    """Plain-loop check of Eq. 4.1a-f (written from the equations, no market code)."""
+    P, C = len(r), len(w)
+    out = []
+    for i in range(P):
+        for j in range(C):
+            v = float(x[i][j])
+            if not math.isfinite(v) or v < -tol or v > 1 + tol:
+                out.append(f"4.1f x[{i}][{j}]={v}")
+            if L[i][j] > loss_max + 1e-12 and v != 0.0:
+                out.append(f"L_max pair ({i},{j}) loss {L[i][j]} x={v}")
+            z = 1 if v > 0 else 0
+            if z and w[j] * v < alpha - tol:  # 4.1d lower half
+                out.append(f"4.1d ({i},{j}) {w[j] * v} kWh < alpha")
+            if w[j] * v > w[j] * z + tol:  # 4.1d upper half / 4.1e
+                out.append(f"4.1e ({i},{j})")
+    for i in range(P):
+        s = 0.0
+        for j in range(C):
+            s += (1 + L[i][j]) * w[j] * float(x[i][j])
+        if s > r[i] + tol:
+            out.append(f"4.1a producer {i}: {s} > {r[i]}")
+    for j in range(C):
+        s, n = 0.0, 0
+        for i in range(P):
+            s += float(x[i][j])
+            n += 1 if float(x[i][j]) > 0 else 0
+        if s > 1 + tol:
+            out.append(f"4.1b consumer {j}: {s}")
+        if K is not None and n > K:
+            out.append(f"4.1c consumer {j}: {n} > K={K}")
+    return out
+
+
+def check_inst(inst, x):
+    return eq41_violations(list(inst.capacity_kwh), list(inst.demand_kwh), inst.loss.tolist(), inst.loss_max,
+                           inst.alpha_kwh, inst.K, np.asarray(x).tolist())
+
+
+def random_instance(rng, P=None, C=None, K="rand"):
+    P = int(rng.integers(1, 8)) if P is None else P
+    C = int(rng.integers(1, 10)) if C is None else C
+    r = rng.uniform(0, 40, P) * (rng.random(P) > 0.15)
+    w = rng.uniform(0, 40, C) * (rng.random(C) > 0.1)
+    w[rng.random(C) < 0.1] = 0.03  # below alpha
+    L = rng.choice([0.01, 0.02, 0.03, 0.04], size=(P, C))
+    K = [None, 1, 2, 3, 5][int(rng.integers(5))] if K == "rand" else K
+    return RecInstance(r, w, L, 0.025, 0.05, K)
+
+
+# ----------------------------------------------------------------------------- API battery
+def test_parallel_api():
+    parallel_api_test(p2p_recommendation_v0.parallel_env(**SMALL, n_days=30), num_cycles=40)
+
+
+def test_parallel_api_platform_only_default_size():
+    parallel_api_test(p2p_recommendation_v0.parallel_env(n_days=8, consumer_agents=False), num_cycles=10)
+
+
+def test_parallel_seed():
+    parallel_seed_test(functools.partial(p2p_recommendation_v0.parallel_env, **SMALL, n_days=20), num_cycles=25)
+
+
+def test_aec_api():
+    # pettingzoo's AEC api_test compares every agent's observation with the first agent's
+    # as arrays, so it cannot take the platform's Dict next to consumers' Boxes: the AEC
+    # battery runs on the platform-only env (the Parallel battery covers the consumers).
+    api_test(p2p_recommendation_v0.env(**SMALL, n_days=6, consumer_agents=False), num_cycles=10)
+
+
+def test_max_cycles():
+    max_cycles_test(p2p_recommendation_v0)
+
+
+def test_render():
+    render_test(lambda render_mode=None: p2p_recommendation_v0.env(**SMALL, n_days=4, render_mode=render_mode))
+
+
+def test_gymnasium_check_env():
+    env = gym.make("P2PRecommendation-v0", n_days=10, **SMALL)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_gym_make_without_prior_import():
+    code = (
+        "import gymnasium as gym; e = gym.make('prosumer_gym:P2PRecommendation-v0', n_days=3, n_producers=2,"
+        " n_consumers=2); o, i = e.reset(seed=1); print(e.observation_space.contains(o))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+# ----------------------------------------------------------------------------- determinism
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b, equal_nan=True)
+    if isinstance(a, float) and np.isnan(a):
+        return isinstance(b, float) and np.isnan(b)
+    return a == b
+
+
+def _rollout(seed, days, policy="bpt-k", **kw):
+    env = p2p_recommendation_v0.parallel_env(n_days=days, **kw)
+    obs, infos = env.reset(seed=seed)
+    pol = make_agent(policy, env, seed=5)
+    rng = np.random.default_rng(99)
+    traj = [(obs, infos)]
+    while env.agents:
+        acts = {"platform": pol.act(obs["platform"])}
+        # half of the consumers act (random accept vectors), the others follow the model
+        for a in env.agents[1::2]:
+            acts[a] = rng.integers(0, 2, env.n_producers)
+        obs, *rest = env.step(acts)
+        traj.append((obs, *rest))
+    return traj
+
+
+def test_multistep_determinism():
+    t1 = _rollout(7, 25, **SMALL)
+    t2 = _rollout(7, 25, **SMALL)
+    assert len(t1) == 26
+    assert _same(t1, t2)
+    t3 = _rollout(8, 25, **SMALL)
+    assert not _same(t1[3][4], t3[3][4])
+
+
+def test_gym_view_determinism_and_upl_rollout():
+    def run(seed):
+        env = gym.make("P2PRecommendation-v0", n_days=15, **SMALL)
+        obs, _ = env.reset(seed=seed)
+        pol = UPLAgent.from_env(env, seed=1)
+        out = []
+        for _ in range(15):
+            obs, rew, term, trunc, info = env.step(pol.act(obs))
+            out.append((rew, info))
+        assert trunc and not term
+        return out
+
+    assert _same(run(3), run(3))
+    assert not _same(run(3), run(4))
+
+
+# ----------------------------------------------------------------------------- env semantics
+def test_consumer_actions_decide_acceptance():
+    env = p2p_recommendation_v0.parallel_env(**SMALL, n_days=3, start_day=170)
+    obs, _ = env.reset(seed=0)
+    x = OPT.from_env(env).act(obs["platform"])
+    inst = env.instance()
+    assert x.sum() > 0
+    no = {"platform": x, **{a: np.zeros(env.n_producers, np.int8) for a in env.consumers}}
+    _, rew, _, _, info = env.step(no)
+    assert rew["platform"] == 0.0 and info["platform"]["exchanged_kwh"] == 0.0
+    inst = env.instance()
+    x = OPT.from_env(env).act(env._observations()["platform"])
+    yes = {"platform": x, **{a: np.ones(env.n_producers, np.int8) for a in env.consumers}}
+    obs, rew, _, _, info = env.step(yes)
+    assert rew["platform"] == pytest.approx((x * inst.demand_kwh[None, :]).sum())
+    assert sum(rew[a] for a in env.consumers) == pytest.approx(rew["platform"])
+    np.testing.assert_array_equal(obs["platform"]["last_accepted"], (x > 0).astype(float))
+    assert info["platform"]["efficiency"] == pytest.approx(1.0, abs=1e-6)  # OPT's action is the oracle
+
+
+def test_info_metrics_consistent():
+    env = p2p_recommendation_v0.parallel_env(n_producers=5, n_consumers=8, n_days=12, consumer_agents=False)
+    obs, _ = env.reset(seed=2)
+    pol = ZhuP.from_env(env)
+    regret = 0.0
+    while env.agents:
+        obs, rew, _, _, info = env.step({"platform": pol.act(obs["platform"])})
+        i = info["platform"]
+        assert i["oracle_kwh"] >= i["expected_kwh"] - 1e-6
+        assert 0.0 <= i["satisfied_demand"] <= 1.0
+        assert i["loss_pct"] <= 2.5 + 1e-9  # only pairs with L <= L_max trade
+        assert i["feasible_submitted"] and not i["projection"]["changed"]
+        regret += i["oracle_kwh"] - i["expected_kwh"]
+        assert i["regret_kwh"] == pytest.approx(regret)
+
+
+# ----------------------------------------------------------------------------- Eq. 4.1 for every policy
+def test_every_policy_feasible_on_random_days():
+    rng = np.random.default_rng(0)
+    milp = {}
+    for trial in range(60):
+        inst = random_instance(rng)
+        P, C = inst.loss.shape
+        p = rng.choice([0.1, 0.5, 1.0], size=(P, C))
+        if (P, C) not in milp:
+            milp[(P, C)] = RecommendationMILP(P, C)
+        outs = {
+            "opt": milp[(P, C)].solve(inst, p)[0],
+            "zhu_p": zhu_p_match(inst, p),
+            "bpt-k": bptk_match(inst, rng.uniform(0, 2, (P, C)), T=float(rng.choice([0.5, 1.0, 3.0]))),
+            "random": random_recommendation(inst, rng),
+        }
+        for name, x in outs.items():
+            assert check_inst(inst, x) == [], (trial, name, check_inst(inst, x))
+        assert expected_energy(inst, outs["opt"], p) >= max(expected_energy(inst, x, p) for x in outs.values()) - 1e-6
+
+
+@pytest.mark.parametrize("name", ["upl", "m-upl", "upl-orig", "bpt-k", "zhu_p", "opt", "random"])
+def test_every_policy_feasible_in_env(name):
+    """Every matrix a policy emits (initialisation and optimisation phases) passes the checker."""
+    env = p2p_recommendation_v0.parallel_env(n_producers=5, n_consumers=6, n_days=45, K=2, consumer_agents=False,
+                                             oracle=False, start_day=60)
+    obs, _ = env.reset(seed=11)
+    pol = make_baseline(name, env) if name in ("zhu_p", "opt", "random") else make_agent(name, env, seed=3)
+    n_nonzero = 0
+    while env.agents:
+        inst = env.instance()
+        x = pol.act(obs["platform"])
+        assert check_inst(inst, x) == []
+        n_nonzero += int((x > 0).sum())
+        obs, _, _, _, info = env.step({"platform": x})
+        assert not info["platform"]["projection"]["changed"]
+    assert n_nonzero > 0
+
+
+# ----------------------------------------------------------------------------- projection
+def test_projection_rules():
+    L = np.array([[0.01, 0.04, 0.02], [0.02, 0.01, 0.01], [0.01, 0.01, 0.03]])
+    inst = RecInstance(np.array([10.0, 100.0, 100.0]), np.array([20.0, 10.0, 1.0]), L, 0.025, 0.05, K=2)
+    x = np.array([[0.9, 0.5, 0.02], [0.6, 0.3, 0.5], [0.5, 0.2, 0.0]])
+    y, rep = project(inst, x)
+    assert check_inst(inst, y) == []
+    assert y[0, 1] == 0.0 and y[2, 2] == 0.0  # forbidden pairs (L > L_max) zeroed
+    assert rep["forbidden_zeroed"] == 1  # (0,1); (2,2) was already 0
+    assert rep["demand_scaled"] == 1  # consumer 0: 0.9 + 0.6 + 0.5 = 2.0 -> / 2
+    assert rep["list_truncated"] == 1  # consumer 0 keeps producers 0 and 1 (largest)
+    assert y[2, 0] == 0.0 and y[1, 0] == pytest.approx(0.3)
+    # producer 0 ships 1.01 * 20 * 0.45 = 9.09 <= 10: no capacity scaling needed for it
+    assert y[0, 0] == pytest.approx(0.45)
+    assert rep["min_exchange_zeroed"] == 1  # (0, 2): 0.02 * 1 kWh < 50 Wh
+    assert rep["changed"]
+    z, rep2 = project(inst, y)  # idempotent on feasible input
+    np.testing.assert_array_equal(z, y)
+    assert not rep2["changed"]
+
+
+def test_projection_capacity_curtails_proportionally():
+    inst = RecInstance(np.array([10.1]), np.array([10.0, 10.0]), np.full((1, 2), 0.01), 0.025, 0.05, K=None)
+    y, rep = project(inst, np.array([[1.0, 0.5]]))
+    assert rep["capacity_scaled"] == 1
+    assert y[0, 0] / y[0, 1] == pytest.approx(2.0)
+    assert (1.01 * 10 * y).sum() == pytest.approx(10.1, rel=1e-9)
+    assert check_inst(inst, y) == []
+
+
+def test_projection_always_feasible_and_deterministic():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        inst = random_instance(rng)
+        x = rng.random(inst.loss.shape) * (rng.random(inst.loss.shape) < 0.6)
+        y1, _ = project(inst, x)
+        y2, _ = project(inst, x.copy())
+        np.testing.assert_array_equal(y1, y2)
+        assert check_inst(inst, y1) == []
+        assert np.all(y1 <= x + 1e-15)  # never adds energy
+
+
+def test_env_reports_submitted_violations():
+    env = p2p_recommendation_v0.parallel_env(**SMALL, K=2, n_days=2, consumer_agents=False)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step({"platform": np.ones((4, 5))})
+    i = info["platform"]
+    assert not i["feasible_submitted"]
+    assert i["violations"]["demand"] == pytest.approx(3.0)
+    assert i["violations"]["list_length"] > 0 and i["projection"]["changed"]
+    assert check_inst(env.last_instance, env._last_rec) == []
+
+
+# ----------------------------------------------------------------------------- matching, MILP
+def test_unit_matching_lsa_equals_lp():
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        P, C = int(rng.integers(1, 6)), int(rng.integers(1, 7))
+        W = rng.uniform(-0.2, 1, (P, C))
+        s, d = rng.integers(0, 6, P), rng.integers(0, 6, C)
+        mask = rng.random((P, C)) < 0.8
+        a = unit_matching(W, s, d, mask, method="lsa")
+        b = unit_matching(W, s, d, mask, method="lp")
+        for N in (a, b):
+            assert np.all(N.sum(1) <= s) and np.all(N.sum(0) <= d)
+            assert np.all(N[~mask | (W <= 0)] == 0)
+        assert matching_value(W, a) == pytest.approx(matching_value(W, b), abs=1e-9)
+
+
+def test_unit_matching_known_case():
+    W = np.array([[3.0, 2.0], [2.0, 0.5]])
+    for method in ("lsa", "lp"):
+        N = unit_matching(W, np.array([1, 1]), np.array([1, 1]), method=method)
+        np.testing.assert_array_equal(N, [[0, 1], [1, 0]])  # 2 + 2 = 4 > 3 + 0.5
+    N = unit_matching(np.array([[1.0, 5.0]]), np.array([3]), np.array([2, 2]))
+    np.testing.assert_array_equal(N, [[1, 2]])
+
+
+def test_milp_matches_brute_force_on_tiny_instances():
+    """K = 1 with ample capacity: the optimum is the best producer per consumer (by w p)."""
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        P, C = 3, 4
+        L = rng.choice([0.01, 0.02, 0.04], size=(P, C))
+        p = rng.choice([0.1, 0.5, 1.0], size=(P, C))
+        w = rng.uniform(1, 10, C)
+        inst = RecInstance(np.full(P, 1e3), w, L, 0.025, 0.05, K=1)
+        x, res = RecommendationMILP(P, C).solve(inst, p)
+        best = sum(w[j] * max([p[i, j] for i in range(P) if L[i, j] <= 0.025] or [0.0]) for j in range(C))
+        assert res.proven_optimal and expected_energy(inst, x, p) == pytest.approx(best)
+
+
+# ----------------------------------------------------------------------------- learning, orderings
+def test_orderings_small_size():
+    """OPT >= UPL, BPT-K > Zhu_P (expected energy over 40 summer days, scarce supply)."""
+    tot = {}
+    for name in ("opt", "upl", "bpt-k", "zhu_p", "random"):
+        env = p2p_recommendation_v0.parallel_env(n_producers=6, n_consumers=16, n_days=40, start_day=150,
+                                                 consumer_agents=False, oracle=False)
+        obs, _ = env.reset(seed=0)
+        pol = make_baseline(name, env) if name in ("opt", "zhu_p", "random") else make_agent(name, env, seed=0)
+        tot[name] = 0.0
+        while env.agents:
+            obs, _, _, _, info = env.step({"platform": pol.act(obs["platform"])})
+            tot[name] += info["platform"]["expected_kwh"]
+    assert tot["opt"] >= tot["upl"] - 1e-6 and tot["opt"] >= tot["bpt-k"] - 1e-6
+    assert tot["upl"] > 1.05 * tot["zhu_p"] and tot["bpt-k"] > 1.05 * tot["zhu_p"]
+    assert tot["zhu_p"] > tot["random"]
+    assert tot["upl"] > 0.85 * tot["opt"] and tot["bpt-k"] > 0.85 * tot["opt"]
+
+
+def test_initialisation_lengths_and_learning():
+    """FIA observes every allowed pair much faster than M-UPL; UPL's original takes |P||C| days."""
+    days = {}
+    for name in ("upl", "m-upl", "upl-orig"):
+        env = p2p_recommendation_v0.parallel_env(n_producers=6, n_consumers=5, n_days=40, start_day=150,
+                                                 consumer_agents=False, oracle=False)
+        obs, _ = env.reset(seed=1)
+        pol = make_agent(name, env, seed=0)
+        while env.agents:
+            obs, *_ = env.step({"platform": pol.act(obs["platform"])})
+        days[name] = pol.init_days
+        allowed = env.loss <= env.loss_max
+        if name != "upl-orig":
+            assert np.all(pol.m[allowed] > 0)  # initialisation complete
+            err = np.abs(pol.p_hat - env.preference)[allowed].mean()
+            assert err < 0.35
+        assert np.all(pol.m[~allowed] == 0)  # forbidden pairs are never played
+    assert days["upl"] * 3 <= days["m-upl"]
+    assert days["upl-orig"] == 30  # |P||C|
+
+
+# ----------------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(n_producers=0), "n_producers"),
+        (dict(n_consumers=1.5), "n_consumers"),
+        (dict(K=0), "K"),
+        (dict(min_exchange_kwh=-1), "min_exchange_kwh"),
+        (dict(loss_max=1.5), "loss_max"),
+        (dict(loss_levels=[]), "loss_levels"),
+        (dict(preference_levels=[0.5, 1.2]), "preference_levels"),
+        (dict(producer_pv_kw=[8, -4]), "producer_pv_kw"),
+        (dict(producer_capacity="wind"), "producer_capacity"),
+        (dict(split="dev"), "split"),
+        (dict(n_days=10, max_cycles=20), "max_cycles"),
+        (dict(render_mode="video"), "render_mode"),
+        (dict(start_day=365), "start_day"),
+    ],
+)
+def test_bad_config(kw, field):
+    with pytest.raises(ValueError, match=field):
+        p2p_recommendation_v0.parallel_env(**kw)
+
+
+def test_bad_actions():
+    env = p2p_recommendation_v0.parallel_env(**SMALL, n_days=3)
+    env.reset(seed=0)
+    good = np.zeros((4, 5))
+    for bad, field in [
+        ({"platform": np.zeros((5, 4))}, "platform"),
+        ({"platform": np.full((4, 5), np.nan)}, "platform"),
+        ({"platform": np.full((4, 5), 1.5)}, "platform"),
+        ({"platform": "x"}, "platform"),
+        ({}, "platform"),
+        ({"platform": good, "consumer_9": np.zeros(4)}, "unknown agents"),
+        ({"platform": good, "consumer_0": np.full(4, 2)}, "consumer_0"),
+        ({"platform": good, "consumer_0": np.zeros(3)}, "consumer_0"),
+        ([good], "dict"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            env.step(bad)
+    with pytest.raises(ValueError, match="seed"):
+        env.reset(seed=-1)
+    env2 = gym.make("P2PRecommendation-v0", n_days=1, **SMALL)
+    env2.reset(seed=0)
+    env2.step(good)
+    with pytest.raises(RuntimeError, match="reset"):
+        env2.step(good)
+
+
+def test_bad_policy_and_helper_inputs():
+    with pytest.raises(ValueError, match="init"):
+        UPLAgent(3, 3, init="fast")
+    with pytest.raises(ValueError, match="T must be"):
+        BPTKAgent(3, 3, T=0.01)
+    with pytest.raises(ValueError, match="agent name"):
+        make_agent("ucb", p2p_recommendation_v0.parallel_env(**SMALL))
+    with pytest.raises(ValueError, match="method"):
+        unit_matching(np.ones((2, 2)), np.array([1, 1]), np.array([1, 1]), method="greedy")
+    with pytest.raises(ValueError, match="supply"):
+        unit_matching(np.ones((2, 2)), np.array([1.5, 1]), np.array([1, 1]))
+    inst = RecInstance(np.ones(2), np.ones(2), np.full((2, 2), 0.01))
+    with pytest.raises(ValueError, match="shape"):
+        project(inst, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="weight"):
+        RecommendationMILP(2, 2).solve(inst, np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match="capacity"):
+        RecInstance(np.ones(2), np.ones(3), np.full((2, 2), 0.01))
+    with pytest.raises(RuntimeError, match="reset"):
+        p2p_recommendation_v0.parallel_env(**SMALL).preference
+    with pytest.raises(ValueError, match="consumer_agents"):
+        gym.make("P2PRecommendation-v0", consumer_agents=True)
+    assert RandomFeasible(2, 2, seed=0).act({"capacity_kwh": [5, 5], "demand_kwh": [3, 3],
+                                             "loss": [[0.01, 0.01], [0.01, 0.01]]}).shape == (2, 2)
+
+
+def test_fia_finishes_with_k1_in_winter():
+    """K = 1 in January: Alg. 2's e = w_j exceeds every producer's capacity; our FIA still
+    probes every allowed pair (shipping what the producer can) and stays feasible."""
+    env = p2p_recommendation_v0.parallel_env(n_producers=6, n_consumers=5, n_days=30, K=1, start_day=0,
+                                             consumer_agents=False, oracle=False)
+    obs, _ = env.reset(seed=0)
+    pol = make_agent("upl", env, seed=0)
+    while env.agents and pol.in_init:
+        inst = env.instance()
+        x = pol.act(obs["platform"])
+        assert check_inst(inst, x) == []
+        obs, *_ = env.step({"platform": x})
+    assert not pol.in_init and pol.init_days <= 15
+    assert np.all(pol.m[env.loss <= env.loss_max] > 0)
