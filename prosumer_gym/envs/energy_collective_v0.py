@@ -79,9 +79,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from pettingzoo.utils import parallel_to_aec
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box
 from prosumer_gym.envs import energy_collective_market as mk
@@ -566,11 +566,9 @@ class raw_env(ParallelEnv):
         return "\n".join(lines)
 
     def _render_rgb(self) -> np.ndarray:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(8, 3.6), dpi=80)
-        canvas = FigureCanvasAgg(fig)
         ax1, ax2 = fig.subplots(1, 2)
         c = self.community
         if c is not None:
@@ -589,18 +587,10 @@ class raw_env(ParallelEnv):
             ax2.set_xticks(range(len(vals)), mk.PLAYER_TYPES, fontsize=7)
             ax2.set_ylabel("planned net injection, kWh")
         fig.tight_layout()
-        canvas.draw()
-        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+        return figure_to_rgb(fig)
 
     def close(self) -> None:
         pass
 
 
-def parallel_env(**kwargs: Any) -> raw_env:
-    """The PettingZoo parallel env (keywords: see :class:`raw_env`)."""
-    return raw_env(**kwargs)
-
-
-def env(**kwargs: Any):
-    """The AEC env, by PettingZoo's standard ``parallel_to_aec`` conversion."""
-    return parallel_to_aec(raw_env(**kwargs))
+parallel_env, env = entry_points(raw_env)

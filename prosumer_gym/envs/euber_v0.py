@@ -69,10 +69,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from pettingzoo.utils import parallel_to_aec
 
 from prosumer_gym.agents.euber import CARSRecommender, PKRecommender
 from prosumer_gym.baselines.euber import RandomRecommender
+from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed
 from prosumer_gym.core.spaces import check_box
 from prosumer_gym.envs.euber_market import (
@@ -415,11 +415,9 @@ class raw_env(ParallelEnv):
                 f"{s.E:.1f} kWh, feasible {s.feasible}; totals cost ${t['cost_usd']:.0f}, tasks {t['tasks_served']}")
 
     def _render_rgb(self) -> np.ndarray:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(5, 5), dpi=80)
-        canvas = FigureCanvasAgg(fig)
         ax = fig.subplots()
         mk = self.market
         inst = self._inst
@@ -430,18 +428,10 @@ class raw_env(ParallelEnv):
         ax.set_ylabel("y km")
         ax.set_title(self._render_text()[:60])
         fig.tight_layout()
-        canvas.draw()
-        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+        return figure_to_rgb(fig)
 
     def close(self) -> None:
         pass
 
 
-def parallel_env(**kwargs: Any) -> raw_env:
-    """The PettingZoo parallel env (keywords: see :class:`raw_env` and :class:`EUberConfig`)."""
-    return raw_env(**kwargs)
-
-
-def env(**kwargs: Any):
-    """The AEC env, by PettingZoo's standard ``parallel_to_aec`` conversion."""
-    return parallel_to_aec(raw_env(**kwargs))
+parallel_env, env = entry_points(raw_env)

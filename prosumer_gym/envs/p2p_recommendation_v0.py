@@ -71,9 +71,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from pettingzoo.utils import parallel_to_aec
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box, check_multibinary
 from prosumer_gym.envs.p2p_recommendation_market import (
@@ -418,11 +418,9 @@ class raw_env(ParallelEnv):
         return "\n".join(lines)
 
     def _render_rgb(self) -> np.ndarray:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(6, 3.6), dpi=80)
-        canvas = FigureCanvasAgg(fig)
         ax = fig.subplots()
         if self.last_instance is not None:
             e = self._last_rec * self.last_instance.demand_kwh[None, :]
@@ -434,18 +432,10 @@ class raw_env(ParallelEnv):
         ax.set_xlabel("consumer")
         ax.set_ylabel("producer")
         fig.tight_layout()
-        canvas.draw()
-        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+        return figure_to_rgb(fig)
 
     def close(self) -> None:
         pass
 
 
-def parallel_env(**kwargs: Any) -> raw_env:
-    """The PettingZoo parallel env (keywords: see :class:`raw_env`)."""
-    return raw_env(**kwargs)
-
-
-def env(**kwargs: Any):
-    """The AEC env, by PettingZoo's standard ``parallel_to_aec`` conversion."""
-    return parallel_to_aec(raw_env(**kwargs))
+parallel_env, env = entry_points(raw_env)

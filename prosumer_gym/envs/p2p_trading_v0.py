@@ -74,10 +74,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from pettingzoo.utils import parallel_to_aec
 
 from prosumer_gym import data as pgdata
-from prosumer_gym.core.prospect import PTParams, pt_value, sample_pt_params
+from prosumer_gym.core.prospect import pt_value, sample_pt_params
+from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_discrete
 from prosumer_gym.envs.p2p_trading_market import (
@@ -515,11 +515,9 @@ class raw_env(ParallelEnv):
         return "\n".join(lines)
 
     def _render_rgb(self) -> np.ndarray:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(8, 3.6), dpi=80)
-        canvas = FigureCanvasAgg(fig)
         ax1, ax2 = fig.subplots(1, 2)
         if self.last_market is not None:
             inst, alloc = self.last_market.instance, self.last_market.allocation
@@ -536,19 +534,10 @@ class raw_env(ParallelEnv):
         ax2.set_xlabel("seller")
         ax2.set_ylabel("price $/kWh")
         fig.tight_layout()
-        canvas.draw()
-        img = np.asarray(canvas.buffer_rgba())[..., :3].copy()
-        return img
+        return figure_to_rgb(fig)
 
     def close(self) -> None:
         pass
 
 
-def parallel_env(**kwargs: Any) -> raw_env:
-    """The PettingZoo parallel env (keywords: see :class:`raw_env`)."""
-    return raw_env(**kwargs)
-
-
-def env(**kwargs: Any):
-    """The AEC env, by PettingZoo's standard ``parallel_to_aec`` conversion."""
-    return parallel_to_aec(raw_env(**kwargs))
+parallel_env, env = entry_points(raw_env)

@@ -44,6 +44,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from prosumer_gym.core.pz import figure_to_rgb
 from prosumer_gym.core.seeding import spawn
 from prosumer_gym.core.spaces import NamedBox, check_box
 from prosumer_gym.envs.prosumer_sharing_market import CONFIG_KEYS, SharingCommunities, SharingConfig
@@ -182,11 +183,9 @@ class ProsumerSharingGymEnv(gym.Env):
                   f"{m['contract_y']:.1f}, Omega ({m['omega_x']:.5f}, {m['omega_y']:.5f}), median rel. distance "
                   f"{m['rel_distance_median']:.4f}")
             return None
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(6, 3), dpi=80)
-        FigureCanvasAgg(fig)
         ax1, ax2 = fig.subplots(1, 2)
         if self.history:
             h = np.asarray(self.history)
@@ -201,8 +200,7 @@ class ProsumerSharingGymEnv(gym.Env):
         ax1.set_xlabel("day")
         ax2.set_xlabel("day")
         fig.tight_layout()
-        fig.canvas.draw()
-        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        return figure_to_rgb(fig)
 
     def close(self) -> None:
         pass

@@ -77,9 +77,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from pettingzoo.utils import parallel_to_aec
 
 from prosumer_gym.core.spaces import check_multibinary
+from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import NamedBox
 from prosumer_gym.envs.prosumer_sharing_market import (
@@ -337,11 +337,9 @@ class raw_env(ParallelEnv):
         )
 
     def _render_rgb(self) -> np.ndarray:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(8, 3.4), dpi=80)
-        FigureCanvasAgg(fig)
         ax1, ax2 = fig.subplots(1, 2)
         if self.community is not None:
             n = self.n
@@ -360,18 +358,10 @@ class raw_env(ParallelEnv):
         ax2.set_xlabel("day")
         ax2.set_ylabel("aggregate")
         fig.tight_layout()
-        fig.canvas.draw()
-        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        return figure_to_rgb(fig)
 
     def close(self) -> None:
         pass
 
 
-def parallel_env(**kwargs: Any) -> raw_env:
-    """The PettingZoo parallel env (keywords: see :class:`raw_env`)."""
-    return raw_env(**kwargs)
-
-
-def env(**kwargs: Any):
-    """The AEC env, by PettingZoo's standard ``parallel_to_aec`` conversion."""
-    return parallel_to_aec(raw_env(**kwargs))
+parallel_env, env = entry_points(raw_env)

@@ -94,8 +94,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from pettingzoo.utils import parallel_to_aec
 
+from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box, check_discrete
 from prosumer_gym.envs.storage_sharing_market import (
@@ -712,13 +712,11 @@ class raw_env(ParallelEnv):
         return "\n".join(lines)
 
     def _render_rgb(self) -> np.ndarray:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         rec = self.last_slot if self.last_slot is not None else self._record
         market, det = rec.market, rec.determination
         fig = Figure(figsize=(6.4, 3.6), dpi=80)
-        canvas = FigureCanvasAgg(fig)
         ax = fig.subplots()
         ro = np.argsort(market.reservation, kind="stable")
         so = np.argsort(-market.bid, kind="stable")
@@ -735,18 +733,10 @@ class raw_env(ParallelEnv):
         ax.set_title(f"slot {rec.slot}: " + ("open" if det.open else f"closed ({det.reason})"))
         ax.legend(loc="best", fontsize=7)
         fig.tight_layout()
-        canvas.draw()
-        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+        return figure_to_rgb(fig)
 
     def close(self) -> None:
         pass
 
 
-def parallel_env(**kwargs: Any) -> raw_env:
-    """The PettingZoo parallel env (keywords: see :class:`raw_env`)."""
-    return raw_env(**kwargs)
-
-
-def env(**kwargs: Any):
-    """The AEC env, by PettingZoo's standard ``parallel_to_aec`` conversion."""
-    return parallel_to_aec(raw_env(**kwargs))
+parallel_env, env = entry_points(raw_env)
