@@ -18,9 +18,10 @@ $(VENV)/.installed: pyproject.toml $(wildcard constraints/*.txt)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]" $(PIP_C)
 	touch $@
 
-## run: simulate a year of P2PTrading-v0 under every clearing mechanism and compare
+## run: PQR and ProDQN sellers learn a year of P2PTrading-v0, then are compared with Rule and Zhu
+## (comparison table, TensorBoard logs and PNG plots in $(RUN_DIR))
 run: setup
-	$(PY) -m prosumer_gym.eval.compare_mechanisms --out $(RUN_DIR)
+	$(PY) -m prosumer_gym.eval.p2p_trading_main --out $(RUN_DIR)
 
 ## test: the test suite
 test: setup
@@ -28,8 +29,10 @@ test: setup
 
 ## bench: speed and quality benchmarks (figures in the README)
 bench: setup
-	$(PY) benchmarks/bench_p2p_clearing.py --days 20 --sizes 5,15,20
-	$(PY) benchmarks/bench_p2p_env.py
+	$(PY) benchmarks/bench_p2p_clearing.py --real --days 30 --sizes 5,15,20 --out runs/bench/clearing_real.json
+	$(PY) benchmarks/bench_p2p_env.py --out runs/bench/env.json
+	for b in benchmarks/bench_storage_sharing.py benchmarks/bench_prosumer_sharing.py benchmarks/bench_energy_collective.py \
+	         benchmarks/bench_p2p_recommendation.py benchmarks/bench_euber.py; do $(PY) $$b || exit 1; done
 
 ## data: rebuild the shipped dataset from the source wheels (needs the package registry)
 data: setup

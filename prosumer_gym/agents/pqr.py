@@ -147,7 +147,10 @@ class PQRAgent:
                 "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        q = np.array(state["q"], dtype=np.float64)
+        q = state["q"]
+        if hasattr(q, "detach"):  # a torch tensor (population checkpoints)
+            q = q.detach().cpu().numpy()
+        q = np.array(q, dtype=np.float64)
         if q.shape != self.q.shape:
             raise ValueError(f"q must have shape {self.q.shape}, got {q.shape}")
         eps = float(state["eps"])
