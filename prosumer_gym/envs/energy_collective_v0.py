@@ -81,6 +81,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box
@@ -95,14 +96,6 @@ ENERGY_BOUND = 1000.0  # kWh per slot
 CURVATURE_BOUND = 1e4  # EUR/kWh^2
 SLOT_MINUTES = (15, 30, 60)
 DAYS = 365
-
-
-def _int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
-    return int(value)
 
 
 def _num(name: str, value: object, lo: float = 0.0, allow_inf: bool = False, strict: bool = False) -> float:

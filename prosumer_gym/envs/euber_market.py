@@ -42,6 +42,7 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.milp import solve_milp
 
 __all__ = [
@@ -150,14 +151,6 @@ def _num(name: str, v: Any, lo: float, hi: float = math.inf, lo_open: bool = Fal
     if not math.isfinite(f) or f < lo or f > hi or (lo_open and f == lo):
         raise ValueError(f"{name} must be a finite number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
     return f
-
-
-def _int(name: str, v: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if v < lo or (hi is not None and v > hi):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}], got {v}")
-    return int(v)
 
 
 @dataclass

@@ -73,6 +73,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box, check_multibinary
@@ -89,14 +90,6 @@ __all__ = ["raw_env", "env", "parallel_env", "PLATFORM", "CAPACITY_MODES"]
 PLATFORM = "platform"
 CAPACITY_MODES = ("pv", "surplus")
 DAYS_PER_YEAR = 365
-
-
-def _int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
-    return int(value)
 
 
 def _levels(name: str, value: Sequence[float], lo: float, hi: float, hi_open: bool = False) -> np.ndarray:

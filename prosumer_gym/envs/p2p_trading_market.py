@@ -836,53 +836,6 @@ def _rand(state):
     return ((x * np.uint64(2685821657736338717)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
-def _fill_sim(j, order, n_ord, e, used, got, sav, r, w, a, lf, mu):
-    """Simulate filling buyer j from cheapest allowed sellers; return (new_sav, cap_used)."""
-    room = w[j] - got[j]
-    s = sav[j]
-    capu = 0.0
-    for t in range(n_ord[j]):
-        if room <= 1e-12:
-            break
-        i = order[j, t]
-        left = r[i] - used[i]
-        if left <= 1e-12:
-            continue
-        amt = left / lf[i, j]
-        if amt > room:
-            amt = room
-        if e[i, j] + amt < mu - 1e-12:
-            continue
-        s += a[i] * amt
-        capu += amt * lf[i, j]
-        room -= amt
-    return s, capu
-
-
-@njit(cache=True)
-def _fill(j, order, n_ord, e, used, got, sav, r, w, a, lf, mu):
-    room = w[j] - got[j]
-    for t in range(n_ord[j]):
-        if room <= 1e-12:
-            break
-        i = order[j, t]
-        left = r[i] - used[i]
-        if left <= 1e-12:
-            continue
-        amt = left / lf[i, j]
-        if amt > room:
-            amt = room
-        if e[i, j] + amt < mu - 1e-12:
-            continue
-        e[i, j] += amt
-        used[i] += amt * lf[i, j]
-        got[j] += amt
-        sav[j] += a[i] * amt
-        room -= amt
-
-
-
 @njit(cache=True, inline="always")
 def _dphi(s, c, kp, kn, zp, zn):
     g = s - c

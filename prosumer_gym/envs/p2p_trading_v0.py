@@ -76,6 +76,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.validation import check_int as _int
+from prosumer_gym.core.validation import check_range as _range
 from prosumer_gym.core.prospect import pt_value, sample_pt_params
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
@@ -104,24 +106,6 @@ class MarketRecord:
     data_day: int
     instance: MarketInstance
     allocation: Allocation
-
-
-def _range(name: str, value: Sequence[float], lo: float, hi: float) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
-    if not (np.isfinite(a) and np.isfinite(b)) or a > b or a < lo - 1e-12 or b > hi + 1e-12:
-        raise ValueError(f"{name} must satisfy {lo} <= low <= high <= {hi}, got {(a, b)}")
-    return a, b
-
-
-def _int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
-    return int(value)
 
 
 class raw_env(ParallelEnv):

@@ -56,6 +56,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+
+from prosumer_gym.core.validation import check_int as _int
 from scipy import optimize
 
 __all__ = [
@@ -1057,12 +1059,6 @@ class SharingCommunities:
 
 
 # ============================================================================ configuration
-def _int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
-    return int(value)
 
 
 def _pair(name: str, value: object, positive: bool = False) -> np.ndarray:

@@ -95,6 +95,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box, check_discrete
@@ -161,14 +162,6 @@ class SlotRecord:
     se_clearing: Clearing
     price: float | None = None
     clearing: Clearing | None = None
-
-
-def _int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
-    return int(value)
 
 
 def _range(name: str, value: Sequence[float], lo: float, hi: float = np.inf, strict_lo: bool = False) -> tuple[float, float]:
