@@ -100,3 +100,14 @@ def test_space_checks():
             check_box(bad, box, "b")
     nb = NamedBox(["x", "y"], 0, [1, 2])
     assert nb.index("y") == 1 and nb.contains(np.array([0.5, 1.5], dtype=np.float32))
+
+
+def test_reseed_semantics():
+    from prosumer_gym.core.seeding import reseed
+
+    g = reseed(None, 5)
+    assert reseed(g, None) is g  # no seed: the stream continues
+    assert reseed(g, 5) is not g and reseed(None, 5).random() == reseed(None, 5).random()
+    assert isinstance(reseed(None, None), np.random.Generator)
+    with pytest.raises(ValueError, match="seed"):
+        reseed(g, -2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["make_rng", "spawn", "check_seed"]
+__all__ = ["make_rng", "spawn", "check_seed", "reseed"]
 
 
 def check_seed(seed: object, field: str = "seed") -> int | None:
@@ -33,3 +33,13 @@ def spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     return list(rng.spawn(n))
+
+
+def reseed(rng: np.random.Generator | None, seed: object) -> np.random.Generator:
+    """The generator an env uses after ``reset(seed=seed)``: a fresh one for an int seed,
+    otherwise ``rng`` itself (the stream continues), or a fresh entropy-seeded one if there is
+    none yet. Invalid seeds raise ``ValueError``."""
+    seed = check_seed(seed)
+    if seed is not None or rng is None:
+        return np.random.default_rng(seed)
+    return rng

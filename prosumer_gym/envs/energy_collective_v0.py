@@ -83,7 +83,7 @@ from pettingzoo import ParallelEnv
 from prosumer_gym import data as pgdata
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
-from prosumer_gym.core.seeding import check_seed, spawn
+from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box
 from prosumer_gym.envs import energy_collective_market as mk
 
@@ -283,9 +283,7 @@ class raw_env(ParallelEnv):
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """New episode: new players (from the seed) and a day. ``options`` may hold ``day``."""
-        seed = check_seed(seed)
-        if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
+        self._rng = reseed(self._rng, seed)
         pop_rng, day_rng = spawn(self._rng, 2)
         day = self.day
         if options:

@@ -73,7 +73,7 @@ from pettingzoo import ParallelEnv
 from prosumer_gym.agents.euber import CARSRecommender, PKRecommender
 from prosumer_gym.baselines.euber import RandomRecommender
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
-from prosumer_gym.core.seeding import check_seed
+from prosumer_gym.core.seeding import reseed
 from prosumer_gym.core.spaces import check_box
 from prosumer_gym.envs.euber_market import (
     EUberConfig,
@@ -220,9 +220,7 @@ class raw_env(ParallelEnv):
         return self._act_space
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
-        seed = check_seed(seed)
-        if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
+        self._rng = reseed(self._rng, seed)
         if options:
             warnings.warn(f"reset options {sorted(options)} are ignored (EUber-v0 takes none)", stacklevel=2)
         m_rng, rec_rng, self._policy_rng = self._rng.spawn(3)

@@ -75,7 +75,7 @@ from pettingzoo import ParallelEnv
 from prosumer_gym import data as pgdata
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
-from prosumer_gym.core.seeding import check_seed, spawn
+from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box, check_multibinary
 from prosumer_gym.envs.p2p_recommendation_market import (
     RecInstance,
@@ -233,9 +233,7 @@ class raw_env(ParallelEnv):
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start a new year. ``options`` may hold ``start_day`` (0-364) for this episode."""
-        seed = check_seed(seed)
-        if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
+        self._rng = reseed(self._rng, seed)
         start_day = self.start_day
         if options:
             unknown = set(options) - {"start_day"}

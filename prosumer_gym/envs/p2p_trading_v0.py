@@ -80,7 +80,7 @@ from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.validation import check_range as _range
 from prosumer_gym.core.prospect import pt_value, sample_pt_params
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
-from prosumer_gym.core.seeding import check_seed, spawn
+from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_discrete
 from prosumer_gym.envs.p2p_trading_market import (
     DEFAULT_MECHANISM,
@@ -264,9 +264,7 @@ class raw_env(ParallelEnv):
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """Start a new year. ``options`` may hold ``start_day`` (0-364) for this episode."""
-        seed = check_seed(seed)
-        if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
+        self._rng = reseed(self._rng, seed)
         start_day = self.start_day
         if options:
             unknown = set(options) - {"start_day"}

@@ -80,7 +80,7 @@ from pettingzoo import ParallelEnv
 
 from prosumer_gym.core.spaces import check_multibinary
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
-from prosumer_gym.core.seeding import check_seed, spawn
+from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox
 from prosumer_gym.envs.prosumer_sharing_market import (
     DEFAULT_BAND,
@@ -202,9 +202,7 @@ class raw_env(ParallelEnv):
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """Day 0 of a new community. ``options`` may hold ``n_prosumers`` for this episode."""
-        seed = check_seed(seed)
-        if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
+        self._rng = reseed(self._rng, seed)
         size_rng, cost_rng = spawn(self._rng, 2)
         n = None
         if options:

@@ -97,7 +97,7 @@ from pettingzoo import ParallelEnv
 
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
-from prosumer_gym.core.seeding import check_seed, spawn
+from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box, check_discrete
 from prosumer_gym.envs.storage_sharing_market import (
     BURDEN_RULES,
@@ -365,9 +365,7 @@ class raw_env(ParallelEnv):
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """Start a new episode: draw the community (RUs, SFCs) from the seed."""
-        seed = check_seed(seed)
-        if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
+        self._rng = reseed(self._rng, seed)
         if options:
             warnings.warn(f"reset options {sorted(options)} are ignored (StorageSharing-v0 has none)", stacklevel=2)
         pop_rng, self._req_rng = spawn(self._rng, 2)
