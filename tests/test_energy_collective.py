@@ -20,6 +20,7 @@ from prosumer_gym.agents.energy_collective import ADMMBestResponse, best_respons
 from prosumer_gym.core.qp import QPInfeasibleError, solve_qp
 from prosumer_gym.envs import energy_collective_market as mk
 from prosumer_gym.envs import energy_collective_v0
+from .helpers import same
 
 SMALL = dict(n_prosumers=3, n_flexible=3, n_inflexible=2, n_chp=2, n_peak=1)
 MEDIUM = dict(n_prosumers=10, n_flexible=12, n_inflexible=6, n_chp=1, n_peak=1)
@@ -83,30 +84,20 @@ def _rollout(seed: int, steps: int = 30, **kw):
     return traj
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b, equal_nan=True)
-    if isinstance(a, float) and np.isnan(a):
-        return isinstance(b, float) and np.isnan(b)
-    return a == b
 
 
 def test_multistep_determinism_across_days():
     t1, t2 = _rollout(7, steps=30), _rollout(7, steps=30)  # 30 slots: crosses into a second day
     assert len(t1) == 31
-    assert all(_same(s1, s2) for s1, s2 in zip(t1, t2))
+    assert all(same(s1, s2) for s1, s2 in zip(t1, t2))
     t3 = _rollout(8, steps=2)
-    assert not _same(t1[1][1], t3[1][1])
+    assert not same(t1[1][1], t3[1][1])
 
 
 def test_p2p_determinism():
     t1, t2 = _rollout(3, steps=2, market="p2p", distance_preference=0.001), \
         _rollout(3, steps=2, market="p2p", distance_preference=0.001)
-    assert all(_same(s1, s2) for s1, s2 in zip(t1, t2))
+    assert all(same(s1, s2) for s1, s2 in zip(t1, t2))
 
 
 def test_reset_without_seed_continues_stream_and_day_option():

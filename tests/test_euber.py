@@ -35,6 +35,8 @@ from prosumer_gym.envs.euber_market import (
     solve_potr,
 )
 
+from .helpers import same
+
 SMALL = dict(n_workers=16, n_ride_tasks=6, n_v2g_tasks=4)
 
 
@@ -216,22 +218,14 @@ def _rollout(seed, **kw):
     return traj, env.market.totals
 
 
-def _same(a, b):
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b)
-    return a == b
 
 
 def test_determinism_same_seed_and_different_seed():
     t1, tot1 = _rollout(3)
     t2, tot2 = _rollout(3)
     t3, tot3 = _rollout(4)
-    assert _same(t1, t2) and tot1 == tot2
-    assert not _same(t1, t3)
+    assert same(t1, t2) and tot1 == tot2
+    assert not same(t1, t3)
 
 
 def test_gym_determinism():
@@ -247,8 +241,8 @@ def test_gym_determinism():
             out.append((r, info["cost_usd"], info["tasks_served"], info["recommended"].copy()))
         return out
 
-    assert _same(run(11), run(11))
-    assert not _same(run(11), run(12))
+    assert same(run(11), run(11))
+    assert not same(run(11), run(12))
 
 
 # ----------------------------------------------------------------------------- Eq. 6.3 everywhere

@@ -20,6 +20,7 @@ from prosumer_gym.baselines.p2p_recommendation import OPT, RandomFeasible, ZhuP,
 from prosumer_gym.core.matching import matching_value, unit_matching
 from prosumer_gym.envs import p2p_recommendation_v0
 from prosumer_gym.envs.p2p_recommendation_market import RecInstance, RecommendationMILP, expected_energy, project
+from .helpers import same
 
 SMALL = dict(n_producers=4, n_consumers=5)
 
@@ -118,16 +119,6 @@ def test_gym_make_without_prior_import():
 
 
 # ----------------------------------------------------------------------------- determinism
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b, equal_nan=True)
-    if isinstance(a, float) and np.isnan(a):
-        return isinstance(b, float) and np.isnan(b)
-    return a == b
 
 
 def _rollout(seed, days, policy="bpt-k", **kw):
@@ -150,9 +141,9 @@ def test_multistep_determinism():
     t1 = _rollout(7, 25, **SMALL)
     t2 = _rollout(7, 25, **SMALL)
     assert len(t1) == 26
-    assert _same(t1, t2)
+    assert same(t1, t2)
     t3 = _rollout(8, 25, **SMALL)
-    assert not _same(t1[3][4], t3[3][4])
+    assert not same(t1[3][4], t3[3][4])
 
 
 def test_gym_view_determinism_and_upl_rollout():
@@ -167,8 +158,8 @@ def test_gym_view_determinism_and_upl_rollout():
         assert trunc and not term
         return out
 
-    assert _same(run(3), run(3))
-    assert not _same(run(3), run(4))
+    assert same(run(3), run(3))
+    assert not same(run(3), run(4))
 
 
 # ----------------------------------------------------------------------------- env semantics

@@ -17,6 +17,7 @@ from prosumer_gym.envs import p2p_trading_v0
 from prosumer_gym.envs.p2p_trading_market import MECHANISMS, energy_kwh, seller_revenue
 
 from .checkers import check_constraints as check_allocation
+from .helpers import same
 
 SMALL = dict(n_sellers=4, n_buyers=5)
 
@@ -77,16 +78,6 @@ def _rollout(seed: int, days: int, **kw):
     return traj
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b, equal_nan=True)
-    if isinstance(a, float) and np.isnan(a):
-        return isinstance(b, float) and np.isnan(b)
-    return a == b
 
 
 def test_full_year_determinism():
@@ -94,9 +85,9 @@ def test_full_year_determinism():
     t2 = _rollout(7, 365)
     assert len(t1) == len(t2) == 366
     for s1, s2 in zip(t1, t2):
-        assert _same(s1, s2)
+        assert same(s1, s2)
     t3 = _rollout(8, 5)
-    assert not _same(t1[1][1], t3[1][1])  # another seed gives another market
+    assert not same(t1[1][1], t3[1][1])  # another seed gives another market
 
 
 def test_reset_without_seed_continues_stream():

@@ -33,6 +33,7 @@ from prosumer_gym.envs.prosumer_sharing_market import (
     solve_optimum_primal,
 )
 from prosumer_gym.envs.prosumer_sharing_vec import ProsumerSharingBatch, ProsumerSharingVecEnv
+from .helpers import same
 
 SMALL = dict(n_prosumers=6)
 
@@ -41,16 +42,6 @@ def _random_actions(env, rng):
     return {a: rng.integers(0, 2, size=2).astype(np.int8) for a in env.agents}
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b, equal_nan=True)
-    if isinstance(a, float) and np.isnan(a):
-        return isinstance(b, float) and np.isnan(b)
-    return a == b
 
 
 # ----------------------------------------------------------------------------- API battery
@@ -113,7 +104,7 @@ def test_multistep_determinism_and_seed_dependence():
     t1 = _rollout(7, 60, n_prosumers=20)
     t2 = _rollout(7, 60, n_prosumers=20)
     assert len(t1) == len(t2) == 61
-    assert all(_same(s1, s2) for s1, s2 in zip(t1, t2))
+    assert all(same(s1, s2) for s1, s2 in zip(t1, t2))
     t3 = _rollout(8, 3, n_prosumers=20)
     assert t1[0][1]["prosumer_0"]["cost_params"] != t3[0][1]["prosumer_0"]["cost_params"]
 
@@ -124,8 +115,8 @@ def test_reset_without_seed_continues_stream():
     _, i2 = env.reset()
     other = prosumer_sharing_v0.parallel_env(**SMALL)
     _, i3 = other.reset(seed=3)
-    assert _same(i1, i3)
-    assert not _same(i1, i2)  # no seed: the generator continues, i.e. a new community
+    assert same(i1, i3)
+    assert not same(i1, i2)  # no seed: the generator continues, i.e. a new community
 
 
 def test_gym_and_batch_determinism():
@@ -151,8 +142,8 @@ def test_gym_and_batch_determinism():
             outs += [obs, r.astype(np.float32), info["omega_x"].astype(np.float32)]
         return outs
 
-    assert _same(batch_run(1), batch_run(1))
-    assert not _same(batch_run(1), batch_run(2))
+    assert same(batch_run(1), batch_run(1))
+    assert not same(batch_run(1), batch_run(2))
 
 
 # ----------------------------------------------------------------------------- oracle

@@ -43,6 +43,8 @@ from prosumer_gym.envs.storage_sharing_market import (
     solve,
 )
 
+from .helpers import same
+
 SMALL = dict(n_rus=4, n_sfcs=3)
 
 
@@ -132,22 +134,14 @@ def _rollout(seed: int, **kw):
     return traj
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b)
-    return type(a) is type(b) and a == b
 
 
 def test_multi_step_determinism():
     t1, t2 = _rollout(7), _rollout(7)
     assert len(t1) == len(t2) == 49  # reset + 24 slots x 2 steps
-    assert all(_same(s1, s2) for s1, s2 in zip(t1, t2))
+    assert all(same(s1, s2) for s1, s2 in zip(t1, t2))
     t3 = _rollout(8)
-    assert not _same(t1[2][4], t3[2][4])  # another seed gives another market
+    assert not same(t1[2][4], t3[2][4])  # another seed gives another market
 
 
 def test_reset_without_seed_continues_stream():
