@@ -87,6 +87,7 @@ from prosumer_gym.envs.p2p_trading_market import (
     MECHANISMS,
     Allocation,
     MarketInstance,
+    energy_kwh,
     feasibility_report,
     make_clearer,
 )
@@ -379,9 +380,9 @@ class raw_env(ParallelEnv):
 
     def _step_outputs(self, record: MarketRecord):
         inst, alloc = record.instance, record.allocation
-        energy = alloc.x * inst.demand_kwh[None, :]  # (S, B) kWh delivered
+        energy = energy_kwh(inst, alloc.x)  # (S, B) kWh delivered
         sold = energy.sum(axis=1)
-        revenue = (alloc.price * energy).sum(axis=1)
+        revenue = (alloc.price * energy).sum(axis=1)  # seller_revenue() without recomputing energy
         shipped = ((1.0 + inst.loss) * energy).sum(axis=1)
         unsold = np.maximum(inst.surplus_kwh - shipped, 0.0)
         self._sold, self._revenue = sold, revenue
@@ -481,7 +482,7 @@ class raw_env(ParallelEnv):
             return f"P2PTrading-v0 day 0 (data day {self._data_day(0)}): no market cleared yet; prices " + \
                 ", ".join(f"{p:.3f}" for p in self.prices)
         inst, alloc = self.last_market.instance, self.last_market.allocation
-        energy = alloc.x * inst.demand_kwh[None, :]
+        energy = energy_kwh(inst, alloc.x)
         lines = [
             f"P2PTrading-v0 day {self.last_market.day} (data day {self.last_market.data_day}), "
             f"mechanism {alloc.mechanism}: buyers' PT value {alloc.objective:.3f}, "
@@ -503,7 +504,7 @@ class raw_env(ParallelEnv):
         ax1, ax2 = fig.subplots(1, 2)
         if self.last_market is not None:
             inst, alloc = self.last_market.instance, self.last_market.allocation
-            energy = alloc.x * inst.demand_kwh[None, :]
+            energy = energy_kwh(inst, alloc.x)
             im = ax1.imshow(energy, aspect="auto", cmap="viridis")
             fig.colorbar(im, ax=ax1, label="kWh")
             ax1.set_title(f"day {self.last_market.day}: energy seller -> buyer")
