@@ -1,0 +1,177 @@
+"""``prosumer-gym-leaderboard``: evaluate policies on the held-out tracks and publish the board.
+
+Commands
+    ``list``                      tracks, their references, metrics and weights
+    ``eval --env E --policy P``   evaluate one policy on E's held-out seeds, print means ±
+                                  95% CI and scores, append the entry to the results file
+    ``rebuild``                   every reference on every track (parallel over processes, or
+                                  Ray with ``--ray``), then ``report``
+    ``report``                    LEADERBOARD.md + leaderboard/site/index.html + PNGs from the results
+
+``--policy``: a reference name (``pqr``), ``sb3:model.zip`` (``--algo``), ``torch:weights.pt``
+(``--arch``), or ``module:function`` (see :mod:`prosumer_gym.eval.leaderboard.policies`).
+
+Examples::
+
+    prosumer-gym-leaderboard eval --env P2PTrading-v0 --policy sb3:runs/ppo/model.zip --algo ppo --name my-ppo
+    prosumer-gym-leaderboard eval --env StorageSharing-v0 --policy torch:ru.pt --arch mlp --role ru
+    prosumer-gym-leaderboard eval --env ProsumerSharing-v0 --policy mypkg.policies:MyTeam
+    prosumer-gym-leaderboard rebuild --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from prosumer_gym.eval.leaderboard.core import track, track_ids
+from prosumer_gym.eval.leaderboard.results import DEFAULT_RESULTS, append_entries, latest_entries, load_entries, write_entries
+
+__all__ = ["main", "build_parser", "rebuild"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="prosumer-gym-leaderboard", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="tracks, references and metrics")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--results", default=str(DEFAULT_RESULTS), help="results file (JSON lines)")
+        q.add_argument("--workers", type=int, default=1, help="processes (or Ray CPUs) for the episodes")
+        q.add_argument("--ray", action="store_true", help="fan the episodes out over Ray workers")
+        q.add_argument("--ray-address", default=None, help="Ray cluster address (default: a local Ray instance)")
+        q.add_argument("--n-seeds", type=int, default=None, help="only the first N held-out seeds (default: all)")
+        q.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate one policy")
+    e.add_argument("--env", required=True, help="Gymnasium id, e.g. P2PTrading-v0")
+    e.add_argument("--policy", required=True, help="reference name, sb3:PATH, torch:PATH or MODULE:ATTRIBUTE")
+    e.add_argument("--name", default=None, help="entry name on the board (default: the spec)")
+    e.add_argument("--algo", default=None, help="SB3 algorithm of an sb3: model (ppo, a2c, dqn; default ppo)")
+    e.add_argument("--arch", default=None, help="architecture of a torch: state dict (mlp, qnet; default mlp)")
+    e.add_argument("--activation", default=None, help="hidden activation of an SB3 model if not the default")
+    e.add_argument("--role", default=None, help="which agents a shared model controls (a role of the track)")
+    e.add_argument("--no-append", action="store_true", help="print only, do not write the results file")
+    common(e)
+
+    r = sub.add_parser("rebuild", help="evaluate every reference on every track, then write the report")
+    r.add_argument("--envs", nargs="*", default=None, help="only these tracks (default: all)")
+    r.add_argument("--md", default="LEADERBOARD.md")
+    r.add_argument("--site", default=str(Path("leaderboard") / "site"))
+    common(r)
+
+    o = sub.add_parser("report", help="write LEADERBOARD.md and the HTML page from the results file")
+    o.add_argument("--results", default=str(DEFAULT_RESULTS))
+    o.add_argument("--md", default="LEADERBOARD.md")
+    o.add_argument("--site", default=str(Path("leaderboard") / "site"))
+    return p
+
+
+def _backend(args) -> str:
+    return "ray" if args.ray else ("process" if args.workers > 1 else "serial")
+
+
+def _print_entry(entry: dict, rows: list[dict] | None) -> None:
+    from prosumer_gym.eval.leaderboard.report import _num
+
+    tr = track(entry["env_id"])
+    row = next((r for r in rows or [] if r["name"] == entry["name"]), None)
+    print(f"{entry['env_id']} / {entry['name']} ({entry['kind']}), {len(entry['seeds'])} seeds, "
+          f"{entry['cpu_seconds']:.1f} CPU s")
+    for m in tr.metrics:
+        rec = entry["metrics"][m.key]
+        line = f"  {m.label:<32s} {_num(rec['mean'], rec['ci95'])} {m.unit}"
+        if row is not None:
+            line += f"   score {_num(row['metrics'][m.key]['score'], row['metrics'][m.key]['score_ci95'], 1)}"
+        print(line)
+    if row is not None:
+        print(f"  {'composite score':<32s} {_num(row['score'], row['score_ci95'], 1)}")
+    else:
+        print("  (no scores: the results file lacks this track's baseline/top references; run `rebuild`)")
+
+
+def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_RESULTS, backend: str = "process",
+            workers: int = 2, ray_address: str | None = None, n_seeds: int | None = None,
+            progress: bool = True) -> list[dict]:
+    """Evaluate every reference of ``env_ids`` (default all tracks); the results file keeps
+    every other line and gets the new reference entries. Returns the new entries."""
+    from prosumer_gym.eval.leaderboard.runner import make_entry, reference_jobs, run_jobs
+
+    ids = list(env_ids) if env_ids else track_ids()
+    for env_id in ids:
+        track(env_id)  # validates the id
+    old = load_entries(results)
+    last_cost: dict[tuple[str, str], float] = {}
+    for e in old:
+        if e.get("seeds"):
+            last_cost[(e["env_id"], e["name"])] = float(e.get("cpu_seconds", 0.0)) / len(e["seeds"])
+    jobs = reference_jobs(ids, n_seeds, cost=lambda env, name: last_cost.get((env, name), 0.0))
+    outs = run_jobs(jobs, backend, workers, ray_address, progress)
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for job, out in zip(jobs, outs):
+        grouped.setdefault((job.env_id, job.policy), []).append(out)
+    new = []
+    for env_id in ids:
+        tr = track(env_id)
+        for ref in tr.references:
+            res = sorted(grouped[(env_id, ref.name)], key=lambda r: r["seed"])
+            new.append(make_entry(env_id, ref.name, ref.kind, ref.description,
+                                  {"type": "reference", "spec": ref.name}, res))
+    replaced = {(e["env_id"], e["name"]) for e in new}
+    keep = [e for e in old if (e["env_id"], e["name"]) not in replaced or e["kind"] == "submission"]
+    write_entries(keep + new, results)
+    return new
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.cmd == "list":
+            for env_id in track_ids():
+                tr = track(env_id)
+                print(f"{env_id} (track v{tr.version}, {tr.n_seeds} seeds): {tr.description}")
+                print(f"  held out: {tr.held_out}")
+                print(f"  baseline {tr.baseline!r} = 0, top {list(tr.top)} = 100; roles {dict(tr.roles)}")
+                for m in tr.metrics:
+                    print(f"  metric {m.key} [{m.unit}] {'higher' if m.higher_is_better else 'lower'} is better, "
+                          f"weight {m.weight:g}: {m.description}")
+                for r in tr.references:
+                    print(f"  {r.kind:>8s} {r.name}: {r.description}")
+            return 0
+        if args.cmd == "eval":
+            from prosumer_gym.eval.leaderboard.report import score_rows
+            from prosumer_gym.eval.leaderboard.runner import evaluate
+
+            entry = evaluate(args.env, args.policy, name=args.name, n_seeds=args.n_seeds, backend=_backend(args),
+                             workers=args.workers, ray_address=args.ray_address,
+                             options=dict(algo=args.algo, arch=args.arch, role=args.role, activation=args.activation),
+                             progress=not args.no_progress)
+            tr = track(args.env)
+            others = latest_entries(load_entries(args.results), {args.env: tr.version}).get(args.env, [])
+            others = [e for e in others if e["name"] != entry["name"]] + [entry]
+            _print_entry(entry, score_rows(tr, others))
+            if not args.no_append:
+                print(f"appended to {append_entries([entry], args.results)}")
+            return 0
+        if args.cmd == "rebuild":
+            t0 = time.perf_counter()
+            new = rebuild(args.envs, args.results, _backend(args), args.workers, args.ray_address, args.n_seeds,
+                          not args.no_progress)
+            print(f"{len(new)} reference entries in {time.perf_counter() - t0:.1f} s "
+                  f"({sum(e['cpu_seconds'] for e in new):.1f} CPU s) -> {args.results}")
+        from prosumer_gym.eval.leaderboard.report import write_report
+
+        boards = write_report(load_entries(args.results), args.md, args.site)
+        print(f"wrote {args.md} and {Path(args.site) / 'index.html'} ({len(boards)} tracks)")
+        return 0
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

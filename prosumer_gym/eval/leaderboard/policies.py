@@ -1,0 +1,392 @@
+"""Turning a ``--policy`` specification into a :class:`~prosumer_gym.eval.leaderboard.core.JointPolicy`.
+
+Specifications
+    ``NAME`` or ``ref:NAME``
+        a reference agent / baseline / oracle of the track (``prosumer-gym-leaderboard list``).
+    ``sb3:PATH.zip`` (or a path ending in ``.zip``)
+        a Stable-Baselines3 model (``--algo ppo|a2c|dqn``) trained on one agent's
+        observation/action spaces (the Gymnasium view's ego agent or PettingZoo parameter
+        sharing): it acts for every agent of ``--role`` (default: every agent whose spaces
+        are those of the role's first agent); other agents follow the track's co-players.
+    ``torch:PATH.pt`` (or ``.pt``/``.pth``)
+        a PyTorch state dict of a named architecture (``--arch``): ``mlp`` (Linear layers
+        with tanh between them) or ``qnet`` (ReLU between them: ProDQN's ``QNetwork``; a
+        saved ProDQN agent state is accepted and its ``q_net`` used). Layer sizes are read
+        from the weights. Output -> action: ``Discrete(n)`` argmax of n outputs;
+        ``MultiBinary(n)`` output > 0; ``Box`` ``low + (high - low) * sigmoid(output)`` (a
+        documented squashing, no clipping). Shared over the role's agents as above.
+    ``MODULE:ATTRIBUTE``
+        user code: a class (instantiated without arguments) implementing ``JointPolicy``'s
+        ``reset/act/observe``, an instance of one, or a function
+        ``f(observations, infos) -> actions`` (joint dicts, stateless).
+
+Submissions are data, not code: model files are read without executing anything in them.
+State dicts go through ``torch.load(..., weights_only=True)``; an SB3 zip is opened as a zip,
+its ``data`` JSON is parsed as JSON and *every* pickled (``:serialized:``) entry in it is
+ignored, the policy network is rebuilt from the env's spaces with layer sizes read from
+``policy.pth`` (loaded with ``weights_only=True``). A hostile or malformed file raises
+``ValueError`` ("refused ..."). A ``MODULE:ATTRIBUTE`` *is* code: use it for your own policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+import pickle
+import re
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prosumer_gym.eval.leaderboard.core import JointPolicy, Track
+
+__all__ = ["load_policy", "PolicySource", "safe_torch_load", "sb3_policy_from_zip", "state_dict_network",
+           "SharedModelPolicy", "CallablePolicy", "ARCHS", "SB3_ALGOS"]
+
+ARCHS = ("mlp", "qnet")
+SB3_ALGOS = ("ppo", "a2c", "dqn")
+_MAX_BYTES = 512 * 1024 * 1024
+
+
+class PolicySource(dict):
+    """What was evaluated (stored with the results): ``type``, ``spec``, file ``sha256``..."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def safe_torch_load(data: bytes | str | Path, what: str) -> Any:
+    """``torch.load(..., weights_only=True)``; anything else than tensors and plain
+    containers (a pickle that would construct objects or run code) raises ``ValueError``."""
+    import torch
+
+    buf = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else Path(data)
+    if isinstance(buf, Path):
+        if not buf.is_file():
+            raise ValueError(f"{what}: no such file {str(buf)!r}")
+        if buf.stat().st_size > _MAX_BYTES:
+            raise ValueError(f"{what}: refused, file larger than {_MAX_BYTES} bytes")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # a foreign pickle protocol is refused below, not warned about
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(buf, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError,
+            zipfile.BadZipFile, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{what}: refused: not a plain tensor file loadable with weights_only=True "
+                         f"(a pickle with code or custom objects is never executed): {first}") from None
+
+
+def _tensor_dict(obj: Any, what: str) -> dict[str, Any]:
+    import torch
+
+    if isinstance(obj, Mapping) and "q_net" in obj and isinstance(obj["q_net"], Mapping):
+        obj = obj["q_net"]  # a saved ProDQN agent state
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{what}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+    return dict(obj)
+
+
+def _linear_layers(sd: Mapping[str, Any], prefix: str, what: str) -> list[tuple[Any, Any]]:
+    """``[(weight, bias), ...]`` of ``prefix<i>.weight`` in index order."""
+    idx = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(re.escape(prefix) + r"(\d+)\.weight", k))})
+    if not idx:
+        raise ValueError(f"{what}: no linear layers named {prefix}<i>.weight in the state dict (keys: {sorted(sd)[:8]})")
+    out = []
+    for i in idx:
+        w, b = sd[f"{prefix}{i}.weight"], sd.get(f"{prefix}{i}.bias")
+        if w.ndim != 2 or (b is not None and tuple(b.shape) != (w.shape[0],)):
+            raise ValueError(f"{what}: layer {prefix}{i} has weight {tuple(w.shape)} / bias "
+                             f"{None if b is None else tuple(b.shape)}; not a linear layer")
+        out.append((w, b))
+    for (w0, _), (w1, _) in zip(out, out[1:]):
+        if w1.shape[1] != w0.shape[0]:
+            raise ValueError(f"{what}: layer sizes do not chain ({tuple(w0.shape)} -> {tuple(w1.shape)})")
+    return out
+
+
+def _flat_dim(space: Any) -> int:
+    from gymnasium import spaces
+
+    return int(spaces.flatdim(space))
+
+
+def _out_dim(space: Any) -> int:
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, (spaces.MultiBinary, spaces.Box)):
+        return int(np.prod(space.shape))
+    raise ValueError(f"action space {space} is not supported by a state-dict policy (Discrete, MultiBinary, Box)")
+
+
+def state_dict_network(sd_obj: Any, arch: str, obs_space: Any, act_space: Any, what: str = "state dict"):
+    """An ``nn.Sequential`` for ``arch`` with the weights of ``sd_obj`` (sizes from the weights)."""
+    import torch
+    from torch import nn
+
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    sd = _tensor_dict(sd_obj, what)
+    prefix = "net." if any(k.startswith("net.") for k in sd) else ""
+    layers = _linear_layers(sd, prefix, what)
+    n_in, n_out = _flat_dim(obs_space), _out_dim(act_space)
+    if layers[0][0].shape[1] != n_in or layers[-1][0].shape[0] != n_out:
+        raise ValueError(f"{what}: network maps {layers[0][0].shape[1]} -> {layers[-1][0].shape[0]}, but the agent's "
+                         f"observation has {n_in} entries and its action space {act_space} needs {n_out} outputs")
+    mods: list[nn.Module] = []
+    for k, (w, b) in enumerate(layers):
+        lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+        with torch.no_grad():
+            lin.weight.copy_(w.float())
+            if b is not None:
+                lin.bias.copy_(b.float())
+        mods.append(lin)
+        if k < len(layers) - 1:
+            mods.append(nn.Tanh() if arch == "mlp" else nn.ReLU())
+    net = nn.Sequential(*mods).eval()
+    extra = sorted(k for k in sd if not re.fullmatch(re.escape(prefix) + r"\d+\.(weight|bias)", k))
+    if extra:
+        raise ValueError(f"{what}: unexpected entries for arch {arch!r}: {extra[:8]}")
+    return net
+
+
+def _torch_predictor(net, obs_space: Any, act_space: Any) -> Callable[[Any], Any]:
+    import torch
+    from gymnasium import spaces
+
+    def predict(obs: Any) -> Any:
+        x = torch.as_tensor(np.asarray(spaces.flatten(obs_space, obs), dtype=np.float32))
+        with torch.no_grad():
+            y = net(x).numpy().astype(np.float64)
+        if isinstance(act_space, spaces.Discrete):
+            return int(act_space.start + int(np.argmax(y)))
+        if isinstance(act_space, spaces.MultiBinary):
+            return (y > 0).astype(act_space.dtype).reshape(act_space.shape)
+        lo, hi = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
+        return (lo + (hi - lo) / (1.0 + np.exp(-y.reshape(act_space.shape)))).astype(act_space.dtype)
+
+    return predict
+
+
+# ----------------------------------------------------------------------------- SB3 (no pickles)
+def _sb3_net_arch(sd: Mapping[str, Any], algo: str, what: str) -> Any:
+    if algo == "dqn":
+        return [int(w.shape[0]) for w, _ in _linear_layers(sd, "q_net.q_net.", what)[:-1]]
+    pi = [int(w.shape[0]) for w, _ in _linear_layers(sd, "mlp_extractor.policy_net.", what)] \
+        if any(k.startswith("mlp_extractor.policy_net.") for k in sd) else []
+    vf = [int(w.shape[0]) for w, _ in _linear_layers(sd, "mlp_extractor.value_net.", what)] \
+        if any(k.startswith("mlp_extractor.value_net.") for k in sd) else []
+    return dict(pi=pi, vf=vf)
+
+
+_ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU"}
+
+
+def sb3_policy_from_zip(path: str | Path, algo: str, obs_space: Any, act_space: Any,
+                        activation: str | None = None) -> Callable[[Any], Any]:
+    """A deterministic predictor ``obs -> action`` from an SB3 ``model.zip``, without unpickling.
+
+    The policy class is SB3's ``MlpPolicy``/``MultiInputPolicy`` of ``algo`` built on the
+    given spaces; hidden sizes come from ``policy.pth``; the activation is SB3's default
+    (tanh for PPO/A2C, ReLU for DQN) unless ``activation`` names another (the zip's own
+    ``policy_kwargs`` are pickled when they hold a class, so they are not read).
+    """
+    import torch
+    from gymnasium import spaces
+
+    from prosumer_gym.train.sb3 import sb3_class
+
+    what = f"SB3 model {str(path)!r}"
+    if algo not in SB3_ALGOS:
+        raise ValueError(f"algo must be one of {SB3_ALGOS}, got {algo!r}")
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{what}: no such file")
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = set(z.namelist())
+            if "policy.pth" not in names:
+                raise ValueError(f"{what}: refused: no policy.pth inside (members: {sorted(names)[:8]})")
+            info = z.getinfo("policy.pth")
+            if info.file_size > _MAX_BYTES:
+                raise ValueError(f"{what}: refused: policy.pth larger than {_MAX_BYTES} bytes")
+            blob = z.read("policy.pth")
+            if "data" in names:  # JSON only: checked for a plain JSON object, pickled entries ignored
+                json.loads(z.read("data").decode("utf-8"))
+    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what}: refused: not a Stable-Baselines3 zip ({type(e).__name__}: {e})") from None
+    sd = _tensor_dict(safe_torch_load(blob, f"{what} policy.pth"), f"{what} policy.pth")
+    cls = sb3_class(algo)
+    policy_name = "MultiInputPolicy" if isinstance(obs_space, spaces.Dict) else "MlpPolicy"
+    policy_cls = cls.policy_aliases[policy_name]
+    kwargs: dict[str, Any] = {"net_arch": _sb3_net_arch(sd, algo, what)}
+    if activation is not None:
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        kwargs["activation_fn"] = getattr(torch.nn, _ACTIVATIONS[activation])
+    try:
+        policy = policy_cls(obs_space, act_space, lambda _: 0.0, **kwargs)
+        policy.load_state_dict(sd, strict=True)
+    except (RuntimeError, ValueError, KeyError, AssertionError) as e:
+        raise ValueError(f"{what}: its weights do not fit a {algo.upper()} {policy_name} on this agent's spaces "
+                         f"({obs_space}, {act_space}): {str(e).splitlines()[0]}") from None
+    policy.set_training_mode(False)
+
+    def predict(obs: Any) -> Any:
+        act, _ = policy.predict(obs, deterministic=True)
+        if isinstance(act_space, spaces.Discrete):
+            return int(np.asarray(act).reshape(-1)[0])
+        return np.asarray(act, dtype=act_space.dtype).reshape(act_space.shape)
+
+    return predict
+
+
+# ----------------------------------------------------------------------------- joint policies
+class SharedModelPolicy(JointPolicy):
+    """One per-agent predictor shared by the agents of a role; the others follow ``co_players``."""
+
+    def __init__(self, predict: Callable[[Any], Any], controlled: Callable[[str], bool],
+                 co_players: JointPolicy | None, name: str = "model") -> None:
+        self.predict, self.controlled, self.co_players, self.name = predict, controlled, co_players, name
+
+    def reset(self, env, observations, infos, seed) -> None:
+        others = [a for a in env.possible_agents if not self.controlled(a)]
+        if others and self.co_players is None:
+            raise ValueError(f"the model does not control {others[:5]} and this track has no co-players")
+        if self.co_players is not None:
+            self.co_players.reset(env, observations, infos, seed)
+
+    def act(self, observations, infos) -> dict[str, Any]:
+        acts = {a: self.predict(o) for a, o in observations.items() if self.controlled(a)}
+        if len(acts) < len(observations) and self.co_players is not None:
+            co = self.co_players.act(observations, infos)
+            acts.update({a: v for a, v in co.items() if a not in acts and a in observations})
+        return acts
+
+    def observe(self, *args) -> None:
+        if self.co_players is not None:
+            self.co_players.observe(*args)
+
+
+class CallablePolicy(JointPolicy):
+    """A stateless ``f(observations, infos) -> actions``."""
+
+    def __init__(self, fn: Callable[[Mapping[str, Any], Mapping[str, Any]], dict], name: str) -> None:
+        self.fn, self.name = fn, name
+
+    def act(self, observations, infos) -> dict[str, Any]:
+        out = self.fn(observations, infos)
+        if not isinstance(out, Mapping):
+            raise ValueError(f"{self.name} must return a dict agent -> action, got {type(out).__name__}")
+        return dict(out)
+
+
+def _role_of(track: Track, role: str | None, env: Any, obs_space_of: Callable[[str], Any],
+             act_space_of: Callable[[str], Any]) -> tuple[str, Callable[[str], bool]]:
+    """The first controlled agent and the predicate selecting the controlled agents."""
+    agents = list(env.possible_agents)
+    if role is not None:
+        if role not in track.roles:
+            raise ValueError(f"role must be one of {sorted(track.roles)} for {track.env_id}, got {role!r}")
+        prefix = track.roles[role]
+        chosen = [a for a in agents if a.startswith(prefix)]
+    elif len(track.roles) == 1:
+        prefix = next(iter(track.roles.values()))
+        chosen = [a for a in agents if a.startswith(prefix)]
+    else:
+        raise ValueError(f"{track.env_id} has several roles {sorted(track.roles)}: give --role")
+    if not chosen:
+        raise ValueError(f"no agent of {track.env_id} belongs to role {role!r}")
+    first = chosen[0]
+    o, a = obs_space_of(first), act_space_of(first)
+    same = {x for x in chosen if obs_space_of(x) == o and act_space_of(x) == a}
+    if len(same) < len(chosen):
+        raise ValueError(f"the agents of role {role!r} do not share one observation/action space; "
+                         f"a shared model cannot act for them all")
+    return first, (lambda name: name in same)
+
+
+def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | None = None,
+                role: str | None = None, activation: str | None = None) -> tuple[Callable[[], JointPolicy], PolicySource,
+                                                                               dict[str, Any], str]:
+    """``(factory, source, env_overrides, kind)`` for ``spec`` on ``track`` (see the module docstring).
+
+    ``factory()`` builds a fresh policy (one per episode / worker). Files are read and
+    checked here, once, so a hostile file is refused before anything runs.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("policy must be a non-empty string (a reference name, sb3:PATH, torch:PATH or MODULE:ATTR)")
+    spec = spec.strip()
+    names = [r.name for r in track.references]
+    if spec.startswith("ref:") or spec in names:
+        name = spec[4:] if spec.startswith("ref:") else spec
+        ref = track.reference(name)
+        return ref.make, PolicySource(type="reference", spec=name), dict(ref.env_overrides), ref.kind
+    kind = None
+    if spec.startswith("sb3:") or (spec.endswith(".zip") and ":" not in spec):
+        kind, path = "sb3", Path(spec[4:] if spec.startswith("sb3:") else spec)
+    elif spec.startswith("torch:") or (spec.endswith((".pt", ".pth")) and ":" not in spec):
+        kind, path = "torch", Path(spec[6:] if spec.startswith("torch:") else spec)
+    if kind is not None:
+        env = track.make_env()
+        first, controlled = _role_of(track, role, env, env.observation_space, env.action_space)
+        o_space, a_space = env.observation_space(first), env.action_space(first)
+        if hasattr(env, "close"):
+            env.close()
+        if not path.is_file():
+            raise ValueError(f"policy file {str(path)!r} does not exist")
+        source = PolicySource(type=kind, spec=spec, file=path.name, sha256=_sha256(path), role=role)
+        co = track.co_players
+        if kind == "sb3":
+            algo = algo or "ppo"
+            predict = sb3_policy_from_zip(path, algo, o_space, a_space, activation)
+            source["algo"] = algo
+        else:
+            arch = arch or "mlp"
+            sd = safe_torch_load(path, f"state dict {str(path)!r}")
+            predict = _torch_predictor(state_dict_network(sd, arch, o_space, a_space, f"state dict {str(path)!r}"),
+                                       o_space, a_space)
+            source["arch"] = arch
+
+        def factory() -> JointPolicy:  # the predictors are stateless and deterministic: shared
+            return SharedModelPolicy(predict, controlled, track.reference(co).make() if co else None, name=spec)
+
+        return factory, source, {}, "submission"
+    if ":" in spec:
+        mod_name, _, attr = spec.partition(":")
+        if not re.fullmatch(r"[A-Za-z_][\w.]*", mod_name) or not re.fullmatch(r"[A-Za-z_][\w.]*", attr):
+            raise ValueError(f"policy {spec!r}: MODULE:ATTRIBUTE must be dotted Python names")
+        try:
+            obj = importlib.import_module(mod_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"policy {spec!r}: cannot import: {e}") from None
+        source = PolicySource(type="callable", spec=spec)
+        if isinstance(obj, type):
+            if not all(callable(getattr(obj, m, None)) for m in ("reset", "act", "observe")):
+                raise ValueError(f"policy {spec!r}: a class must implement reset/act/observe (JointPolicy)")
+            return obj, source, {}, "submission"
+        if isinstance(obj, JointPolicy):
+            import copy
+
+            return (lambda: copy.deepcopy(obj)), source, {}, "submission"
+        if callable(obj):
+            return (lambda: CallablePolicy(obj, spec)), source, {}, "submission"
+        raise ValueError(f"policy {spec!r}: {type(obj).__name__} is neither a class, a JointPolicy nor a function")
+    raise ValueError(f"policy {spec!r} is not a reference of {track.env_id} ({names}), sb3:PATH, torch:PATH "
+                     f"or MODULE:ATTRIBUTE")

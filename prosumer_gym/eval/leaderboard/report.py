@@ -1,0 +1,307 @@
+"""Scores and the published board: ``LEADERBOARD.md``, a static HTML page with sortable
+tables, and matplotlib PNGs (per-metric bars with 95% CIs, learning curves).
+
+Scores (L2RPN style), per track and metric ``m`` with direction taken into account:
+``score = 100 (x - b) / (t - b)`` where ``b`` is the mean of the track's ``baseline`` entry
+and ``t`` the best mean among its ``top`` entries. The composite is ``sum_m w_m score_m``
+with the track's published weights; its 95% CI comes from the per-seed composites (the
+normalisers are treated as constants), a metric score's CI is the metric's CI scaled.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prosumer_gym.eval.leaderboard.core import Track, mean_ci95, track, track_ids
+
+__all__ = ["normalisers", "score_rows", "markdown", "html_page", "write_report", "plot_track"]
+
+KIND_ORDER = {"oracle": 0, "agent": 1, "submission": 2, "baseline": 3}
+
+
+def normalisers(tr: Track, entries: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float] | None]:
+    """Per metric ``(b, t)`` from the baseline and top entries, or ``None`` if missing/degenerate."""
+    by_name = {e["name"]: e for e in entries}
+    out: dict[str, tuple[float, float] | None] = {}
+    for m in tr.metrics:
+        base = by_name.get(tr.baseline)
+        tops = [by_name[n]["metrics"][m.key]["mean"] for n in tr.top if n in by_name]
+        tops = [t for t in tops if t is not None and math.isfinite(t)]
+        if base is None or not tops or base["metrics"][m.key]["mean"] is None:
+            out[m.key] = None
+            continue
+        b = float(base["metrics"][m.key]["mean"])
+        t = max(tops) if m.higher_is_better else min(tops)
+        out[m.key] = None if math.isclose(t, b, rel_tol=1e-12, abs_tol=1e-12) else (b, float(t))
+    return out
+
+
+def _f(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def score_rows(tr: Track, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per entry: raw means/CIs, per-metric scores, composite; sorted best first.
+
+    Scores are *paired* by seed where the baseline ran the same seeds (every seed is one
+    scenario, so ``x_s - b_s`` removes the scenario's own level): the per-seed score is
+    ``100 (x_s - b_s) / (t - b)``; its mean equals the unpaired score, its CI is the paired one.
+    """
+    norm = normalisers(tr, entries)
+    base = next((e for e in entries if e["name"] == tr.baseline), None)
+    base_by_seed = {m.key: dict(zip(base["seeds"], base["metrics"][m.key]["per_seed"])) for m in tr.metrics} \
+        if base is not None else {}
+    rows = []
+    for e in entries:
+        row: dict[str, Any] = {"name": e["name"], "kind": e["kind"], "description": e.get("description", ""),
+                               "n_seeds": len(e["seeds"]), "metrics": {}, "source": e.get("source", {})}
+        comp = np.zeros(len(e["seeds"]))
+        comp_ok = True
+        for m in tr.metrics:
+            rec = e["metrics"][m.key]
+            mean, ci = _f(rec["mean"]), _f(rec["ci95"])
+            nb = norm[m.key]
+            score = score_ci = math.nan
+            if nb is not None:
+                b, t = nb
+                x = np.asarray([_f(v) for v in rec["per_seed"]])
+                paired = base_by_seed.get(m.key, {})
+                ref = np.asarray([_f(paired[s]) for s in e["seeds"]]) if all(s in paired for s in e["seeds"]) \
+                    else np.full(x.shape, b)
+                per_seed = 100.0 * (x - ref) / (t - b)
+                score, score_ci = mean_ci95(per_seed)
+                if m.weight > 0:
+                    comp += m.weight * per_seed
+            elif m.weight > 0:
+                comp_ok = False
+            row["metrics"][m.key] = {"mean": mean, "ci95": ci, "score": score, "score_ci95": score_ci}
+        row["score"], row["score_ci95"] = mean_ci95(comp) if comp_ok and comp.size else (math.nan, math.nan)
+        rows.append(row)
+    rows.sort(key=lambda r: (-(r["score"]) if math.isfinite(r["score"]) else math.inf, KIND_ORDER.get(r["kind"], 9),
+                             r["name"]))
+    return rows
+
+
+def _num(x: float, ci: float | None = None, digits: int = 3) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    fmt = f"{{:.{digits}g}}" if abs(x) >= 1000 or (0 < abs(x) < 0.01) else f"{{:.{digits}f}}"
+    s = fmt.format(x)
+    if ci is not None and math.isfinite(ci):
+        s += " ± " + fmt.format(ci)
+    return s
+
+
+def _metric_header(m) -> str:
+    arrow = "↑" if m.higher_is_better else "↓"
+    return f"{m.label} ({m.unit}) {arrow}" if m.unit else f"{m.label} {arrow}"
+
+
+def markdown(boards: Mapping[str, list[dict[str, Any]]], img_prefix: str = "leaderboard/site/img") -> str:
+    """``LEADERBOARD.md`` from the score rows of each track."""
+    lines = ["# prosumer_gym leaderboard", "",
+             "Generated by `prosumer-gym-leaderboard report` from `leaderboard/results.jsonl`; do not edit by hand. "
+             "Scores: per metric the track's baseline scores 0 and its top reference (oracle, or the best of the listed "
+             "references on that metric) scores 100; the composite is the weighted mean with the weights in each "
+             "header. ± is the half-width of the 95% confidence interval over the held-out seeds (Student t). "
+             "Static page with sortable tables and plots: `leaderboard/site/index.html`. How to submit: "
+             "[docs/leaderboard.md](docs/leaderboard.md).", ""]
+    for env_id, rows in boards.items():
+        tr = track(env_id)
+        lines += [f"## {env_id} (track v{tr.version})", "", tr.description, "",
+                  f"Held out: {tr.held_out}. Baseline (0): `{tr.baseline}`; top (100): "
+                  + ", ".join(f"`{n}`" for n in tr.top) + f"; {tr.n_seeds} seeds.", ""]
+        head = ["#", "entry", "kind", "score"] + [f"{_metric_header(m)} [w={m.weight:g}]" for m in tr.metrics] + ["seeds"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for k, r in enumerate(rows, 1):
+            cells = [str(k), f"`{r['name']}`", r["kind"], _num(r["score"], r["score_ci95"], 1)]
+            for m in tr.metrics:
+                v = r["metrics"][m.key]
+                cells.append(f"{_num(v['mean'], v['ci95'])}" + (f" (score {_num(v['score'], None, 1)})" if m.weight > 0 else ""))
+            cells.append(str(r["n_seeds"]))
+            lines.append("| " + " | ".join(cells) + " |")
+        slug = _slug(env_id)
+        lines += ["", f"![{env_id} metrics]({img_prefix}/{slug}_metrics.png)",
+                  f"![{env_id} learning curves]({img_prefix}/{slug}_curves.png)", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _slug(env_id: str) -> str:
+    return env_id.lower().replace("-", "_")
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
+table.board{border-collapse:collapse;margin:1em 0;font-size:14px}
+table.board th,table.board td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+table.board td.t,table.board th.t{text-align:left}
+table.board th{background:#f0f0f0;cursor:pointer;user-select:none}
+table.board th.asc::after{content:" \\25B2"} table.board th.desc::after{content:" \\25BC"}
+tr.baseline{color:#666} tr.oracle{background:#f6fff0} tr.submission{background:#fffbe6}
+img.plot{max-width:100%;border:1px solid #ddd;margin:.5em 0}
+"""
+
+_JS = r"""
+function sortTable(table, col, asc){
+  var th = table.tHead.rows[0].cells[col], body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+  table.querySelectorAll('th').forEach(function(h){h.classList.remove('asc','desc');});
+  th.classList.add(asc ? 'asc' : 'desc');
+  rows.sort(function(a, b){
+    var x = a.cells[col].getAttribute('data-v'), y = b.cells[col].getAttribute('data-v');
+    var nx = parseFloat(x), ny = parseFloat(y);
+    var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : ((isNaN(nx) ? 1 : 0) - (isNaN(ny) ? 1 : 0) || String(x).localeCompare(String(y)));
+    return asc ? c : -c;
+  });
+  rows.forEach(function(r){ body.appendChild(r); });
+}
+document.querySelectorAll('table.board').forEach(function(table){
+  Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
+    th.addEventListener('click', function(){ sortTable(table, col, !th.classList.contains('asc')); });
+  });
+});
+// index.html#sort=<table id>:<column>:<asc|desc> opens the page sorted (shareable links)
+var m = /sort=([\w-]+):(\d+):(asc|desc)/.exec(location.hash);
+if (m && document.getElementById(m[1])) sortTable(document.getElementById(m[1]), +m[2], m[3] === 'asc');
+document.body.setAttribute('data-sortable', 'ready');
+window.addEventListener('load', function(){
+  var imgs = document.querySelectorAll('img.plot'), ok = 0;
+  imgs.forEach(function(i){ var good = i.complete && i.naturalWidth > 0; i.setAttribute('data-loaded', good ? '1' : '0'); ok += good; });
+  document.body.setAttribute('data-images', ok + '/' + imgs.length);
+});
+"""
+
+
+def _td(text: str, value: Any, left: bool = False) -> str:
+    v = "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+    cls = ' class="t"' if left else ""
+    return f'<td{cls} data-v="{html.escape(str(v))}">{html.escape(text)}</td>'
+
+
+def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img") -> str:
+    """The static page: one sortable table and two plots per track (no external resources)."""
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>prosumer_gym leaderboard</title>", f"<style>{_CSS}</style></head><body>",
+             "<h1>prosumer_gym leaderboard</h1>",
+             "<p>Per metric the track's baseline scores 0 and its top reference 100; the composite is the weighted "
+             "mean (weights in the headers). &plusmn; is the half-width of the 95% confidence interval over the "
+             "held-out seeds. Click a column header to sort.</p>", "<ul>"]
+    parts += [f'<li><a href="#{_slug(e)}">{html.escape(e)}</a></li>' for e in boards]
+    parts.append("</ul>")
+    for env_id, rows in boards.items():
+        tr = track(env_id)
+        slug = _slug(env_id)
+        parts += [f'<section id="{slug}"><h2>{html.escape(env_id)} <small>(track v{tr.version})</small></h2>',
+                  f"<p>{html.escape(tr.description)}</p>",
+                  f"<p>Held out: {html.escape(tr.held_out)}. Baseline (0): <code>{html.escape(tr.baseline)}</code>; "
+                  f"top (100): {', '.join('<code>' + html.escape(n) + '</code>' for n in tr.top)}; "
+                  f"{tr.n_seeds} seeds.</p>",
+                  f'<table class="board" id="table-{slug}"><thead><tr><th>#</th><th class="t">entry</th>'
+                  '<th class="t">kind</th><th>score</th>']
+        for m in tr.metrics:
+            parts.append(f'<th title="{html.escape(m.description)}">{html.escape(_metric_header(m))} '
+                         f"[w={m.weight:g}]</th><th>score</th>")
+        parts.append("<th>seeds</th></tr></thead><tbody>")
+        for k, r in enumerate(rows, 1):
+            cells = [_td(str(k), k), _td(r["name"], r["name"], True), _td(r["kind"], r["kind"], True),
+                     _td(_num(r["score"], r["score_ci95"], 1), r["score"])]
+            for m in tr.metrics:
+                v = r["metrics"][m.key]
+                cells += [_td(_num(v["mean"], v["ci95"]), v["mean"]),
+                          _td(_num(v["score"], None, 1) if m.weight > 0 else "", v["score"] if m.weight > 0 else None)]
+            cells.append(_td(str(r["n_seeds"]), r["n_seeds"]))
+            parts.append(f'<tr class="{html.escape(r["kind"])}" title="{html.escape(r["description"])}">'
+                         + "".join(cells) + "</tr>")
+        parts += ["</tbody></table>",
+                  f'<img class="plot" src="{img_dir}/{slug}_metrics.png" alt="{html.escape(env_id)} metrics">',
+                  f'<img class="plot" src="{img_dir}/{slug}_curves.png" alt="{html.escape(env_id)} learning curves">',
+                  "</section>"]
+    parts += [f"<script>{_JS}</script>", "</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def plot_track(tr: Track, entries: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+    """``{"metrics": png, "curves": png}`` for one track."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = [r["name"] for r in rows]
+    by_name = {e["name"]: e for e in entries}
+    colors = {n: plt.cm.tab10(k % 10) for k, n in enumerate(order)}
+    out: dict[str, bytes] = {}
+
+    fig, axes = plt.subplots(1, len(tr.metrics), figsize=(4.2 * len(tr.metrics), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], tr.metrics):
+        means = [_f(by_name[n]["metrics"][m.key]["mean"]) for n in order]
+        cis = [_f(by_name[n]["metrics"][m.key]["ci95"]) for n in order]
+        ax.bar(range(len(order)), means, yerr=cis, color=[colors[n] for n in order], capsize=3)
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels(order, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{m.label} ({'higher' if m.higher_is_better else 'lower'} is better)", fontsize=9)
+        ax.set_ylabel(m.unit, fontsize=8)
+    n_seeds = max(len(e["seeds"]) for e in entries)
+    fig.suptitle(f"{tr.env_id}: means with 95% CIs over {n_seeds} held-out seeds", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    out["metrics"] = buf.getvalue()
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for n in order:
+        c = np.asarray(by_name[n].get("curve") or [], dtype=np.float64)
+        if c.size == 0:
+            continue
+        w = max(1, c.size // 30)
+        smooth = np.convolve(c, np.ones(w) / w, mode="valid") if c.size >= w else c
+        steps = by_name[n].get("curve_steps") or c.size
+        x = np.linspace(0, steps, c.size)[: smooth.size] + (w - 1) * steps / max(c.size, 1) / 2
+        ax.plot(x, smooth, label=n, color=colors[n], lw=1.2)
+    ax.set_xlabel("step of the episode")
+    ax.set_ylabel(tr.curve_label, fontsize=8)
+    ax.set_title(f"{tr.env_id}: {tr.curve_label} (mean over seeds, moving average)", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    out["curves"] = buf.getvalue()
+    return out
+
+
+def write_report(entries: Sequence[Mapping[str, Any]], md_path: str | Path = "LEADERBOARD.md",
+                 site_dir: str | Path = Path("leaderboard") / "site", img_prefix: str | None = None) -> dict[str, Any]:
+    """Write ``LEADERBOARD.md``, ``site/index.html`` and ``site/img/*.png`` atomically."""
+    from prosumer_gym.eval.compare_mechanisms import atomic_write_bytes, atomic_write_text
+    from prosumer_gym.eval.leaderboard.results import latest_entries
+
+    versions = {e: track(e).version for e in track_ids()}
+    latest = latest_entries(entries, versions)
+    boards: dict[str, list[dict[str, Any]]] = {}
+    site = Path(site_dir)
+    for env_id in track_ids():
+        ents = latest.get(env_id)
+        if not ents:
+            continue
+        tr = track(env_id)
+        rows = score_rows(tr, ents)
+        boards[env_id] = rows
+        for kind, png in plot_track(tr, ents, rows).items():
+            atomic_write_bytes(site / "img" / f"{_slug(env_id)}_{kind}.png", png)
+    md_path = Path(md_path)
+    if img_prefix is None:
+        import os
+
+        img_prefix = os.path.relpath(site / "img", md_path.parent if str(md_path.parent) else ".")
+    atomic_write_text(md_path, markdown(boards, img_prefix))
+    atomic_write_text(site / "index.html", html_page(boards))
+    return boards
