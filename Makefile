@@ -8,20 +8,27 @@ CONSTRAINTS ?= $(if $(LOCAL_TORCH_WHEEL),constraints/local-cpu-torch.txt,)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 RUN_DIR ?= runs/main
 PYTEST_ARGS ?=
+# dev: pytest & co; rllib: Ray RLlib (the scale-out tests run in CI, see docs/scale_out.md).
+# `make EXTRAS=dev` skips Ray (its tests then skip with a reason).
+EXTRAS ?= dev,rllib
 
 .PHONY: setup run test bench data clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(wildcard constraints/*.txt)
+$(VENV)/.installed: pyproject.toml $(wildcard constraints/*.txt) Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]" $(PIP_C)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]" $(PIP_C)
 	touch $@
 
 ## run: PQR and ProDQN sellers learn a year of P2PTrading-v0, then are compared with Rule and Zhu
-## (comparison table, TensorBoard logs and PNG plots in $(RUN_DIR))
+## (comparison table, TensorBoard logs and PNG plots in $(RUN_DIR)); then the P2PTrading
+## leaderboard track: every reference on the held-out households and seeds, scored
+## ($(RUN_DIR)/LEADERBOARD.md, $(RUN_DIR)/leaderboard/site/index.html)
 run: setup
 	$(PY) -m prosumer_gym.eval.p2p_trading_main --out $(RUN_DIR)
+	$(PY) -m prosumer_gym.eval.leaderboard rebuild --envs P2PTrading-v0 --workers 2 --no-progress \
+	    --results $(RUN_DIR)/leaderboard/results.jsonl --md $(RUN_DIR)/LEADERBOARD.md --site $(RUN_DIR)/leaderboard/site
 
 ## test: the test suite
 test: setup

@@ -46,14 +46,19 @@ def run_job(job: Job) -> dict[str, Any]:
     env = tr.make_env({**overrides, **dict(job.env_overrides)})
     policy = factory()
     threads = None
-    if "torch" in sys.modules:  # identical float results whatever the process: one intra-op thread
+    # Every episode runs single-threaded (BLAS and torch): the same floats whatever the
+    # backend or machine load, and parallelism comes from running episodes side by side.
+    if "torch" in sys.modules:
         import torch
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
+    from threadpoolctl import threadpool_limits
+
     try:
-        log, curve = run_episode(env, policy, job.seed, tr.curve)
-        metrics = _metrics(tr, log)
+        with threadpool_limits(limits=1):
+            log, curve = run_episode(env, policy, job.seed, tr.curve)
+            metrics = _metrics(tr, log)
     finally:
         if threads is not None:
             import torch
