@@ -43,7 +43,11 @@ def test_references_run_finite_and_deterministic(env_id):
         log, curve, m1 = _run(tr, ref.name, seed)
         assert set(m1) == keys, ref.name
         assert all(type(v) is float and math.isfinite(v) for v in m1.values()), (ref.name, m1)
-        assert len(curve) == len(log.rewards) and all(math.isfinite(c) for c in curve)
+        assert len(curve) == len(log.rewards)
+        if env_id == "StorageSharing-v0":  # a value per cleared slot; NaN at the price steps (the plot skips them)
+            assert all(math.isnan(c) for c in curve[0::2]) and all(math.isfinite(c) for c in curve[1::2])
+        else:
+            assert all(math.isfinite(c) for c in curve)
         _, curve2, m2 = _run(tr, ref.name, seed)
         assert m1 == m2 and curve == curve2, ref.name  # same seed, identical metrics
 

@@ -258,13 +258,16 @@ def plot_track(tr: Track, entries: Sequence[Mapping[str, Any]], rows: Sequence[M
 
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for n in order:
-        c = np.asarray(by_name[n].get("curve") or [], dtype=np.float64)
+        c = np.asarray([math.nan if v is None else v for v in by_name[n].get("curve") or []], dtype=np.float64)
+        steps = by_name[n].get("curve_steps") or c.size
+        x_all = np.linspace(0, steps, c.size)
+        keep = np.isfinite(c)  # a track may have steps without a value (NaN)
+        c, x_all = c[keep], x_all[keep]
         if c.size == 0:
             continue
         w = max(1, c.size // 30)
         smooth = np.convolve(c, np.ones(w) / w, mode="valid") if c.size >= w else c
-        steps = by_name[n].get("curve_steps") or c.size
-        x = np.linspace(0, steps, c.size)[: smooth.size] + (w - 1) * steps / max(c.size, 1) / 2
+        x = np.convolve(x_all, np.ones(w) / w, mode="valid") if c.size >= w else x_all
         ax.plot(x, smooth, label=n, color=colors[n], lw=1.2)
     ax.set_xlabel("step of the episode")
     ax.set_ylabel(tr.curve_label, fontsize=8)

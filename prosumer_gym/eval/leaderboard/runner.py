@@ -162,7 +162,11 @@ def _downsample(curve: np.ndarray, points: int = CURVE_POINTS) -> list[float]:
     if curve.size <= points:
         return [float(x) for x in curve]
     edges = np.linspace(0, curve.size, points + 1).astype(int)
-    return [float(curve[a:b].mean()) for a, b in zip(edges[:-1], edges[1:])]
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):  # bin means over the finite values (NaN: no value at that step)
+        seg = curve[a:b][np.isfinite(curve[a:b])]
+        out.append(float(seg.mean()) if seg.size else float("nan"))
+    return out
 
 
 def make_entry(env_id: str, name: str, kind: str, description: str, source: Mapping[str, Any],

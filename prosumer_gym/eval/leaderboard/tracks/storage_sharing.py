@@ -62,9 +62,12 @@ def summarise(log: EpisodeLog) -> dict[str, float]:
 
 
 def curve(rewards: Mapping[str, float], infos: Mapping[str, Any]) -> float:
-    """Exploitability of the slot just cleared (cents; 0 at price steps, where nothing clears)."""
-    m = infos.get(AUCTIONEER, {}).get("market", {})
-    return float(m.get("exploitability", 0.0))
+    """Exploitability of the slot just cleared (cents; NaN at price steps, where nothing
+    clears: the plot skips them)."""
+    m = infos.get(AUCTIONEER, {}).get("market")
+    if m is None or m.get("phase") != "share":
+        return float("nan")
+    return float(m.get("exploitability", 0.0))  # a closed slot: nobody can gain, 0
 
 
 class _RolePolicy(JointPolicy):
