@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prosumer_gym.eval.leaderboard.core import track, track_ids
-from prosumer_gym.eval.leaderboard.results import DEFAULT_RESULTS, append_entries, latest_entries, load_entries, write_entries
+from prosumer_gym.eval.leaderboard.results import DEFAULT_RESULTS, append_entries, latest_entries, load_entries, update_entries
 
 __all__ = ["main", "build_parser", "rebuild"]
 
@@ -98,7 +98,8 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
             workers: int = 2, ray_address: str | None = None, n_seeds: int | None = None,
             progress: bool = True) -> list[dict]:
     """Evaluate every reference of ``env_ids`` (default all tracks); the results file keeps
-    every other line and gets the new reference entries. Returns the new entries."""
+    every other line (also those appended while the rebuild ran) and gets the new reference
+    entries in place of the old ones. Returns the new entries."""
     from prosumer_gym.eval.leaderboard.runner import make_entry, reference_jobs, run_jobs
 
     ids = list(env_ids) if env_ids else track_ids()
@@ -122,8 +123,8 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
             new.append(make_entry(env_id, ref.name, ref.kind, ref.description,
                                   {"type": "reference", "spec": ref.name}, res))
     replaced = {(e["env_id"], e["name"]) for e in new}
-    keep = [e for e in old if (e["env_id"], e["name"]) not in replaced or e["kind"] == "submission"]
-    write_entries(keep + new, results)
+    update_entries(lambda now: [e for e in now if (e["env_id"], e["name"]) not in replaced
+                                or e["kind"] == "submission"] + new, results)
     return new
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_RESULTS", "append_entries", "load_entries", "latest_entries", "write_entries"]
+__all__ = ["DEFAULT_RESULTS", "append_entries", "load_entries", "latest_entries", "update_entries"]
 
 #: The repository's published results (rebuilt by ``prosumer-gym-leaderboard rebuild``).
 DEFAULT_RESULTS = Path("leaderboard") / "results.jsonl"
@@ -80,29 +80,28 @@ def load_entries(path: str | Path = DEFAULT_RESULTS) -> list[dict[str, Any]]:
     return out
 
 
-def append_entries(entries: Iterable[Mapping[str, Any]], path: str | Path = DEFAULT_RESULTS) -> Path:
-    """Append ``entries`` atomically (old content + new lines, renamed into place)."""
+def update_entries(change: Callable[[list[dict[str, Any]]], Iterable[Mapping[str, Any]]],
+                   path: str | Path = DEFAULT_RESULTS) -> Path:
+    """Under the lock: read the file, write ``change(entries)`` beside it, rename into place.
+
+    Reading and writing under one lock means nothing another process appended in between
+    can be lost (a rebuild that runs for minutes computes first and calls this at the end).
+    """
     p = Path(path)
+    with _locked(p):
+        items = list(change(load_entries(p)))
+        for e in items:
+            _check(e, "entry")
+        _replace(p, "".join(_dumps(e) + "\n" for e in items))
+    return p
+
+
+def append_entries(entries: Iterable[Mapping[str, Any]], path: str | Path = DEFAULT_RESULTS) -> Path:
+    """Append ``entries`` atomically (old entries + new lines, renamed into place)."""
     new = list(entries)
     for e in new:
         _check(e, "new entry")
-    with _locked(p):
-        old = p.read_text(encoding="utf-8") if p.exists() else ""
-        if old and not old.endswith("\n"):
-            old += "\n"
-        _replace(p, old + "".join(_dumps(e) + "\n" for e in new))
-    return p
-
-
-def write_entries(entries: Iterable[Mapping[str, Any]], path: str | Path = DEFAULT_RESULTS) -> Path:
-    """Replace the file's content by ``entries`` (used by a rebuild, which keeps submissions)."""
-    p = Path(path)
-    items = list(entries)
-    for e in items:
-        _check(e, "entry")
-    with _locked(p):
-        _replace(p, "".join(_dumps(e) + "\n" for e in items))
-    return p
+    return update_entries(lambda old: old + new, path)
 
 
 def latest_entries(entries: Iterable[Mapping[str, Any]], versions: Mapping[str, int] | None = None
