@@ -8,6 +8,14 @@ Algorithms
     (``--view gym``, default) or on the PettingZoo env with parameter sharing
     (``--view pettingzoo``, SuperSuit), :mod:`prosumer_gym.train.sb3`.
 
+Backends
+    ``--backend sb3`` (default): the above. ``--backend rllib``: Ray RLlib multi-agent PPO
+    (default) or DQN on the PettingZoo env, one shared module (``--policy-mapping shared``),
+    one per role (``role``, default: ``auctioneer``/``ru``, ...) or one per agent
+    (``agent``), on a local Ray instance or a cluster (``--ray-address``), ``--num-env-runners`` sampling
+    workers; needs ``pip install "prosumer_gym[rllib]"``, :mod:`prosumer_gym.train.rllib`
+    (docs/scale_out.md). Its YAML section is ``rllib_<algo>`` (``rllib_ppo``).
+
 Hyperparameters
     ``prosumer_gym/train/hyperparams/<env id>.yml`` (the paper's values for P2PTrading-v0);
     ``--hyperparams key=value`` overrides entries (dotted keys reach nested ones, e.g.
@@ -27,6 +35,7 @@ Examples::
     prosumer-gym-train --env P2PTrading-v0 --algo prodqn --env-kwargs n_sellers=5 n_buyers=5 --total-steps 730
     prosumer-gym-train --env P2PTrading-v0 --algo ppo --view pettingzoo --total-steps 20000
     prosumer-gym-train --env P2PTrading-v0 --algo pqr --out runs/pqr --resume
+    prosumer-gym-train --backend rllib --env StorageSharing-v0 --policy-mapping role --total-steps 20000
     tensorboard --logdir runs/train
 """
 
@@ -52,6 +61,8 @@ __all__ = ["main", "build_parser", "ALGOS"]
 REFERENCE_ALGOS = ("pqr", "prodqn", "constant", "random")
 SB3_ALGOS = ("ppo", "a2c", "dqn")
 ALGOS = REFERENCE_ALGOS + SB3_ALGOS
+BACKENDS = ("sb3", "rllib")
+RLLIB_ALGOS = ("ppo", "dqn")  # = prosumer_gym.train.rllib.RLLIB_ALGOS (kept here: no Ray import)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="P2PTrading-v0",
                    help="Gymnasium id (e.g. P2PTrading-v0) or PettingZoo module (e.g. p2p_trading_v0)")
-    p.add_argument("--algo", default="pqr", choices=ALGOS)
+    p.add_argument("--backend", choices=BACKENDS, default="sb3",
+                   help="sb3 (default: reference agents and Stable-Baselines3) or rllib (Ray RLlib multi-agent)")
+    p.add_argument("--algo", default=None, choices=ALGOS,
+                   help="default: pqr (--backend sb3), ppo (--backend rllib: ppo or dqn)")
     p.add_argument("--view", choices=("gym", "pettingzoo"), default=None,
                    help="SB3 only: single-agent Gymnasium view (default) or PettingZoo with parameter sharing")
     p.add_argument("--seed", type=int, default=0)
@@ -77,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tensorboard", action="store_true", help="reference agents only: skip TensorBoard")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch intra-op threads (1 is fastest for these small networks)")
+    g = p.add_argument_group("RLlib backend (--backend rllib)")
+    g.add_argument("--policy-mapping", choices=("shared", "role", "agent"), default=None,
+                   help="shared: one module for all agents; role (default): one per agent-name prefix (ru, auctioneer, "
+                        "...); agent: one per agent")
+    g.add_argument("--num-env-runners", type=int, default=None,
+                   help="remote sampling workers (default: the YAML or 0 = sample in the driver process)")
+    g.add_argument("--ray-address", default=None,
+                   help="Ray cluster to join (auto, <head-ip>:6379 or ray://<head-ip>:10001); "
+                        "default: start a local Ray")
+    g.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--list", action="store_true", help="list envs, their hyperparameter files and exit")
     p.add_argument("-v", "--verbose", type=int, default=0)
     return p
@@ -87,7 +111,7 @@ def _list() -> int:
     for spec in available_envs():
         hp = hyperparams_path(spec)
         print(f"  {spec.gym_id:22s} {spec.pettingzoo_module or '-':40s} {hp.name if hp else '- (library defaults)'}")
-    print(f"algorithms: {', '.join(ALGOS)}")
+    print(f"algorithms: {', '.join(ALGOS)}; --backend rllib: {', '.join(RLLIB_ALGOS)}")
     return 0
 
 
@@ -96,11 +120,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         return _list()
+    rllib = args.backend == "rllib"
+    if args.algo is None:
+        args.algo = "ppo" if rllib else "pqr"
+    if rllib:
+        if args.algo not in RLLIB_ALGOS:
+            parser.error(f"--backend rllib trains {', '.join(RLLIB_ALGOS)}, got --algo {args.algo}")
+        if args.view is not None:
+            parser.error("--view is for --backend sb3; RLlib always trains on the PettingZoo env")
+        if args.num_env_runners is not None and args.num_env_runners < 0:
+            parser.error("--num-env-runners must be >= 0")
+        if args.num_cpus is not None and args.num_cpus < 1:
+            parser.error("--num-cpus must be >= 1")
+        if args.ray_address and args.num_cpus is not None:
+            parser.error("--num-cpus sizes a local Ray instance; drop it with --ray-address")
+    else:
+        used = [f for f, v in (("--policy-mapping", args.policy_mapping), ("--num-env-runners", args.num_env_runners),
+                               ("--ray-address", args.ray_address), ("--num-cpus", args.num_cpus)) if v is not None]
+        if used:
+            parser.error(f"{', '.join(used)} need --backend rllib")
     try:
         spec = resolve_env(args.env)
         cli_env = parse_kv(args.env_kwargs, "--env-kwargs")
         cli_hp = parse_kv(args.hyperparams, "--hyperparams")
-        top_env, section, hp_file = load_hyperparams(spec, args.algo, args.hyperparams_file)
+        top_env, section, hp_file = load_hyperparams(spec, f"rllib_{args.algo}" if rllib else args.algo,
+                                                     args.hyperparams_file)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     if args.seed < 0:
@@ -117,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.torch_threads)  # an entry point may set process-wide state
     section = deep_update(section, cli_hp)
+    if rllib:
+        return _main_rllib(args, spec, top_env, section, hp_file, cli_env)
     reference = args.algo in REFERENCE_ALGOS
     view = args.view or ("pettingzoo" if reference else "gym")
     if reference and view != "pettingzoo":
@@ -172,6 +218,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
             return 2
     print(f"done in {time.perf_counter() - t0:.0f} s; run folder: {out}  (tensorboard --logdir {out / 'tb'})")
+    return 0
+
+
+def _main_rllib(args: argparse.Namespace, spec, top_env: dict, section: dict, hp_file, cli_env: dict) -> int:
+    """``--backend rllib``: resolve the settings and call :func:`prosumer_gym.train.rllib.train_rllib`."""
+    try:
+        from prosumer_gym.train.rllib import require_ray
+
+        require_ray()
+    except ImportError as e:
+        print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
+        return 2
+    from prosumer_gym.train.rllib import split_rllib_hyperparams, train_rllib
+
+    control, algo_kwargs = split_rllib_hyperparams(section)
+    env_kwargs = deep_update(deep_update(top_env, control.get("env_kwargs") or {}), cli_env)
+    mapping = args.policy_mapping or "role"
+    runners = args.num_env_runners if args.num_env_runners is not None else int(control.get("num_env_runners", 0))
+    out = (Path(args.out) if args.out
+           else Path("runs", "train", spec.name, f"rllib-{args.algo}-{mapping}-seed{args.seed}"))
+    total = args.total_steps if args.total_steps is not None else int(control.get("total_steps", 100_000))
+    freq = args.checkpoint_freq if args.checkpoint_freq is not None else int(control.get("checkpoint_freq", 0))
+    t0 = time.perf_counter()
+    where = f"Ray at {args.ray_address}" if args.ray_address else "local Ray"
+    print(f"prosumer-gym-train: {spec.name} rllib {args.algo} (policy mapping {mapping}, {runners} env runners, "
+          f"{where}), seed {args.seed}, hyperparameters {hp_file if hp_file else 'library defaults'}", file=sys.stderr)
+    try:
+        res = train_rllib(spec, args.algo, out, seed=args.seed, total_steps=total, env_kwargs=env_kwargs,
+                          policy_mapping=mapping, algo_kwargs=algo_kwargs,
+                          model_config=control.get("model_config") or None, num_env_runners=runners,
+                          num_envs_per_env_runner=int(control.get("num_envs_per_env_runner", 1)),
+                          pad_observations=bool(control.get("pad_observations", False)), checkpoint_freq=freq,
+                          keep_checkpoints=int(args.keep_checkpoints or control.get("keep_checkpoints", 2)),
+                          resume=args.resume, ray_address=args.ray_address, num_cpus=args.num_cpus,
+                          progress=not args.no_progress, verbose=args.verbose)
+    except (ValueError, FileExistsError, TypeError) as e:
+        print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
+        return 2
+    ret = res.get("episode_return_mean")
+    print(f"{res['env_steps']} env steps in {res['iterations']} iterations; modules {', '.join(res['modules'])}; "
+          f"episode_return_mean {'n/a' if ret is None else f'{ret:.4g}'}")
+    print(f"done in {time.perf_counter() - t0:.0f} s; run folder: {out}  (tensorboard --logdir {out / 'tb'}); "
+          f"checkpoint {res['checkpoint']}")
     return 0
 
 

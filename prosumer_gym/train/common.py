@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -228,13 +229,28 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 
 # --------------------------------------------------------------------------- logging
+_EVENTS_RE = re.compile(r"^events\.out\.tfevents\.(\d+)\.")
+
+
+def _wait_past_existing_events(log_dir: Path) -> None:
+    """TensorBoard reads a folder's event files in name order. A name holds the creation
+    second, then a per-process file counter that is not zero-padded (``.9`` sorts after
+    ``.10``), so a file opened in the same second as an existing one may be read before it
+    (and a resume's purge applied in the wrong order). Wait for the next second."""
+    newest = max((int(m.group(1)) for p in log_dir.glob("events.out.tfevents.*") if (m := _EVENTS_RE.match(p.name))),
+                 default=None)
+    while newest is not None and int(time.time()) <= newest:
+        time.sleep(0.02)
+
+
 def make_summary_writer(log_dir: Path, purge_step: int | None = None):
     """A TensorBoard ``SummaryWriter`` on ``log_dir``; with ``purge_step`` (resume), events
     of an earlier run at steps ``>= purge_step`` are hidden, so the resumed run continues
-    the same curves without duplicates."""
+    the same curves without duplicates. The new event file sorts after existing ones."""
     from torch.utils.tensorboard import SummaryWriter
 
     log_dir.mkdir(parents=True, exist_ok=True)
+    _wait_past_existing_events(log_dir)
     return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step, flush_secs=30)
 
 
