@@ -40,6 +40,7 @@ bench: setup
 	$(PY) benchmarks/bench_p2p_env.py --out runs/bench/env.json
 	for b in benchmarks/bench_storage_sharing.py benchmarks/bench_prosumer_sharing.py benchmarks/bench_energy_collective.py \
 	         benchmarks/bench_p2p_recommendation.py benchmarks/bench_euber.py; do $(PY) $$b || exit 1; done
+	$(PY) benchmarks/bench_rllib.py --repeats 5 --out runs/bench/rllib_sampling.json
 
 ## data: rebuild the shipped dataset from the source wheels (needs the package registry)
 data: setup
