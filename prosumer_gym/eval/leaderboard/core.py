@@ -39,6 +39,7 @@ __all__ = [
     "mean_ci95",
     "track",
     "track_ids",
+    "shared_info",
     "TRACK_MODULES",
 ]
 
@@ -212,6 +213,15 @@ class Track:
             if m.key == key:
                 return m
         raise KeyError(key)
+
+
+def shared_info(infos: Mapping[str, Any], key: str = "market") -> dict[str, Any]:
+    """The dict every agent's info shares under ``key`` (the envs' market/community KPIs);
+    ``{}`` when no agent's info has it."""
+    for info in infos.values():
+        if key in info:
+            return info[key]
+    return {}
 
 
 def run_episode(env: Any, policy: JointPolicy, seed: int, curve: Callable | None = None) -> tuple[EpisodeLog, list[float]]:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.eval.leaderboard.core import EpisodeLog, JointPolicy, Metric, Reference, Track
+from prosumer_gym.eval.leaderboard.core import EpisodeLog, JointPolicy, Metric, Reference, Track, shared_info
 
 ENV_KWARGS: dict[str, Any] = dict(n_prosumers=20, n_flexible=20, n_inflexible=20, n_chp=2, n_peak=1,
                                   n_steps=24, split="test")
@@ -39,15 +39,11 @@ N_SEEDS = 30
 _RANDOM_STREAM = 0xEC01
 
 
-def _market(infos: Mapping[str, Any]) -> dict[str, Any]:
-    for info in infos.values():
-        return info["market"]
-    return {}
 
 
 def summarise(log: EpisodeLog) -> dict[str, float]:
     """Day totals from the shared ``market`` infos (per day if the episode spans several)."""
-    slots = [_market(i) for i in log.infos]
+    slots = [shared_info(i) for i in log.infos]
     days = len(slots) * log.env.slot_minutes / (24 * 60)
     cost = sum(m["community_cost_eur"] for m in slots)
     bau = sum(m["bau_cost_eur"] for m in slots)
@@ -62,7 +58,7 @@ def summarise(log: EpisodeLog) -> dict[str, float]:
 
 
 def curve(rewards: Mapping[str, float], infos: Mapping[str, Any]) -> float:
-    return float(_market(infos)["community_cost_eur"])
+    return float(shared_info(infos)["community_cost_eur"])
 
 
 class _Vectorised(JointPolicy):

@@ -47,24 +47,19 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.eval.leaderboard.core import EpisodeLog, JointPolicy, Metric, Reference, Track
+from prosumer_gym.eval.leaderboard.core import EpisodeLog, JointPolicy, Metric, Reference, Track, shared_info
 
 ENV_KWARGS: dict[str, Any] = dict(n_workers=40, n_ride_tasks=10, n_v2g_tasks=10, n_slots=96, start_slot=0,
                                   split="test", absent_agents="mask")
 
 
-def _market(infos: Mapping[str, Any]) -> dict:
-    for info in infos.values():
-        if "market" in info:
-            return info["market"]
-    return {}
 
 
 def summarise(log: EpisodeLog) -> dict[str, float]:
     """The market's episode totals (``info["market"]["totals"]`` after the last slot; they
     include slots skipped for lack of workers) and the workers' summed rewards. The per-task
     metrics are NaN when no task was served (undefined)."""
-    tot = _market(log.infos[-1]).get("totals", {}) if log.infos else {}
+    tot = shared_info(log.infos[-1]).get("totals", {}) if log.infos else {}
     served = float(tot.get("tasks_served", 0))
     cost = float(tot.get("cost_usd", 0.0))
     E = float(tot.get("E_kwh", 0.0))
@@ -80,7 +75,7 @@ def summarise(log: EpisodeLog) -> dict[str, float]:
 
 
 def curve(rewards: Mapping[str, float], infos: Mapping[str, Any]) -> float:
-    return float(_market(infos).get("tasks_served", 0))
+    return float(shared_info(infos).get("tasks_served", 0))
 
 
 class Behavioural(JointPolicy):

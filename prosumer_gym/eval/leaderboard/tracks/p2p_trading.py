@@ -18,19 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.eval.leaderboard.core import EpisodeLog, JointPolicy, Metric, PerAgentPolicy, Reference, Track
+from prosumer_gym.eval.leaderboard.core import (EpisodeLog, JointPolicy, Metric, PerAgentPolicy, Reference, Track,
+                                                shared_info)
 
 ENV_KWARGS: dict[str, Any] = dict(n_sellers=5, n_buyers=10, n_days=365, split="test")
 
 
-def _market(infos: dict) -> dict:
-    for info in infos.values():
-        return info["market"]
-    return {}
 
 
 def summarise(log: EpisodeLog) -> dict[str, float]:
-    days = [_market(i) for i in log.infos]
+    days = [shared_info(i) for i in log.infos]
     return {
         "buyers_pt_value": float(np.mean([d["buyers_pt_value"] for d in days])),
         "sellers_revenue_usd": float(np.mean([d["sellers_revenue_usd"] for d in days])),
@@ -39,7 +36,7 @@ def summarise(log: EpisodeLog) -> dict[str, float]:
 
 
 def curve(rewards: dict, infos: dict) -> float:
-    return float(_market(infos)["buyers_pt_value"])
+    return float(shared_info(infos)["buyers_pt_value"])
 
 
 def _constant() -> JointPolicy:

@@ -35,17 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.eval.leaderboard.core import EpisodeLog, JointPolicy, Metric, Reference, Track
+from prosumer_gym.eval.leaderboard.core import EpisodeLog, JointPolicy, Metric, Reference, Track, shared_info
 
 ENV_KWARGS: dict[str, Any] = dict(n_prosumers=99, scenario="paper", n_days=200)
 N_SEEDS = 20
 _STREAM = {"algorithm2": 0xA162, "contract_ratio": 0xC0C0, "oracle_bernoulli": 0xB0B0}
 
 
-def _community(infos: Mapping[str, Any]) -> dict[str, Any]:
-    for info in infos.values():
-        return info["community"]
-    return {}
 
 
 def lagrangian_gap_pct(c: Mapping[str, Any]) -> float:
@@ -58,7 +54,7 @@ def lagrangian_gap_pct(c: Mapping[str, Any]) -> float:
 
 def summarise(log: EpisodeLog) -> dict[str, float]:
     """Tracking error (mean per day) and the end-of-episode distance and social-cost gap."""
-    days = [_community(i) for i in log.infos]
+    days = [shared_info(i, "community") for i in log.infos]
     last = days[-1]
     return {
         "tracking_error_units": float(np.mean([abs(d["error_x"]) + abs(d["error_y"]) for d in days])),
@@ -70,7 +66,7 @@ def summarise(log: EpisodeLog) -> dict[str, float]:
 
 
 def curve(rewards: Mapping[str, float], infos: Mapping[str, Any]) -> float:
-    return float(_community(infos)["rel_distance_median"])
+    return float(shared_info(infos, "community")["rel_distance_median"])
 
 
 Decide = Callable[[Mapping[str, Any]], tuple[np.ndarray, np.ndarray]]
