@@ -341,6 +341,8 @@ def test_cli_eval_appends_and_reports_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Buyers' PT value" in out and "appended" in out
     assert [e["name"] for e in load_entries(res)] == ["random"]
+    # a fresh results file is scored against the reference entries shipped in the package
+    assert "composite score" in out and "score n/a" not in out
     assert cli_main(["eval", "--env", "Nope-v0", "--policy", "random", "--results", str(res)]) == 2
     assert "env must be one of" in capsys.readouterr().err
 
@@ -401,3 +403,20 @@ def test_page_renders_in_headless_chromium(tmp_path):
     subprocess.run(cmd[:-2] + [f"--screenshot={shot}", "--window-size=1200,900",
                                (tmp_path / "site" / "index.html").as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10000
+
+
+def test_shipped_references_are_the_published_board():
+    from prosumer_gym.eval.leaderboard.results import PUBLISHED_REFERENCES
+
+    board = Path(__file__).resolve().parents[1] / "leaderboard" / "results.jsonl"
+    if not board.exists():
+        pytest.skip("not a source checkout (no leaderboard/results.jsonl)")
+    versions = {e: track(e).version for e in track_ids()}
+    shipped = latest_entries(load_entries(PUBLISHED_REFERENCES), versions)
+    published = latest_entries(load_entries(board), versions)
+    for env_id in track_ids():
+        want = {r.name for r in track(env_id).references}
+        got = {e["name"]: e["metrics"] for e in shipped.get(env_id, [])}
+        assert set(got) == want, env_id  # every reference of every track is shipped...
+        pub = {e["name"]: e["metrics"] for e in published.get(env_id, [])}
+        assert all(got[n] == pub[n] for n in want), env_id  # ...with the board's numbers

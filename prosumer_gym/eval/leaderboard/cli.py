@@ -28,7 +28,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prosumer_gym.eval.leaderboard.core import track, track_ids
-from prosumer_gym.eval.leaderboard.results import DEFAULT_RESULTS, append_entries, latest_entries, load_entries, update_entries
+from prosumer_gym.eval.leaderboard.results import (
+    DEFAULT_RESULTS,
+    PUBLISHED_REFERENCES,
+    append_entries,
+    board_entries,
+    load_entries,
+    update_entries,
+)
 
 __all__ = ["main", "build_parser", "rebuild"]
 
@@ -62,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--envs", nargs="*", default=None, help="only these tracks (default: all)")
     r.add_argument("--md", default="LEADERBOARD.md")
     r.add_argument("--site", default=str(Path("leaderboard") / "site"))
+    r.add_argument("--publish", action="store_true",
+                   help="also update the reference entries shipped in the package (maintainers)")
     common(r)
 
     o = sub.add_parser("report", help="write LEADERBOARD.md and the HTML page from the results file")
@@ -85,7 +94,7 @@ def _print_entry(entry: dict, rows: list[dict] | None) -> None:
     for m in tr.metrics:
         rec = entry["metrics"][m.key]
         line = f"  {m.label:<32s} {_num(rec['mean'], rec['ci95'])} {m.unit}"
-        if row is not None:
+        if row is not None and m.weight > 0:
             line += f"   score {_num(row['metrics'][m.key]['score'], row['metrics'][m.key]['score_ci95'], 1)}"
         print(line)
     if row is not None:
@@ -96,10 +105,11 @@ def _print_entry(entry: dict, rows: list[dict] | None) -> None:
 
 def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_RESULTS, backend: str = "process",
             workers: int = 2, ray_address: str | None = None, n_seeds: int | None = None,
-            progress: bool = True) -> list[dict]:
+            progress: bool = True, publish: bool = False) -> list[dict]:
     """Evaluate every reference of ``env_ids`` (default all tracks); the results file keeps
     every other line (also those appended while the rebuild ran) and gets the new reference
-    entries in place of the old ones. Returns the new entries."""
+    entries in place of the old ones. ``publish`` (with all seeds) also updates the reference
+    entries shipped in the package (:data:`PUBLISHED_REFERENCES`). Returns the new entries."""
     from prosumer_gym.eval.leaderboard.runner import make_entry, reference_jobs, run_jobs
 
     ids = list(env_ids) if env_ids else track_ids()
@@ -125,6 +135,9 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
     replaced = {(e["env_id"], e["name"]) for e in new}
     update_entries(lambda now: [e for e in now if (e["env_id"], e["name"]) not in replaced
                                 or e["kind"] == "submission"] + new, results)
+    if publish and n_seeds is None:  # the shipped normalisers follow the published board
+        update_entries(lambda now: [e for e in now if (e["env_id"], e["name"]) not in replaced] + new,
+                       PUBLISHED_REFERENCES)
     return new
 
 
@@ -152,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              options=dict(algo=args.algo, arch=args.arch, role=args.role, activation=args.activation),
                              progress=not args.no_progress)
             tr = track(args.env)
-            others = latest_entries(load_entries(args.results), {args.env: tr.version}).get(args.env, [])
-            others = [e for e in others if e["name"] != entry["name"]] + [entry]
+            others = [e for e in board_entries(args.env, tr.version, args.results) if e["name"] != entry["name"]]
+            others.append(entry)
             _print_entry(entry, score_rows(tr, others))
             if not args.no_append:
                 print(f"appended to {append_entries([entry], args.results)}")
@@ -161,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "rebuild":
             t0 = time.perf_counter()
             new = rebuild(args.envs, args.results, _backend(args), args.workers, args.ray_address, args.n_seeds,
-                          not args.no_progress)
+                          not args.no_progress, publish=args.publish)
             print(f"{len(new)} reference entries in {time.perf_counter() - t0:.1f} s "
                   f"({sum(e['cpu_seconds'] for e in new):.1f} CPU s) -> {args.results}")
         from prosumer_gym.eval.leaderboard.report import write_report

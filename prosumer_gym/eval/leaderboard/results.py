@@ -16,10 +16,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_RESULTS", "append_entries", "load_entries", "latest_entries", "update_entries"]
+__all__ = ["DEFAULT_RESULTS", "PUBLISHED_REFERENCES", "append_entries", "load_entries", "latest_entries",
+           "update_entries", "board_entries"]
 
 #: The repository's published results (rebuilt by ``prosumer-gym-leaderboard rebuild``).
 DEFAULT_RESULTS = Path("leaderboard") / "results.jsonl"
+#: The reference entries of the last published rebuild, shipped inside the package so an
+#: evaluation is scored against the published normalisers wherever it runs.
+PUBLISHED_REFERENCES = Path(__file__).with_name("published_references.jsonl")
 
 _REQUIRED = ("schema", "env_id", "track_version", "name", "kind", "seeds", "metrics")
 
@@ -119,3 +123,12 @@ def latest_entries(entries: Iterable[Mapping[str, Any]], versions: Mapping[str, 
     for (env_id, _), e in latest.items():
         out.setdefault(env_id, []).append(e)
     return out
+
+
+def board_entries(env_id: str, version: int, path: str | Path = DEFAULT_RESULTS) -> list[dict[str, Any]]:
+    """The newest entries of ``env_id`` in ``path``, completed by the published reference
+    entries (shipped with the package) for references the file lacks."""
+    own = latest_entries(load_entries(path), {env_id: version}).get(env_id, [])
+    names = {e["name"] for e in own}
+    shipped = latest_entries(load_entries(PUBLISHED_REFERENCES), {env_id: version}).get(env_id, [])
+    return own + [e for e in shipped if e["name"] not in names]
