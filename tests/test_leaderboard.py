@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from prosumer_gym import ENV_IDS
-from prosumer_gym.eval.leaderboard import HELD_OUT_SEED_BASE, run_episode, track, track_ids
+from prosumer_gym.eval.leaderboard import HELD_OUT_SEED_BASE, track, track_ids
 from prosumer_gym.eval.leaderboard.cli import main as cli_main
 from prosumer_gym.eval.leaderboard.policies import load_policy, safe_torch_load
 from prosumer_gym.eval.leaderboard.report import score_rows, write_report
