@@ -44,12 +44,12 @@ from typing import Any
 import numpy as np
 
 from prosumer_gym.eval.leaderboard.core import JointPolicy, Track
+from prosumer_gym.train.sb3 import SB3_ALGOS
 
 __all__ = ["load_policy", "PolicySource", "safe_torch_load", "sb3_policy_from_zip", "state_dict_network",
            "SharedModelPolicy", "CallablePolicy", "ARCHS", "SB3_ALGOS"]
 
 ARCHS = ("mlp", "qnet")
-SB3_ALGOS = ("ppo", "a2c", "dqn")
 _MAX_BYTES = 512 * 1024 * 1024
 
 
