@@ -48,6 +48,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from prosumer_gym.core.validation import check_int
 from prosumer_gym.train.common import (
     EnvSpec,
     atomic_write_text,
@@ -96,8 +97,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: 
 
     if ray.is_initialized():
         return False
-    if num_cpus is not None and int(num_cpus) < 1:
-        raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
+    if num_cpus is not None:
+        num_cpus = check_int("num_cpus", num_cpus, 1)
     kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": not quiet}
     if quiet:
         import logging
@@ -153,12 +154,9 @@ def build_config(spec: EnvSpec | str, algo: str = "ppo", *, env_kwargs: Mapping[
 
     _check_choice(algo, RLLIB_ALGOS, "algo")
     _check_choice(policy_mapping, POLICY_MAPPINGS, "policy_mapping")
-    if int(num_env_runners) < 0:
-        raise ValueError(f"num_env_runners must be >= 0, got {num_env_runners}")
-    if int(num_envs_per_env_runner) < 1:
-        raise ValueError(f"num_envs_per_env_runner must be >= 1, got {num_envs_per_env_runner}")
-    if int(seed) < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    num_env_runners = check_int("num_env_runners", num_env_runners, 0)
+    num_envs_per_env_runner = check_int("num_envs_per_env_runner", num_envs_per_env_runner, 1)
+    seed = check_int("seed", seed, 0)
     ecfg = env_config(spec, env_kwargs, policy_mapping, pad_observations)
     probe = PettingZooRLlibEnv(ecfg)  # validates env name, kwargs and the mapping's spaces
     fn = policy_mapping_fn(policy_mapping)
@@ -320,12 +318,9 @@ def train_rllib(spec: EnvSpec, algo: str, out_dir: str | Path, *, seed: int = 0,
     """
     _check_choice(algo, RLLIB_ALGOS, "algo")
     _check_choice(policy_mapping, POLICY_MAPPINGS, "policy_mapping")
-    if int(total_steps) < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    if int(checkpoint_freq) < 0:
-        raise ValueError(f"checkpoint_freq must be >= 0, got {checkpoint_freq}")
-    if int(keep_checkpoints) < 1:
-        raise ValueError(f"keep_checkpoints must be >= 1, got {keep_checkpoints}")
+    total_steps = check_int("total_steps", total_steps, 1)
+    checkpoint_freq = check_int("checkpoint_freq", checkpoint_freq, 0)
+    keep_checkpoints = check_int("keep_checkpoints", keep_checkpoints, 1)
     require_ray()
     out = Path(out_dir)
     ckpt_dir, tb_dir, run_file = out / "checkpoints", out / "tb", out / "run.json"
