@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard constraints/*.txt) Makefile
 ## leaderboard track: every reference on the held-out households and seeds, scored
 ## ($(RUN_DIR)/LEADERBOARD.md, $(RUN_DIR)/leaderboard/site/index.html)
 run: setup
-	$(PY) -m prosumer_gym.eval.p2p_trading_main --out $(RUN_DIR)
+	$(PY) -m prosumer_gym.eval.main_job --out $(RUN_DIR)
 	$(PY) -m prosumer_gym.eval.leaderboard rebuild --envs P2PTrading-v0 --workers 2 --no-progress \
 	    --results $(RUN_DIR)/leaderboard/results.jsonl --md $(RUN_DIR)/LEADERBOARD.md --site $(RUN_DIR)/leaderboard/site
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prosumer_gym.envs import energy_collective_market as mk
+from prosumer_gym.envs.energy_collective import market as mk
 
 RATIO = {"n_prosumers": 100, "n_flexible": 100, "n_inflexible": 100, "n_chp": 10, "n_peak": 5}
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from prosumer_gym.agents.euber import CARSRecommender, PKRecommender
-from prosumer_gym.envs.euber_gym import EUberGymEnv
-from prosumer_gym.envs.euber_market import EUberConfig, EUberMarket, select_winners, solve_potr
+from prosumer_gym.envs.euber.gym import EUberGymEnv
+from prosumer_gym.envs.euber.market import EUberConfig, EUberMarket, select_winners, solve_potr
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 

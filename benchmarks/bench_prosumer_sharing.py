@@ -28,9 +28,9 @@ import numpy as np
 
 from prosumer_gym.agents.prosumer_sharing import Algorithm1Platform, Algorithm2Team
 from prosumer_gym.envs import prosumer_sharing_v0
-from prosumer_gym.envs.prosumer_sharing_gym import ProsumerSharingGymEnv
-from prosumer_gym.envs.prosumer_sharing_market import SharingConfig, solve_optimum
-from prosumer_gym.envs.prosumer_sharing_vec import ProsumerSharingBatch, ProsumerSharingVecEnv
+from prosumer_gym.envs.prosumer_sharing.gym import ProsumerSharingGymEnv
+from prosumer_gym.envs.prosumer_sharing.market import SharingConfig, solve_optimum
+from prosumer_gym.envs.prosumer_sharing.vec import ProsumerSharingBatch, ProsumerSharingVecEnv
 
 
 def time_parallel_env(days: int, n: int, seed: int) -> tuple[float, float]:

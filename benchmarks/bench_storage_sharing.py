@@ -33,8 +33,8 @@ import numpy as np
 
 from prosumer_gym.agents.storage_sharing import BestResponseRU, SEAuctioneer
 from prosumer_gym.envs import storage_sharing_v0
-from prosumer_gym.envs.storage_sharing_gym import StorageSharingGymEnv
-from prosumer_gym.envs.storage_sharing_market import StorageMarket, algorithm1, determine, solve
+from prosumer_gym.envs.storage_sharing.gym import StorageSharingGymEnv
+from prosumer_gym.envs.storage_sharing.market import StorageMarket, algorithm1, determine, solve
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _clock = time.perf_counter

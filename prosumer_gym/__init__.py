@@ -15,12 +15,22 @@ __version__ = "0.1.0"
 # Gymnasium id -> single-agent view (module:class). The PettingZoo modules are
 # prosumer_gym.envs.<name>_v0 (see README).
 ENV_IDS = {
-    "P2PTrading-v0": "prosumer_gym.envs.p2p_trading_gym:P2PTradingGymEnv",
-    "P2PRecommendation-v0": "prosumer_gym.envs.p2p_recommendation_gym:P2PRecommendationGymEnv",
-    "EUber-v0": "prosumer_gym.envs.euber_gym:EUberGymEnv",
-    "StorageSharing-v0": "prosumer_gym.envs.storage_sharing_gym:StorageSharingGymEnv",
-    "ProsumerSharing-v0": "prosumer_gym.envs.prosumer_sharing_gym:ProsumerSharingGymEnv",
-    "EnergyCollective-v0": "prosumer_gym.envs.energy_collective_gym:EnergyCollectiveGymEnv",
+    "P2PTrading-v0": "prosumer_gym.envs.p2p_trading.gym:P2PTradingGymEnv",
+    "P2PRecommendation-v0": "prosumer_gym.envs.p2p_recommendation.gym:P2PRecommendationGymEnv",
+    "EUber-v0": "prosumer_gym.envs.euber.gym:EUberGymEnv",
+    "StorageSharing-v0": "prosumer_gym.envs.storage_sharing.gym:StorageSharingGymEnv",
+    "ProsumerSharing-v0": "prosumer_gym.envs.prosumer_sharing.gym:ProsumerSharingGymEnv",
+    "EnergyCollective-v0": "prosumer_gym.envs.energy_collective.gym:EnergyCollectiveGymEnv",
+}
+
+# Gymnasium id -> its PettingZoo module (the versioned entry point ``envs/<market>_v<N>.py``).
+PETTINGZOO_MODULES = {
+    "P2PTrading-v0": "prosumer_gym.envs.p2p_trading_v0",
+    "P2PRecommendation-v0": "prosumer_gym.envs.p2p_recommendation_v0",
+    "EUber-v0": "prosumer_gym.envs.euber_v0",
+    "StorageSharing-v0": "prosumer_gym.envs.storage_sharing_v0",
+    "ProsumerSharing-v0": "prosumer_gym.envs.prosumer_sharing_v0",
+    "EnergyCollective-v0": "prosumer_gym.envs.energy_collective_v0",
 }
 
 
@@ -38,4 +48,4 @@ def _register_all() -> list[str]:
 
 REGISTERED = tuple(_register_all())
 
-__all__ = ["__version__", "ENV_IDS", "REGISTERED"]
+__all__ = ["__version__", "ENV_IDS", "PETTINGZOO_MODULES", "REGISTERED"]

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from prosumer_gym import data as pgdata  # noqa: E402
-from prosumer_gym.envs.euber_market import FARE_FEATURES, fare_features_from_trips  # noqa: E402
+from prosumer_gym.envs.euber.market import FARE_FEATURES, fare_features_from_trips  # noqa: E402
 
 HIDDEN = (132, 132, 64)
 SEED = 20240601

@@ -1,7 +1,7 @@
 """EUber-v0 platform recommenders: CARS (Alg. 7) and PK (perfect knowledge).
 
 A recommender maps the slot to a *score matrix* (W workers x S tasks); the environment
-projects it onto POTR's constraints (Eqs. 6.1a-f, :func:`prosumer_gym.envs.euber_market.solve_potr`).
+projects it onto POTR's constraints (Eqs. 6.1a-f, :func:`prosumer_gym.envs.euber.market.solve_potr`).
 
 * :class:`CARSRecommender` — CMAB with the UCB objective of Eq. 6.6,
   ``alpha_hat[i, z] + sqrt(ucb_scale * (Q + 1) ln t / m[i, z])`` with ``Q = |W| x 3``, and the

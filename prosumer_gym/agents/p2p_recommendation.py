@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prosumer_gym.core.matching import unit_matching
-from prosumer_gym.envs.p2p_recommendation_market import RecInstance, RecommendationMILP, project
+from prosumer_gym.envs.p2p_recommendation.market import RecInstance, RecommendationMILP, project
 
 __all__ = ["UPLAgent", "BPTKAgent", "make_agent", "random_recommendation", "bptk_match", "INITS", "AGENT_NAMES"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.envs.prosumer_sharing_market import (
+from prosumer_gym.envs.prosumer_sharing.market import (
     RULES,
     CostParams,
     algorithm2_probabilities,

@@ -7,7 +7,7 @@ can replace them; they read the constant observation scales (``env.obs_scales``)
 * :class:`SEAuctioneer`: at a price step, decodes the window, the SFCs' total requirement
   and mean bid, and each participating RU's declared reservation price, reluctance and
   available storage, and posts the Stackelberg-equilibrium price (closed form where
-  interior, exact 1-D search otherwise: :func:`~prosumer_gym.envs.storage_sharing_market.se_price`);
+  interior, exact 1-D search otherwise: :func:`~prosumer_gym.envs.storage_sharing.market.se_price`);
   with a discrete price action it posts the best admissible level. Its regret in the
   env's infos is ~0 (float32 observations: ~1e-6 cents/kWh price error).
 * :class:`BestResponseRU`: at a share step, offers ``x_i*(p) = clip((p - r_i)/(2 beta_i), 0, b_i(t))``
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.envs.storage_sharing_market import se_price, supply
+from prosumer_gym.envs.storage_sharing.market import se_price, supply
 from prosumer_gym.envs.storage_sharing_v0 import AUCTIONEER_OBS, AUCTIONEER_RU_FIELDS, RU_OBS, ObsScales
 
 __all__ = ["SEAuctioneer", "BestResponseRU", "decode_auctioneer_obs", "decode_ru_obs", "observation_scales"]

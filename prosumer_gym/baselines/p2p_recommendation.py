@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prosumer_gym.agents.p2p_recommendation import random_recommendation
-from prosumer_gym.envs.p2p_recommendation_market import RecInstance, RecommendationMILP, project
+from prosumer_gym.envs.p2p_recommendation.market import RecInstance, RecommendationMILP, project
 
 __all__ = ["ZhuP", "OPT", "RandomFeasible", "zhu_p_match", "make_baseline", "BASELINE_NAMES"]
 

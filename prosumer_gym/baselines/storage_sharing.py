@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from prosumer_gym.agents.storage_sharing import observation_scales, decode_ru_obs
-from prosumer_gym.envs.storage_sharing_market import (
+from prosumer_gym.envs.storage_sharing.market import (
     Clearing,
     Determination,
     StorageMarket,

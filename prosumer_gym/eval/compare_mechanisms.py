@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prosumer_gym.envs.p2p_trading_market import DEFAULT_MECHANISM, MECHANISMS
+from prosumer_gym.envs.p2p_trading.market import DEFAULT_MECHANISM, MECHANISMS
 
 __all__ = ["simulate", "summarise", "main"]
 

@@ -75,15 +75,8 @@ def _module_exists(name: str) -> bool:
 def _pz_module_for(gym_id: str) -> str | None:
     import prosumer_gym
 
-    entry = prosumer_gym.ENV_IDS.get(gym_id)
-    if entry is None:
-        return None
-    module = entry.split(":")[0]
-    if module.endswith("_gym"):
-        cand = module[: -len("_gym")] + "_v0"
-        if _module_exists(cand):
-            return cand
-    return None
+    module = prosumer_gym.PETTINGZOO_MODULES.get(gym_id)
+    return module if module is not None and _module_exists(module) else None
 
 
 def available_envs() -> list[EnvSpec]:

@@ -59,7 +59,7 @@ def _random() -> JointPolicy:
 
 def _learner(kind: str) -> JointPolicy:
     from prosumer_gym.agents import make_seller_agent
-    from prosumer_gym.eval.p2p_trading_main import _agent_kwargs
+    from prosumer_gym.eval.main_job import _agent_kwargs
 
     kw = _agent_kwargs(kind, {})
 

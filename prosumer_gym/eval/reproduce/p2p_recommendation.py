@@ -1,6 +1,6 @@
 """Reproduce chapter 4's experimental scenarios 1-4 (Section 4.5.3) on P2PRecommendation-v0.
 
-    python -m prosumer_gym.eval.reproduce_p2p_recommendation --out runs/p2p_recommendation [--full]
+    python -m prosumer_gym.eval.reproduce.p2p_recommendation --out runs/p2p_recommendation [--full]
         [--seed 0] [--scenarios 1,2,3,4]
 
 Writes ``scenario{1..4}.png`` and ``figures.json`` (every measured number) into ``--out``;

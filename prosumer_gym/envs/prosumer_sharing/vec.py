@@ -1,7 +1,7 @@
 """Batched ProsumerSharing-v0: K independent communities stepped together with arrays.
 
 Two views on the same vectorised core
-(:class:`~prosumer_gym.envs.prosumer_sharing_market.SharingCommunities`):
+(:class:`~prosumer_gym.envs.prosumer_sharing.market.SharingCommunities`):
 
 :class:`ProsumerSharingBatch` (prosumer view, plain numpy array API; for MARL with shared
 parameters or for fast simulation of Algorithms 1-2)::
@@ -40,13 +40,13 @@ from stable_baselines3.common.vec_env import VecEnv
 from prosumer_gym.core.spaces import check_binary_array
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import check_box
-from prosumer_gym.envs.prosumer_sharing_gym import (
+from prosumer_gym.envs.prosumer_sharing.gym import (
     platform_config,
     platform_observation_space,
     platform_observations,
 )
-from prosumer_gym.envs.prosumer_sharing_market import CONFIG_KEYS, SharingConfig
-from prosumer_gym.envs.prosumer_sharing_v0 import DEFAULT_DAYS, resolve_days
+from prosumer_gym.envs.prosumer_sharing.market import CONFIG_KEYS, SharingConfig
+from prosumer_gym.envs.prosumer_sharing.env import DEFAULT_DAYS, resolve_days
 
 __all__ = ["ProsumerSharingBatch", "ProsumerSharingVecEnv"]
 

@@ -11,7 +11,7 @@ Runs (same seed: same households, PV systems, buyers, losses, PT parameters):
   reference prices; ``savings + constant``: our clearing with the same static prices.
 * ``--debate-gmax G`` adds ``debate + PQR`` / ``debate + ProDQN`` (DEbATE with ``NP=20``,
   ``G_max=G``; the paper's 10 000 takes ~3 s per day at 15x15, so it is off by default:
-  see ``prosumer_gym.eval.reproduce_p2p_trading`` for the paper's pairing).
+  see ``prosumer_gym.eval.reproduce.p2p_trading`` for the paper's pairing).
 
 Output in ``--out`` (written atomically): ``comparison.md`` / ``comparison.csv`` (one row per
 run: buyers' PT value and sellers' revenue per day, mean ± std, ratios to Rule, next to
@@ -20,7 +20,7 @@ price), ``buyers_sellers.png`` (10-day moving averages, Figs. 5.9-5.10), ``price
 (every seller's price, Figs. 5.11-5.12), ``tb/<run>/`` TensorBoard logs
 (``tensorboard --logdir <out>/tb``) and ``runs/<run>/`` (config, checkpoints, agents).
 
-    python -m prosumer_gym.eval.p2p_trading_main --out runs/main
+    python -m prosumer_gym.eval.main_job --out runs/main
 """
 
 from __future__ import annotations

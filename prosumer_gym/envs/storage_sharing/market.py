@@ -42,7 +42,7 @@ trading RUs (``r_{K-1}``, the second-highest reservation price at the intersecti
 ``window="floor"`` (default): ``[price_band[0], r_max]`` (the admissible band's low end,
 20 cents/kWh by default); ``window="vickrey"``: ``[r_V, r_max]``, the spec's literal window. Only ``"floor"`` is incentive compatible: with ``"vickrey"`` the
 lowest admissible price is the top trading RU's own report, which it can raise (the
-deviation search of the tests and of ``prosumer_gym.eval.reproduce_storage_sharing`` finds
+deviation search of the tests and of ``prosumer_gym.eval.reproduce.storage_sharing`` finds
 such profitable lies).
 """
 

@@ -1,6 +1,6 @@
 """Reproduce dissertation 001, chapter 6 (Section 6.4.2) on EUber-v0.
 
-    python -m prosumer_gym.eval.reproduce_euber --out runs/euber [--seed 0] [--quick]
+    python -m prosumer_gym.eval.reproduce.euber --out runs/euber [--seed 0] [--quick]
 
 Approaches (platform recommender + winner selection): ``PK-OPT``, ``CARS-OPT``, ``PK-BMW``,
 ``CARS-BMW`` (POTR lists, Eq. 6.1) and ``BG`` (perfect-knowledge top-K lists + task-centric
@@ -42,7 +42,7 @@ import numpy as np
 
 from prosumer_gym.agents.euber import CARSRecommender, PKRecommender
 from prosumer_gym.baselines.euber import bg_env_kwargs
-from prosumer_gym.envs.euber_gym import EUberGymEnv
+from prosumer_gym.envs.euber.gym import EUberGymEnv
 
 __all__ = ["APPROACHES", "run_approach", "main"]
 

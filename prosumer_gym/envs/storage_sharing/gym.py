@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 
 from prosumer_gym.agents.storage_sharing import BestResponseRU, SEAuctioneer
-from prosumer_gym.envs.storage_sharing_v0 import AUCTIONEER, raw_env
+from prosumer_gym.envs.storage_sharing.env import AUCTIONEER, raw_env
 
 __all__ = ["StorageSharingGymEnv", "LEARNERS"]
 

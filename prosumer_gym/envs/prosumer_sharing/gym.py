@@ -32,7 +32,7 @@ Episode
 Reference policy
     :class:`prosumer_gym.agents.prosumer_sharing.Algorithm1Platform` reproduces Algorithm 1
     through this interface exactly. Batched versions (K communities; SB3 ``VecEnv``):
-    :mod:`prosumer_gym.envs.prosumer_sharing_vec`.
+    :mod:`prosumer_gym.envs.prosumer_sharing.vec`.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from gymnasium import spaces
 from prosumer_gym.core.pz import figure_to_rgb
 from prosumer_gym.core.seeding import spawn
 from prosumer_gym.core.spaces import NamedBox, check_box
-from prosumer_gym.envs.prosumer_sharing_market import CONFIG_KEYS, SharingCommunities, SharingConfig
-from prosumer_gym.envs.prosumer_sharing_v0 import DEFAULT_DAYS, resolve_days
+from prosumer_gym.envs.prosumer_sharing.market import CONFIG_KEYS, SharingCommunities, SharingConfig
+from prosumer_gym.envs.prosumer_sharing.env import DEFAULT_DAYS, resolve_days
 
 __all__ = ["ProsumerSharingGymEnv", "PLATFORM_OBS_NAMES", "platform_config", "platform_observations"]
 

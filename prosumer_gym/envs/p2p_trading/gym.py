@@ -31,7 +31,7 @@ from prosumer_gym.agents.pqr import PQRAgent
 from prosumer_gym.baselines.price_policies import ConstantPriceSeller, RandomPriceSeller
 from prosumer_gym.core.seeding import spawn
 from prosumer_gym.core.spaces import check_discrete, check_multidiscrete
-from prosumer_gym.envs.p2p_trading_v0 import raw_env
+from prosumer_gym.envs.p2p_trading.env import raw_env
 
 __all__ = ["P2PTradingGymEnv"]
 

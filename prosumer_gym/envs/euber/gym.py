@@ -10,7 +10,7 @@ model with the worker's markup); winners by ``mechanism`` (``"bmw"`` default, ``
 Action (``Box(0, 1, (W, S))`` float32): a score per (worker, task). Projection (documented
 rule): ``projection="potr"`` (default) recommends the lists that maximise the total score
 under POTR's constraints (Eqs. 6.1a-f; 6.1b/6.1c soft, see
-:func:`~prosumer_gym.envs.euber_market.solve_potr`); ``"topk"`` gives each worker its K
+:func:`~prosumer_gym.envs.euber.market.solve_potr`); ``"topk"`` gives each worker its K
 eligible tasks of highest score. A binary matrix is a valid action (it recommends its ones
 first). CARS/PK produce scores via ``act(obs)``.
 
@@ -27,7 +27,7 @@ for learners (CARS updates from these), and ``mae`` is *not* given (the true alp
 evaluation code reads ``env.unwrapped.market.alpha``).
 
 Episodes truncate after ``n_slots`` (alias ``max_cycles``, default 96). Every keyword of
-:class:`~prosumer_gym.envs.euber_market.EUberConfig` is accepted.
+:class:`~prosumer_gym.envs.euber.market.EUberConfig` is accepted.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ import numpy as np
 from gymnasium import spaces
 
 from prosumer_gym.core.spaces import check_box
-from prosumer_gym.envs.euber_market import EUberConfig, EUberMarket, select_winners
-from prosumer_gym.envs.euber_v0 import PROJECTIONS, recommend, slot_market_info
+from prosumer_gym.envs.euber.market import EUberConfig, EUberMarket, select_winners
+from prosumer_gym.envs.euber.env import PROJECTIONS, recommend, slot_market_info
 
 __all__ = ["EUberGymEnv"]
 

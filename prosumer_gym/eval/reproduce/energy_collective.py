@@ -1,6 +1,6 @@
 """Reproduce the slides' energy-collective figures on the shipped data (slides ``002``).
 
-    python -m prosumer_gym.eval.reproduce_energy_collective --out runs/energy_collective [--day 120] [--seed 0]
+    python -m prosumer_gym.eval.reproduce.energy_collective --out runs/energy_collective [--day 120] [--seed 0]
 
 1. **One day, community vs BAU** (slides' table: BAU 55.38 > community 47.12 / 45.27 /
    46.81 for no / equal / proportional allocation). The default community (100 PV
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prosumer_gym.envs import energy_collective_market as mk
+from prosumer_gym.envs.energy_collective import market as mk
 
 __all__ = ["one_day", "days_summary", "deviation_gains", "distance_example", "main"]
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
     dist = distance_example(prefs)
     files = plots(day, dist)
     figures = {
-        "command": f"python -m prosumer_gym.eval.reproduce_energy_collective --out {a.out} --day {a.day} "
+        "command": f"python -m prosumer_gym.eval.reproduce.energy_collective --out {a.out} --day {a.day} "
                    f"--seed {a.seed}",
         "one_day": {k: v for k, v in day.items() if not k.startswith("_")},
         "days_summary": summary,

@@ -18,8 +18,8 @@ Every learner uses the paper's hyperparameters (``prosumer_gym/train/hyperparams
 P2PTrading-v0.yml``) and learns online during the year, as in the paper. Results are written
 to ``--out`` (``scenario<k>.md``/``.json``/``.png``, ``summary.md``) and printed.
 
-    python -m prosumer_gym.eval.reproduce_p2p_trading --out runs/reproduce_p2p            # all, minutes
-    python -m prosumer_gym.eval.reproduce_p2p_trading --scenarios 2 --s2-gmax 10000       # paper's DEbATE
+    python -m prosumer_gym.eval.reproduce.p2p_trading --out runs/reproduce_p2p            # all, minutes
+    python -m prosumer_gym.eval.reproduce.p2p_trading --scenarios 2 --s2-gmax 10000       # paper's DEbATE
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from prosumer_gym.eval.compare_mechanisms import atomic_write_bytes, atomic_write_text
-from prosumer_gym.eval.p2p_trading_main import (
+from prosumer_gym.eval.main_job import (
     PAPER_TABLE_5_1,
     RunSpec,
     _mpl,
@@ -78,7 +78,7 @@ def market_instances(n: int, count: int, seed: int, split: str = "train") -> lis
 
 
 def _debate_job(args: tuple) -> dict:
-    from prosumer_gym.envs.p2p_trading_market import make_clearer, objective
+    from prosumer_gym.envs.p2p_trading.market import make_clearer, objective
 
     inst, NP, G, run_seed = args
     S, B = inst.n_sellers, inst.n_buyers
@@ -433,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         times[k] = time.perf_counter() - t0
         texts[k] = r["text"]
         print(f"\n## Scenario {k} ({times[k]:.0f} s)\n\n{r['text']}\n", flush=True)
-    cmd = "python -m prosumer_gym.eval.reproduce_p2p_trading " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = "python -m prosumer_gym.eval.reproduce.p2p_trading " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = f"Command: `{cmd.strip()}`\n\n" + "\n\n".join(
         f"## Scenario {k} ({times[k]:.0f} s)\n\n{texts[k]}" for k in sorted(texts))
     atomic_write_text(out / "summary.md", summary + "\n")

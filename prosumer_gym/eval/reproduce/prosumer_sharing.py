@@ -1,6 +1,6 @@
 """Reproduce Figs. 4-9 of paper ``000`` (Section VI) on ProsumerSharing-v0 and measure them.
 
-    python -m prosumer_gym.eval.reproduce_prosumer_sharing --out runs/prosumer_sharing \\
+    python -m prosumer_gym.eval.reproduce.prosumer_sharing --out runs/prosumer_sharing \\
         [--days 1000] [--seeds 20] [--seed 0] [--n-prosumers 99] [--quick]
 
 1. Main run (one community, ``--seed``): the PettingZoo env with the paper's defaults, every
@@ -32,7 +32,7 @@ import numpy as np
 
 from prosumer_gym.agents.prosumer_sharing import Algorithm2Team
 from prosumer_gym.envs import prosumer_sharing_v0
-from prosumer_gym.envs.prosumer_sharing_market import (
+from prosumer_gym.envs.prosumer_sharing.market import (
     RULES,
     SCENARIOS,
     algorithm2_fixed_point,
@@ -40,7 +40,7 @@ from prosumer_gym.envs.prosumer_sharing_market import (
     default_tau,
     solve_optimum,
 )
-from prosumer_gym.envs.prosumer_sharing_vec import ProsumerSharingBatch
+from prosumer_gym.envs.prosumer_sharing.vec import ProsumerSharingBatch
 
 __all__ = ["main_run", "seed_statistics", "fixed_point_analysis", "main"]
 
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     run = main_run(a.days, a.seed, a.n_prosumers)
     result: dict[str, Any] = {
-        "command": "python -m prosumer_gym.eval.reproduce_prosumer_sharing " + " ".join(sys.argv[1:] if argv is None
+        "command": "python -m prosumer_gym.eval.reproduce.prosumer_sharing " + " ".join(sys.argv[1:] if argv is None
                                                                                           else argv),
         "settings": {"days": a.days, "seeds": a.seeds, "seed": a.seed, "n_prosumers": a.n_prosumers,
                      "tau": {r: default_tau(r) for r in RULES}, "omega0": {r: default_omega0(r) for r in RULES},

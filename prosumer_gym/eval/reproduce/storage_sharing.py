@@ -1,6 +1,6 @@
 """Reproduce the shapes of paper ``003`` (Sec. V) on StorageSharing-v0's reconstructed mechanism.
 
-    python -m prosumer_gym.eval.reproduce_storage_sharing --out runs/storage_sharing [--markets 300]
+    python -m prosumer_gym.eval.reproduce.storage_sharing --out runs/storage_sharing [--markets 300]
         [--ic-markets 100] [--quick]
 
 Writes, each file atomically (temporary file + ``os.replace``), into ``--out``:
@@ -44,7 +44,7 @@ import numpy as np
 from prosumer_gym.agents.storage_sharing import BestResponseRU, SEAuctioneer
 from prosumer_gym.baselines.storage_sharing import DEFAULT_FIT_PRICE, compare_schemes
 from prosumer_gym.envs import storage_sharing_v0
-from prosumer_gym.envs.storage_sharing_market import (
+from prosumer_gym.envs.storage_sharing.market import (
     StorageMarket,
     algorithm1,
     determine,
@@ -463,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out = Path(a.out)
     t0 = time.perf_counter()
     results: dict[str, Any] = {
-        "command": " ".join(["python -m prosumer_gym.eval.reproduce_storage_sharing", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python -m prosumer_gym.eval.reproduce.storage_sharing", *(argv or sys.argv[1:])]),
         "markets_per_point": n,
         "note": "formulas RECONSTRUCTED (paper copy masked): see docs/storage_sharing.md",
     }

@@ -34,7 +34,7 @@ from gymnasium import spaces
 
 from prosumer_gym.agents.energy_collective import ADMMBestResponse
 from prosumer_gym.core.spaces import check_box
-from prosumer_gym.envs.energy_collective_v0 import OBS_NAMES, raw_env
+from prosumer_gym.envs.energy_collective.env import OBS_NAMES, raw_env
 
 __all__ = ["EnergyCollectiveGymEnv"]
 

@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from prosumer_gym.envs.p2p_recommendation_v0 import PLATFORM, raw_env
+from prosumer_gym.envs.p2p_recommendation.env import PLATFORM, raw_env
 
 __all__ = ["P2PRecommendationGymEnv"]
 

@@ -1,0 +1,587 @@
+"""EnergyCollective-v0: community-based market (ADMM, cost allocation) and P2P market.
+
+Slides ``002`` (energy collectives, problem (1)-(5), ADMM; P2P MBED with product
+differentiation, consensus+innovation). Spec: ``shared/spec/energy_collective.md``;
+mechanisms: :mod:`prosumer_gym.envs.energy_collective.market`; every choice and the
+measured figures: ``docs/energy_collective.md``.
+
+Env card
+--------
+Agents
+    One agent per player of the community (defaults: the slides' 300 households and 15
+    generators): ``prosumer_i`` (``n_prosumers=100``, household + ``pv_kw=4`` kWp PV,
+    flexible share ``flexibility=0.2`` of its load), ``flexible_i`` (100),
+    ``inflexible_i`` (100, fixed load: their action has no effect), ``chp_i`` (10
+    mini-CHPs, 10 kW, ``b ~ U[0.07, 0.10]`` EUR/kWh) and ``peak_i`` (5 peak units, 5 kW,
+    ``b ~ U[0.16, 0.22]``). Real CityLearn loads and pvlib PV (``prosumer_gym.data``,
+    ``split="train"``), sampled with the reset seed; Dutch day-ahead prices of
+    ``price_year=2019`` (EUR; the slides used Australian prices): import = wholesale +
+    ``import_markup=0.10`` EUR/kWh, export = wholesale - ``export_markup=0.0``.
+Step
+    One step is one market time unit of ``slot_minutes`` (default 60; 30 and 15 split
+    each hour evenly). (1) Before the step, the market clears the slot with every
+    player's declared cost and bounds: ``market="community"`` (default) by the
+    distributed ADMM of problem (1)-(5) (the manager's price ``lambda``),
+    ``market="p2p"`` by consensus+innovation on the MBED (trades ``P_nm``, prices
+    ``lambda_nm``). The clearing price is in the observation. (2) Each agent sets its net
+    injection. (3) Settlement: community market, the grid absorbs the imbalance ``q = -sum
+    p`` and its bill is allocated by ``allocation`` (``"none"``: pay the community price
+    for your net withdrawal; ``"equal"``: bill / N; ``"proportional"``: import cost in
+    proportion to consumption, export revenue in proportion to production; the last two
+    with free internal exchanges). P2P market: each player pays/receives its planned
+    trades at their prices and settles any deviation with the grid (import price for a
+    shortfall, export price for a surplus).
+Actions (``Box(1,)`` in [0, 1], float32)
+    Position in the player's feasible range of this slot: ``p = p_min + a (p_max -
+    p_min)`` (kWh per slot, > 0 injects). Out-of-range or non-finite actions raise
+    ``ValueError`` (no projection).
+Observation (``Box(10,)`` float32, per agent; see :data:`OBS_NAMES`)
+    ``price`` (EUR/kWh; community: the ADMM price ``lambda`` of the slot; p2p: the
+    player's marginal value of energy at the cleared trades), ``import_price``,
+    ``export_price`` (EUR/kWh), ``p_min``, ``p_max``, ``p_ref`` (kWh per slot: bounds and
+    the reference set-point ``r`` where the player's cost is 0), ``marginal_cost``
+    (``m``, EUR/kWh at ``r``), ``curvature`` (``a``, EUR/kWh^2), ``hour_sin``,
+    ``hour_cos``. The player's cost is ``f(p) = a/2 (p - r)^2 + m (p - r)``, so its best
+    response to ``price`` is ``clip(r + (price - m)/a, p_min, p_max)`` (the reference
+    policy :class:`prosumer_gym.agents.energy_collective.ADMMBestResponse`). Values are
+    clipped to the Box bounds (prices +-10 EUR/kWh, energies +-1000 kWh, curvature
+    [0, 1e4]); the defaults never reach them.
+Rewards
+    Minus the player's cost of the slot (EUR): ``f_i(p_i)`` plus its allocated grid
+    cost (community) or its trade payments, preference cost and imbalance (p2p).
+Infos (per agent)
+    ``kind``, ``p_kwh``, ``planned_kwh`` (the mechanism's set-point), ``player_cost_eur``
+    (``f_i``), ``grid_share_eur`` / ``trade_payment_eur``, ``cost_eur`` (= -reward),
+    ``bau_cost_eur`` (the player alone with the grid, Business As Usual) and under
+    ``"market"`` (one shared dict): ``slot``, ``day``, ``hour``, ``market``,
+    ``allocation``, ``price``, ``import_price``, ``export_price``, ``q_import_kwh``,
+    ``q_export_kwh``, ``community_cost_eur`` (sum of ``f_i`` + grid bill),
+    ``planned_cost_eur`` (the same at the mechanism's dispatch), ``bau_cost_eur``,
+    ``manager_balance_eur``, ``capacity_violation_kwh``, and the mechanism's
+    ``iterations``, ``primal_residual``, ``dual_residual``, ``converged`` (ADMM; p2p: the
+    slides' dual/primal criteria and ``reciprocity``). With ``report_timing=True`` also
+    ``clearing_seconds`` (wall clock, off by default so that a seed fixes the infos).
+Episode
+    ``n_steps`` (alias ``max_cycles``) slots, default one day (24 at 60 min), starting at
+    hour 0 of ``day`` (0-364; default ``None``: drawn from the reset seed); longer
+    episodes run into the next days. ``reset(options={"day": d})`` overrides the day.
+    The last step truncates every agent.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from prosumer_gym import data as pgdata
+from prosumer_gym.core.validation import check_int as _int
+from prosumer_gym.core.pz import entry_points, figure_to_rgb
+from prosumer_gym.core.seeding import reseed, spawn
+from prosumer_gym.core.spaces import NamedBox, check_box
+from prosumer_gym.envs.energy_collective import market as mk
+
+__all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "PRICE_BOUND", "ENERGY_BOUND"]
+
+OBS_NAMES = ("price", "import_price", "export_price", "p_min", "p_max", "p_ref", "marginal_cost", "curvature",
+             "hour_sin", "hour_cos")
+PRICE_BOUND = 10.0  # EUR/kWh
+ENERGY_BOUND = 1000.0  # kWh per slot
+CURVATURE_BOUND = 1e4  # EUR/kWh^2
+SLOT_MINUTES = (15, 30, 60)
+DAYS = 365
+
+
+def _num(name: str, value: object, lo: float = 0.0, allow_inf: bool = False, strict: bool = False) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, (bool, np.bool_)) or np.isnan(v) or (np.isinf(v) and not allow_inf) or v < lo or \
+            (strict and v <= lo):
+        rel = ">" if strict else ">="
+        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number {rel} {lo}, got {value!r}")
+    return v
+
+
+class raw_env(ParallelEnv):
+    """PettingZoo parallel env for EnergyCollective-v0 (see the module docstring: the env card)."""
+
+    metadata = {
+        "name": "energy_collective_v0",
+        "render_modes": ["human", "rgb_array"],
+        "is_parallelizable": True,
+        "render_fps": 4,
+    }
+
+    def __init__(
+        self,
+        market: str = "community",
+        allocation: str = "none",
+        g: str = "market",
+        autonomy_weight: float = 0.05,
+        n_prosumers: int = 100,
+        n_flexible: int = 100,
+        n_inflexible: int = 100,
+        n_chp: int = 10,
+        n_peak: int = 5,
+        pv_kw: float | Sequence[float] = 4.0,
+        flexibility: float = 0.2,
+        value_range: tuple[float, float] = (0.8, 1.2),
+        chp_capacity_kw: float = 10.0,
+        chp_min_kw: float = 0.0,
+        chp_cost_a: tuple[float, float] = (0.002, 0.004),
+        chp_cost_b: tuple[float, float] = (0.07, 0.10),
+        peak_capacity_kw: float = 5.0,
+        peak_min_kw: float = 0.0,
+        peak_cost_a: tuple[float, float] = (0.01, 0.02),
+        peak_cost_b: tuple[float, float] = (0.16, 0.22),
+        price_year: int = 2019,
+        import_markup: float = 0.10,
+        export_markup: float = 0.0,
+        import_capacity_kw: float = np.inf,
+        export_capacity_kw: float = np.inf,
+        slot_minutes: int = 60,
+        n_steps: int | None = None,
+        max_cycles: int | None = None,
+        day: int | None = None,
+        split: str = "train",
+        admm_rho: float = 1.0,
+        admm_penalty: str = "curvature",
+        admm_eps: float = 1e-7,
+        admm_max_iter: int = 20_000,
+        distance_preference: float = 0.0,
+        area_radius_km: float = 1.0,
+        p2p_grid_curvature: float = 0.001,
+        p2p_trade_curvature: float = 0.01,
+        p2p_alpha: float = 0.5,
+        p2p_innovation: str = "best_response",
+        p2p_eps: float = 1e-7,
+        p2p_max_iter: int = 20_000,
+        report_timing: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if market not in mk.MARKETS:
+            raise ValueError(f"market must be one of {mk.MARKETS}, got {market!r}")
+        self.market = market
+        if allocation not in mk.ALLOCATIONS:
+            raise ValueError(f"allocation must be one of {mk.ALLOCATIONS}, got {allocation!r}")
+        if market == "p2p" and allocation != "none":
+            raise ValueError("allocation applies to market='community' only; the P2P market settles bilateral trades "
+                             f"(use allocation='none' with market='p2p', got {allocation!r})")
+        self.allocation = allocation
+        if g not in mk.G_KINDS:
+            raise ValueError(f"g must be one of {mk.G_KINDS}, got {g!r}")
+        self.g = g
+        self.autonomy_weight = _num("autonomy_weight", autonomy_weight)
+        if slot_minutes not in SLOT_MINUTES or isinstance(slot_minutes, bool):
+            raise ValueError(f"slot_minutes must be one of {SLOT_MINUTES}, got {slot_minutes!r}")
+        self.slot_minutes = int(slot_minutes)
+        self.slot_hours = self.slot_minutes / 60.0
+        self.slots_per_day = 24 * 60 // self.slot_minutes
+        if max_cycles is not None:
+            max_cycles = _int("max_cycles", max_cycles, 1)
+            if n_steps is not None and n_steps != max_cycles:
+                raise ValueError(f"n_steps ({n_steps}) and max_cycles ({max_cycles}) disagree; give one of them")
+            n_steps = max_cycles
+        self.n_steps = self.slots_per_day if n_steps is None else _int("n_steps", n_steps, 1)
+        self.day = None if day is None else _int("day", day, 0, DAYS - 1)
+        if split not in pgdata.SPLITS:
+            raise ValueError(f"split must be one of {pgdata.SPLITS}, got {split!r}")
+        self.split = split
+        valid_years = range(2015, 2025)
+        if isinstance(price_year, bool) or not isinstance(price_year, (int, np.integer)) or price_year not in valid_years:
+            raise ValueError(f"price_year must be an integer in [2015, 2024], got {price_year!r}")
+        self.price_year = int(price_year)
+        self.import_markup = _num("import_markup", import_markup)
+        self.export_markup = _num("export_markup", export_markup)
+        self.import_capacity_kw = _num("import_capacity_kw", import_capacity_kw, allow_inf=True)
+        self.export_capacity_kw = _num("export_capacity_kw", export_capacity_kw, allow_inf=True)
+        self.admm_rho = _num("admm_rho", admm_rho, strict=True)
+        if admm_penalty not in ("curvature", "uniform"):
+            raise ValueError(f"admm_penalty must be 'curvature' or 'uniform', got {admm_penalty!r}")
+        self.admm_penalty = admm_penalty
+        self.admm_eps = _num("admm_eps", admm_eps, strict=True)
+        self.admm_max_iter = _int("admm_max_iter", admm_max_iter, 1)
+        self.distance_preference = _num("distance_preference", distance_preference)
+        self.p2p_grid_curvature = _num("p2p_grid_curvature", p2p_grid_curvature, strict=True)
+        self.p2p_trade_curvature = _num("p2p_trade_curvature", p2p_trade_curvature)
+        self.p2p_alpha = _num("p2p_alpha", p2p_alpha, strict=True)
+        if p2p_innovation not in mk.INNOVATIONS:
+            raise ValueError(f"p2p_innovation must be one of {mk.INNOVATIONS}, got {p2p_innovation!r}")
+        if p2p_innovation == "best_response" and self.p2p_trade_curvature <= 0:
+            raise ValueError("p2p_trade_curvature must be > 0 with p2p_innovation='best_response'")
+        self.p2p_innovation = p2p_innovation
+        self.p2p_eps = _num("p2p_eps", p2p_eps, strict=True)
+        self.p2p_max_iter = _int("p2p_max_iter", p2p_max_iter, 1)
+        self.report_timing = bool(report_timing)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self._pop_kwargs = dict(
+            n_prosumers=n_prosumers, n_flexible=n_flexible, n_inflexible=n_inflexible, n_chp=n_chp, n_peak=n_peak,
+            pv_kw=pv_kw, flexibility=flexibility, value_range=value_range, chp_capacity_kw=chp_capacity_kw,
+            chp_min_kw=chp_min_kw, chp_cost_a=chp_cost_a, chp_cost_b=chp_cost_b, peak_capacity_kw=peak_capacity_kw,
+            peak_min_kw=peak_min_kw, peak_cost_a=peak_cost_a, peak_cost_b=peak_cost_b,
+            area_radius_km=area_radius_km, split=split,
+        )
+        # Validate the population keywords now (a tiny draw: one day, fixed generator).
+        probe = mk.sample_population(np.random.default_rng(0), 0, 1, **self._pop_kwargs)
+        if max(chp_capacity_kw, peak_capacity_kw) * self.slot_hours > ENERGY_BOUND:
+            raise ValueError(f"generator capacities must stay below {ENERGY_BOUND} kWh per slot (observation bound)")
+        self.wholesale, self.import_price, self.export_price = mk.retail_prices(
+            self.price_year, self.import_markup, self.export_markup)
+        self.possible_agents = list(probe.names)
+        self.kinds = dict(zip(probe.names, probe.kind.tolist()))
+        self.agents: list[str] = []
+        self._action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        low = [-PRICE_BOUND] * 3 + [-ENERGY_BOUND] * 3 + [-PRICE_BOUND, 0.0, -1.0, -1.0]
+        high = [PRICE_BOUND] * 3 + [ENERGY_BOUND] * 3 + [PRICE_BOUND, CURVATURE_BOUND, 1.0, 1.0]
+        self._obs_space = NamedBox(OBS_NAMES, low=low, high=high)
+        n = len(self.possible_agents)
+        self.state_space = NamedBox(
+            ["import_price", "export_price", "price", "hour_sin", "hour_cos"]
+            + [f"{k}_{a}" for a in self.possible_agents for k in ("p_min", "p_max", "p_ref")],
+            low=[-PRICE_BOUND] * 3 + [-1.0, -1.0] + [-ENERGY_BOUND] * (3 * n),
+            high=[PRICE_BOUND] * 3 + [1.0, 1.0] + [ENERGY_BOUND] * (3 * n),
+        )
+        self._rng: np.random.Generator | None = None
+        self.population: mk.Population | None = None
+        self.community: mk.Community | None = None  # today's community (all slots)
+        self.plan: mk.CommunityDispatch | None = None  # community market: today's ADMM dispatch
+        self.last_p2p: mk.P2PResult | None = None
+        self.last_settlement: dict[str, Any] | None = None
+        self._t = 0
+
+    # ------------------------------------------------------------------ PettingZoo API
+    @property
+    def max_cycles(self) -> int:
+        """Episode length in slots (alias of ``n_steps``)."""
+        return self.n_steps
+
+    @max_cycles.setter
+    def max_cycles(self, value: int) -> None:
+        self.n_steps = _int("max_cycles", value, 1)
+
+    @property
+    def n_players(self) -> int:
+        return len(self.possible_agents)
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> spaces.Box:
+        return self._action_space
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """New episode: new players (from the seed) and a day. ``options`` may hold ``day``."""
+        self._rng = reseed(self._rng, seed)
+        pop_rng, day_rng = spawn(self._rng, 2)
+        day = self.day
+        if options:
+            unknown = set(options) - {"day"}
+            if unknown:
+                warnings.warn(f"reset options {sorted(unknown)} are ignored; known options: ['day']", stacklevel=2)
+            if options.get("day") is not None:
+                day = _int("options['day']", options["day"], 0, DAYS - 1)
+        if day is None:
+            day = int(day_rng.integers(DAYS))
+        self.start_day = day
+        n_days = -(-self.n_steps // self.slots_per_day)
+        self.population = mk.sample_population(pop_rng, day, n_days, **self._pop_kwargs)
+        self._t = 0
+        self._day_index = -1
+        self.agents = self.possible_agents[:]
+        self.last_p2p = None
+        self.last_settlement = None
+        self._prepare_slot()
+        obs = self._observations()
+        infos = {a: {"kind": self.kinds[a]} for a in self.agents}
+        return obs, infos
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict {{agent: action}} for agents {self.agents[:3]}..., "
+                             f"got {type(actions).__name__}")
+        unknown = set(actions) - set(self.agents)
+        if unknown:
+            raise ValueError(f"actions has unknown agents {sorted(unknown)[:5]}; live agents are "
+                             f"{self.agents[:3]}...")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"actions is missing agents {missing[:5]}; every live agent must act")
+        act = np.empty(self.n_players)
+        for i, a in enumerate(self.possible_agents):
+            field = f"actions[{a!r}]"
+            try:
+                act[i] = check_box(actions[a], self._action_space, field)[0]
+            except (TypeError, ValueError) as e:
+                if field in str(e):
+                    raise
+                raise ValueError(f"{field} must be a float array of shape (1,) in [0, 1], got {actions[a]!r}") from None
+        p = self._lo + act * (self._hi - self._lo)
+        settlement = self._settle(p)
+        self.last_settlement = settlement
+        rewards = {a: float(-settlement["cost"][i]) for i, a in enumerate(self.possible_agents)}
+        infos = self._infos(settlement)
+        self._t += 1
+        done = self._t >= self.n_steps
+        if not done:
+            self._prepare_slot()
+        obs = self._observations()
+        terminations = dict.fromkeys(self.possible_agents, False)
+        truncations = dict.fromkeys(self.possible_agents, done)
+        if done:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return obs, rewards, terminations, truncations, infos
+
+    # ------------------------------------------------------------------ mechanism
+    def _community_of_day(self, d: int) -> mk.Community:
+        """The community of the episode's ``d``-th day (data day ``(start_day + d) % 365``)."""
+        h = self.slot_hours
+        return self.population.community(
+            self.start_day + d, self.wholesale, self.import_price, self.export_price, slot_minutes=self.slot_minutes,
+            g_kind=self.g, autonomy_weight=self.autonomy_weight, import_capacity=self.import_capacity_kw * h,
+            export_capacity=self.export_capacity_kw * h,
+        )
+
+    def _prepare_slot(self) -> None:
+        """Build the current day's community if needed and clear the current slot."""
+        d, s = divmod(self._t, self.slots_per_day)
+        if d != self._day_index:
+            self.community = self._community_of_day(d)
+            self._day_index = d
+            self._bau_p, self._bau_cost = mk.bau_dispatch(self.community)
+            if self.market == "community":
+                t0 = time.perf_counter()
+                self.plan = mk.solve_community_admm(
+                    self.community, rho=self.admm_rho, penalty=self.admm_penalty, eps_abs=self.admm_eps,
+                    eps_rel=self.admm_eps, max_iter=self.admm_max_iter,
+                )
+                self._clear_seconds_day = (time.perf_counter() - t0) / self.slots_per_day
+        self._slot = s
+        c = self.community
+        self._lo, self._hi = c.lo[s], c.hi[s]
+        if self.market == "community":
+            self._price_signal = np.full(self.n_players, self.plan.price[s])
+            self._planned = self.plan.p[s]
+            self._clear_seconds = self._clear_seconds_day
+        else:
+            t0 = time.perf_counter()
+            inst = mk.mbed_from_community(c, s, distance_preference=self.distance_preference,
+                                          grid_curvature=self.p2p_grid_curvature)
+            inst = replace(inst, trade_curvature=self.p2p_trade_curvature)
+            warm = self.last_p2p if self._t > 0 else None  # the previous slot's prices and trades
+            res = mk.solve_p2p_ci(inst, alpha=self.p2p_alpha, innovation=self.p2p_innovation,
+                                  eps_lambda=self.p2p_eps, eps_p=self.p2p_eps, max_iter=self.p2p_max_iter,
+                                  warm_start=warm)
+            self._clear_seconds = time.perf_counter() - t0
+            self.last_p2p = res
+            self._p2p_inst = inst
+            N = self.n_players
+            self._planned = res.net[:N].copy()
+            self._lo = inst.lo[:N]
+            self._hi = inst.hi[:N]
+            # the player's marginal value of energy at its cleared position (f_i'(p_i*))
+            self._price_signal = c.m[s] + c.a[s] * (self._planned - c.r[s])
+
+    def _settle(self, p: np.ndarray) -> dict[str, Any]:
+        c, s = self.community, self._slot
+        cs = c.slots([s])
+        f = cs.player_cost(p[None, :])[0]
+        bau = self._bau_cost[s]
+        if self.market == "community":
+            st = mk.settle_community(cs, self.allocation, p[None, :], [self.plan.price[s]])
+            share = st["allocated"][0]
+            q = float(st["q"][0])
+            planned_cost = float((cs.player_cost(self.plan.p[s][None, :]).sum() + mk.grid_bill(cs, [self.plan.q[s]]))[0])
+            out = {
+                "p": p, "f": f, "share": share, "cost": f + share, "bau": bau, "q": q,
+                "community_cost": float(st["community_cost"][0]), "planned_cost": planned_cost,
+                "manager_balance": float(st["manager_balance"][0]),
+                "capacity_violation": float(st["capacity_violation"][0]),
+            }
+            return out
+        inst, res = self._p2p_inst, self.last_p2p
+        N = self.n_players
+        trades = res.trades[:N]  # (N, N+2): each player's planned trades
+        prices = np.nan_to_num(res.prices[:N])
+        pay = -(prices * trades).sum(axis=1)  # pays for purchases (P < 0), receives for sales
+        pref = inst.pref[:N] * np.sum(inst.gamma[:N] * np.abs(trades), axis=1)
+        dev = p - trades.sum(axis=1)
+        imb = c.import_price[s] * np.maximum(-dev, 0.0) - c.export_price[s] * np.maximum(dev, 0.0)
+        share = pay + imb
+        # the community's outside payments: grid agents' trades at their prices + imbalances
+        grid_trade = res.trades[N:]  # grid agents' view
+        grid_revenue = float((np.nan_to_num(res.prices[N:]) * grid_trade).sum())  # paid by the community to the grid
+        q = float(-p.sum())
+        community_cost = float(f.sum() + grid_revenue + imb.sum())
+        planned_cost = float(cs.player_cost(self._planned[None, :]).sum() + grid_revenue)
+        return {
+            "p": p, "f": f, "share": share, "pref": pref, "cost": f + share + pref, "bau": bau, "q": q,
+            "community_cost": community_cost, "planned_cost": planned_cost, "manager_balance": 0.0,
+            "capacity_violation": float(max(q - c.import_capacity, 0.0) + max(-q - c.export_capacity, 0.0)),
+            "pay": pay, "imbalance": imb,
+        }
+
+    def _infos(self, st: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        c, s = self.community, self._slot
+        d = self.start_day + self._t // self.slots_per_day
+        market: dict[str, Any] = {
+            "slot": self._t,
+            "day": int(d % DAYS),
+            "hour": s * self.slot_minutes / 60.0,
+            "market": self.market,
+            "allocation": self.allocation,
+            "import_price": float(c.import_price[s]),
+            "export_price": float(c.export_price[s]),
+            "q_import_kwh": max(st["q"], 0.0),
+            "q_export_kwh": max(-st["q"], 0.0),
+            "community_cost_eur": st["community_cost"],
+            "planned_cost_eur": st["planned_cost"],
+            "bau_cost_eur": float(st["bau"].sum()),
+            "manager_balance_eur": st["manager_balance"],
+            "capacity_violation_kwh": st["capacity_violation"],
+        }
+        if self.market == "community":
+            plan = self.plan
+            market.update(
+                price=float(plan.price[s]), iterations=int(plan.iterations[s]),
+                primal_residual=float(plan.primal_residual[s]), dual_residual=float(plan.dual_residual[s]),
+                converged=bool(plan.converged[s]),
+            )
+        else:
+            r = self.last_p2p
+            N = self.n_players
+            traded = float(np.maximum(r.trades[:N, :N], 0.0).sum())
+            market.update(
+                price=float("nan"), iterations=int(r.iterations), primal_residual=float(r.primal_criterion),
+                dual_residual=float(r.dual_criterion), reciprocity=float(r.reciprocity), converged=bool(r.converged),
+                peer_traded_kwh=traded, preference_cost_eur=float(st["pref"].sum()),
+            )
+        if self.report_timing:
+            market["clearing_seconds"] = float(self._clear_seconds)
+        infos = {}
+        for i, a in enumerate(self.possible_agents):
+            info = {
+                "kind": self.kinds[a],
+                "p_kwh": float(st["p"][i]),
+                "planned_kwh": float(self._planned[i]),
+                "player_cost_eur": float(st["f"][i]),
+                "cost_eur": float(st["cost"][i]),
+                "bau_cost_eur": float(st["bau"][i]),
+                "market": market,
+            }
+            if self.market == "community":
+                info["grid_share_eur"] = float(st["share"][i])
+            else:
+                info["trade_payment_eur"] = float(st["pay"][i])
+                info["imbalance_eur"] = float(st["imbalance"][i])
+                info["preference_cost_eur"] = float(st["pref"][i])
+            infos[a] = info
+        return infos
+
+    # ------------------------------------------------------------------ observations
+    def _obs_matrix(self) -> np.ndarray:
+        c = self.community
+        s = self._slot
+        ang = 2.0 * np.pi * (s * self.slot_minutes / 60.0) / 24.0
+        n = self.n_players
+        mat = np.empty((n, len(OBS_NAMES)))
+        mat[:, 0] = self._price_signal
+        mat[:, 1] = c.import_price[s]
+        mat[:, 2] = c.export_price[s]
+        mat[:, 3] = self._lo
+        mat[:, 4] = self._hi
+        mat[:, 5] = np.clip(c.r[s], self._lo, self._hi)
+        mat[:, 6] = c.m[s] + c.a[s] * (mat[:, 5] - c.r[s])  # marginal cost at p_ref
+        mat[:, 7] = c.a[s]
+        mat[:, 8] = np.sin(ang)
+        mat[:, 9] = np.cos(ang)
+        return np.clip(mat, self._obs_space.low, self._obs_space.high).astype(np.float32)
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        mat = self._obs_matrix()
+        return {a: mat[i] for i, a in enumerate(self.possible_agents)}
+
+    def state(self) -> np.ndarray:
+        """Global view (see ``state_space.names``)."""
+        if self.community is None:
+            raise RuntimeError("state() called before reset()")
+        c, s = self.community, self._slot
+        ang = 2.0 * np.pi * (s * self.slot_minutes / 60.0) / 24.0
+        head = [c.import_price[s], c.export_price[s], float(np.median(self._price_signal)), np.sin(ang), np.cos(ang)]
+        body = np.stack([self._lo, self._hi, np.clip(c.r[s], self._lo, self._hi)], axis=1).ravel()
+        v = np.concatenate([head, body])
+        return np.clip(v, self.state_space.low, self.state_space.high).astype(np.float32)
+
+    # ------------------------------------------------------------------ rendering
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            warnings.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'", stacklevel=2)
+            return None
+        if self.render_mode == "human":
+            print(self._render_text())
+            return None
+        return self._render_rgb()
+
+    def _render_text(self) -> str:
+        if self.community is None:
+            return "EnergyCollective-v0: call reset() first"
+        st = self.last_settlement
+        head = f"EnergyCollective-v0 ({self.market}, allocation {self.allocation}) day {self.start_day}, slot {self._t}"
+        if st is None:
+            return head + f": no slot settled yet; price signal {np.median(self._price_signal):.4f} EUR/kWh"
+        lines = [
+            head + f": community cost {st['community_cost']:.2f} EUR (planned {st['planned_cost']:.2f}, "
+            f"BAU {st['bau'].sum():.2f}); net import {st['q']:.2f} kWh",
+            " kind        n   sum p kWh   sum cost EUR",
+        ]
+        kinds = np.array([self.kinds[a] for a in self.possible_agents])
+        for k in mk.PLAYER_TYPES:
+            sel = kinds == k
+            if sel.any():
+                lines.append(f" {k:10s} {sel.sum():3d} {st['p'][sel].sum():11.2f} {st['cost'][sel].sum():14.3f}")
+        return "\n".join(lines)
+
+    def _render_rgb(self) -> np.ndarray:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(8, 3.6), dpi=80)
+        ax1, ax2 = fig.subplots(1, 2)
+        c = self.community
+        if c is not None:
+            hours = np.arange(c.n_slots) * self.slot_hours
+            ax1.step(hours, c.import_price, where="post", label="import")
+            ax1.step(hours, c.export_price, where="post", label="export")
+            if self.plan is not None and self.market == "community":
+                ax1.step(hours, self.plan.price, where="post", label="community")
+            ax1.axvline(self._slot * self.slot_hours, color="k", lw=0.8)
+            ax1.set_xlabel("hour")
+            ax1.set_ylabel("EUR/kWh")
+            ax1.legend(fontsize=7)
+            kinds = np.array([self.kinds[a] for a in self.possible_agents])
+            vals = [self._planned[kinds == k].sum() for k in mk.PLAYER_TYPES]
+            ax2.bar(range(len(vals)), vals, color="tab:green")
+            ax2.set_xticks(range(len(vals)), mk.PLAYER_TYPES, fontsize=7)
+            ax2.set_ylabel("planned net injection, kWh")
+        fig.tight_layout()
+        return figure_to_rgb(fig)
+
+    def close(self) -> None:
+        pass
+
+
+parallel_env, env = entry_points(raw_env)

@@ -1,0 +1,2 @@
+"""The EUber (EV ride- and energy-sharing) market: market model and mechanisms (``market``), PettingZoo env (``env``),
+Gymnasium view (``gym``). Public entry point: :mod:`prosumer_gym.envs.euber_v0`."""

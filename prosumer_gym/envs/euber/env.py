@@ -1,0 +1,435 @@
+"""EUber-v0: EV ride- and energy-sharing crowdsourcing (recommendation + reverse auction).
+
+Dissertation ``001``, chapter 6 (Eqs. 6.1-6.9, Algs. 7-8, Section 6.4). Spec:
+``shared/spec/euber.md``; choices and reproduction: ``docs/euber.md``.
+
+Env card
+--------
+Agents
+    ``worker_0 ... worker_{W-1}`` (``n_workers``, default 100): EVs drawn from the shipped EV
+    specification table (``data.ev_specs(latest_per_model=True)``: battery kWh, consumption
+    kWh/km, rated range km); minimum range ``r_min = min_range_frac x range`` (0.15), initial
+    range ``U(init_range_frac) x range``, start at a real taxi pickup point. Hidden type
+    preferences ``alpha[i, z] ~ U{alpha_levels}`` (default {0.1, 0.4, 0.5, 0.7, 0.9, 1.0}).
+Platform (inside the env)
+    ``recommender``: ``"cars"`` (default, Alg. 7), ``"pk"`` (true alpha), ``"random"``;
+    ``projection``: ``"potr"`` (Eq. 6.1 by HiGHS, default) or ``"topk"`` (BG's top-K lists);
+    winner selection ``mechanism``: ``"bmw"`` (default, Alg. 8), ``"opt"`` (MILP of Eq. 6.3),
+    ``"bg"``; second-price payments (Section 6.2.2).
+Step (one 15-min slot; ``n_slots`` alias ``max_cycles``, default 96 = one day)
+    The observation shows each live worker its recommended list for this slot (at most
+    ``K = 5`` tasks within ``lam_km = 10`` km, energy-feasible). Actions are bids; the
+    platform selects winners, pays them, winners drive/discharge; workers below ``r_min``
+    go charging (``charger_kw`` = 50 kW until full); the next slot's tasks are drawn
+    (ride/swap from real taxi trips of that 15-min slot of the day, ``n_ride_tasks`` = 25, half
+    swaps; V2G from ``n_v2g_tasks`` = 25 real households, one hour of load each; E = their total).
+Action (``Box(0, 3, (K,))`` float32, per worker)
+    Entry ``k`` for the ``k``-th recommended task: ``0`` = no bid, ``m > 0`` = bid
+    ``m x reference`` where ``reference`` is the fare model's price of the task for this worker
+    (observation entry ``ref_bid``, $; the bid is at least ``min_bid_usd``). Entries of empty list
+    positions are ignored. :meth:`raw_env.default_actions` gives the behavioural model
+    (bid w.p. ``alpha[i, z]`` at the worker's markup ``U(0.9, 1.1)``).
+Observation (``Box(4 + 8 K,)`` float32, per worker; ``OBS_NAMES``)
+    own: ``range_frac``, ``spare_frac`` ((r - r_min) / range), ``x_km/50``, ``y_km/50``;
+    per list position ``k``: ``present``, ``is_ride``, ``is_swap``, ``is_v2g``,
+    ``approach_km / lam``, ``task_km / 100`` (trip km or the V2G energy's distance
+    equivalent), ``need_frac`` (energy l_ij / spare energy), ``ref_bid / 100`` ($).
+Rewards
+    Payment received minus the energy used at ``energy_price_usd_per_kwh`` (0.15 $/kWh).
+Agents leaving and returning (``absent_agents``)
+    ``"leave"`` (default): a worker that goes charging or is busy on a trip longer than the
+    slot leaves ``env.agents``; in the step it leaves it gets ``truncated=True`` and
+    ``info["status"]`` ``"charging"``/``"busy"``; when available again it re-enters
+    ``env.agents`` (with an observation in that step's ``obs`` and ``info["status"] ==
+    "returned"``). PettingZoo's ``parallel_api_test`` forbids an agent to come back after
+    ``truncated=True``, so ``"mask"`` keeps every worker in ``env.agents`` for the whole
+    episode and shows absence as an empty list plus ``info["status"]`` (this mode is the one
+    the PettingZoo test suite checks; ``"leave"`` has its own protocol test). If no worker at
+    all is available, the following slots run without workers (nothing served, counted in
+    ``info["market"]["skipped_slots"]`` and in the totals) until one is back or the episode
+    ends.
+Infos (per agent; ``info["market"]`` shared)
+    agent: ``status``, ``won_task`` (-1 none), ``payment_usd``, ``bid_usd``, ``energy_kwh``;
+    market: ``slot``, ``cost_usd`` (Eq. 6.3 objective), ``tasks_served``, ``n_tasks``,
+    ``n_bids``, ``v2g_delivered_kwh``, ``E_kwh``, ``feasible`` (Eq. 6.3a-e), ``unserved_ride``,
+    ``payments_usd``, ``potr`` violation counts, cumulative ``totals``, ``mechanism``.
+    No wall-clock numbers (``report_timing=True`` adds ``wibs_seconds``).
+Inspection
+    ``env.last_instance`` (:class:`SlotInstance`), ``env.last_selection`` (:class:`Selection`:
+    ``q``, ``bids``, ``payments``, everything an Eq. 6.3 checker needs), ``env.market.alpha``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from prosumer_gym.agents.euber import CARSRecommender, PKRecommender
+from prosumer_gym.baselines.euber import RandomRecommender
+from prosumer_gym.core.pz import entry_points, figure_to_rgb
+from prosumer_gym.core.seeding import reseed
+from prosumer_gym.core.spaces import check_box
+from prosumer_gym.envs.euber.market import (
+    EUberConfig,
+    EUberMarket,
+    Selection,
+    SlotInstance,
+    potr_violations,
+    select_winners,
+    solve_potr,
+    topk_recommend,
+)
+
+__all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "RECOMMENDERS", "PROJECTIONS", "recommend",
+           "slot_market_info"]
+
+RECOMMENDERS = ("cars", "pk", "random")
+PROJECTIONS = ("potr", "topk")
+ABSENT_MODES = ("leave", "mask")
+TASK_FEATURES = ("present", "is_ride", "is_swap", "is_v2g", "approach", "task_km", "need_frac", "ref_bid")
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(EUberConfig)}
+
+
+def OBS_NAMES(K: int) -> tuple[str, ...]:  # noqa: N802 - a constant-like helper
+    return ("range_frac", "spare_frac", "x", "y") + tuple(f"{n}_{k}" for k in range(K) for n in TASK_FEATURES)
+
+
+def recommend(scores: np.ndarray, inst: SlotInstance, projection: str, time_limit: float = 20.0) -> np.ndarray:
+    """Project a score matrix onto recommendation lists (``"potr"``: Eq. 6.1; ``"topk"``)."""
+    if projection == "potr":
+        return solve_potr(scores, inst, time_limit=time_limit)
+    return topk_recommend(scores, inst)
+
+
+def slot_market_info(inst: SlotInstance, x: np.ndarray, sel: Selection, totals: dict, report_timing: bool) -> dict:
+    """The market KPIs of one slot (shared by both views)."""
+    info = {
+        "slot": int(inst.slot),
+        "slot_of_day": int(inst.slot_of_day),
+        "mechanism": sel.mechanism,
+        "cost_usd": float(sel.cost),
+        "tasks_served": int(sel.q.sum()),
+        "n_tasks": int(inst.n_tasks),
+        "n_bids": int(np.isfinite(sel.bids).sum()),
+        "n_recommended": int(np.sum(x)),
+        "v2g_delivered_kwh": float(sel.v2g_delivered_kwh),
+        "E_kwh": float(inst.E),
+        "feasible": bool(sel.feasible),
+        "unserved_ride": int(sel.unserved_ride),
+        "payments_usd": float(sel.payments.sum()),
+        "available_workers": int(inst.worker_available.sum()),
+        "potr": potr_violations(x, inst),
+        "wibs_status": sel.status,
+        "totals": dict(totals),
+    }
+    if report_timing:
+        info["wibs_seconds"] = float(sel.seconds)
+    return info
+
+
+class raw_env(ParallelEnv):
+    """PettingZoo parallel env for EUber-v0 (see the module docstring: the env card)."""
+
+    metadata = {"name": "euber_v0", "render_modes": ["human", "rgb_array"], "is_parallelizable": True,
+                "render_fps": 4}
+
+    def __init__(
+        self,
+        recommender: str = "cars",
+        projection: str = "potr",
+        absent_agents: str = "leave",
+        energy_price_usd_per_kwh: float = 0.15,
+        max_bid_multiplier: float = 3.0,
+        ucb_scale: float = 1.0,
+        max_cycles: int | None = None,
+        report_timing: bool = False,
+        render_mode: str | None = None,
+        **config: Any,
+    ) -> None:
+        unknown = set(config) - _CONFIG_FIELDS
+        if unknown:
+            raise ValueError(f"unknown keyword(s) {sorted(unknown)}; EUber-v0 accepts {sorted(_CONFIG_FIELDS)} and "
+                             "recommender, projection, absent_agents, energy_price_usd_per_kwh, max_bid_multiplier, "
+                             "ucb_scale, max_cycles, report_timing, render_mode")
+        if max_cycles is not None:
+            if "n_slots" in config and config["n_slots"] != max_cycles:
+                raise ValueError(f"n_slots ({config['n_slots']}) and max_cycles ({max_cycles}) disagree; give one")
+            config["n_slots"] = max_cycles
+        self.config = EUberConfig(**config).validate()
+        if recommender not in RECOMMENDERS:
+            raise ValueError(f"recommender must be one of {RECOMMENDERS}, got {recommender!r}")
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+        if absent_agents not in ABSENT_MODES:
+            raise ValueError(f"absent_agents must be one of {ABSENT_MODES}, got {absent_agents!r}")
+        self.recommender_name, self.projection, self.absent_agents = recommender, projection, absent_agents
+        p = float(energy_price_usd_per_kwh)
+        if not (np.isfinite(p) and p >= 0):
+            raise ValueError(f"energy_price_usd_per_kwh must be a finite number >= 0, got {energy_price_usd_per_kwh}")
+        self.energy_price = p
+        mb = float(max_bid_multiplier)
+        if not (np.isfinite(mb) and mb > 0):
+            raise ValueError(f"max_bid_multiplier must be a finite number > 0, got {max_bid_multiplier}")
+        self.max_bid_multiplier = mb
+        self.ucb_scale = float(ucb_scale)
+        if not (np.isfinite(self.ucb_scale) and self.ucb_scale >= 0):
+            raise ValueError(f"ucb_scale must be a finite number >= 0, got {ucb_scale}")
+        self.report_timing = bool(report_timing)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.market = EUberMarket(self.config)
+        W, K = self.config.n_workers, self.config.K
+        self.possible_agents = [f"worker_{i}" for i in range(W)]
+        self._index = {a: i for i, a in enumerate(self.possible_agents)}
+        self.agents: list[str] = []
+        names = OBS_NAMES(K)
+        lo = np.zeros(len(names), dtype=np.float32)
+        hi = np.ones(len(names), dtype=np.float32)
+        lo[2:4], hi[2:4] = -10.0, 10.0
+        hi[4:] = np.tile([1, 1, 1, 1, 1, 10, 1, 10], K)
+        self._obs_space = spaces.Box(lo, hi, dtype=np.float32)
+        self._act_space = spaces.Box(0.0, mb, shape=(K,), dtype=np.float32)
+        self.obs_names = names
+        self._rng: np.random.Generator | None = None
+        self.last_instance: SlotInstance | None = None
+        self.last_selection: Selection | None = None
+
+    # ------------------------------------------------------------------ API
+    @property
+    def max_cycles(self) -> int:
+        return self.config.n_slots
+
+    @max_cycles.setter
+    def max_cycles(self, value: int) -> None:
+        self.config.n_slots = value
+        self.config.validate()
+
+    @functools.lru_cache(maxsize=None)
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_space
+
+    @functools.lru_cache(maxsize=None)
+    def action_space(self, agent: str) -> spaces.Box:
+        return self._act_space
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._rng = reseed(self._rng, seed)
+        if options:
+            warnings.warn(f"reset options {sorted(options)} are ignored (EUber-v0 takes none)", stacklevel=2)
+        m_rng, rec_rng, self._policy_rng = self._rng.spawn(3)
+        self.market.reset(m_rng)
+        W = self.config.n_workers
+        if self.recommender_name == "cars":
+            self.platform = CARSRecommender(W, ucb_scale=self.ucb_scale)
+        elif self.recommender_name == "pk":
+            self.platform = PKRecommender(self.market.alpha)
+        else:
+            self.platform = RandomRecommender(rec_rng)
+        self.last_selection = None
+        self._prepare_slot()
+        self.agents = self._live()
+        infos = {a: {"status": "available" if self._inst.worker_available[self._index[a]] else "absent"}
+                 for a in self.possible_agents if a in self.agents}
+        return self._observations(self.agents), infos
+
+    def _scores(self, inst: SlotInstance) -> np.ndarray:
+        if isinstance(self.platform, RandomRecommender):
+            return self.platform.scores(inst.task_type, inst.n_workers)
+        return self.platform.scores(inst.task_type)
+
+    def _prepare_slot(self) -> None:
+        inst = self.market.instance()
+        self._inst = inst
+        self.last_instance = inst
+        self._x = recommend(self._scores(inst), inst, self.projection, self.config.milp_time_limit)
+        self._ref = self.market.reference_bids(inst)
+        # each worker's list: task indices in ascending order, padded with -1
+        K = self.config.K
+        lists = np.full((inst.n_workers, K), -1, dtype=np.int64)
+        for i in np.flatnonzero(self._x.any(axis=1)):
+            js = np.flatnonzero(self._x[i])[:K]
+            lists[i, : js.size] = js
+        self._lists = lists
+
+    def _live(self) -> list[str]:
+        if self.absent_agents == "mask":
+            return self.possible_agents[:]
+        avail = self._inst.worker_available
+        return [a for a in self.possible_agents if avail[self._index[a]]]
+
+    def recommended_tasks(self, agent: str) -> np.ndarray:
+        """Task indices of ``agent``'s current list (-1 = empty position)."""
+        return self._lists[self._index[agent]].copy()
+
+    def default_actions(self) -> dict[str, np.ndarray]:
+        """Behavioural worker model for every live agent (bid w.p. alpha at the worker's markup)."""
+        out = {}
+        mk = self.market
+        for a in self.agents:
+            i = self._index[a]
+            js = self._lists[i]
+            u = self._policy_rng.random(js.size)
+            z = self._inst.task_type[np.maximum(js, 0)]
+            bid = (js >= 0) & (u < mk.alpha[i, z])
+            out[a] = np.where(bid, min(mk.markup[i], self.max_bid_multiplier), 0.0).astype(np.float32)
+        return out
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict {{agent: action}} for the live agents, got {type(actions).__name__}")
+        unknown = set(actions) - set(self.agents)
+        if unknown:
+            raise ValueError(f"actions has unknown or absent agents {sorted(unknown)}; live agents are {self.agents}")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"actions is missing agents {missing}; every live agent must act")
+        inst, mk = self._inst, self.market
+        W, S = inst.n_workers, inst.n_tasks
+        bids = np.full((W, S), np.inf)
+        for a in self.agents:
+            act = check_box(actions[a], self._act_space, f"actions[{a!r}]")
+            i = self._index[a]
+            js = self._lists[i]
+            ok = (js >= 0) & (act > 0)
+            if ok.any():
+                bids[i, js[ok]] = np.maximum(act[ok] * self._ref[i, js[ok]], self.config.min_bid_usd)
+        sel = select_winners(self.config.mechanism, bids, inst, time_limit=self.config.milp_time_limit)
+        self.last_selection = sel
+        self.platform.update(self._x, np.isfinite(bids), inst.task_type)
+        mk.advance(inst, sel)
+        market = slot_market_info(inst, self._x, sel, mk.totals, self.report_timing)
+        acted = self.agents[:]
+        rewards, infos = {}, {}
+        won = np.full(W, -1)
+        wi, tj = np.nonzero(sel.q)
+        won[wi] = tj
+        for a in acted:
+            i = self._index[a]
+            j = int(won[i])
+            pay = float(sel.payments[i, j]) if j >= 0 else 0.0
+            en = float(inst.need_kwh[i, j]) if j >= 0 else 0.0
+            rewards[a] = pay - self.energy_price * en
+            infos[a] = {"won_task": j, "payment_usd": pay, "bid_usd": float(bids[i, j]) if j >= 0 else 0.0,
+                        "energy_kwh": en, "market": market}
+        done = mk.slot >= self.config.n_slots
+        skipped = 0
+        if not done:
+            self._prepare_slot()
+            while not self._live():  # "leave" mode, nobody available: the slot runs without workers
+                empty = select_winners(self.config.mechanism, np.full((W, S), np.inf), self._inst,
+                                       time_limit=self.config.milp_time_limit)
+                self.platform.update(self._x, np.zeros((W, S), dtype=bool), self._inst.task_type)
+                mk.advance(self._inst, empty)
+                skipped += 1
+                if mk.slot >= self.config.n_slots:
+                    done = True
+                    break
+                self._prepare_slot()
+        market["skipped_slots"] = skipped
+        market["totals"] = dict(mk.totals)
+        nxt = [] if done else self._live()
+        terms = dict.fromkeys(acted, False)
+        truncs = {}
+        for a in acted:
+            i = self._index[a]
+            status = "available"
+            if not done and not self._inst.worker_available[i]:
+                status = "charging" if mk.charging[i] else "busy"
+            infos[a]["status"] = status
+            truncs[a] = done or a not in nxt
+        returning = [a for a in nxt if a not in acted]
+        for a in returning:  # re-entering workers ("leave" mode)
+            rewards[a] = 0.0
+            terms[a] = False
+            truncs[a] = False
+            infos[a] = {"status": "returned", "won_task": -1, "payment_usd": 0.0, "bid_usd": 0.0, "energy_kwh": 0.0,
+                        "market": market}
+        self.agents = nxt
+        obs = self._observations(list(acted) + returning)
+        if self.render_mode == "human":
+            self.render()
+        return obs, rewards, terms, truncs, infos
+
+    def _observations(self, agents: list[str]) -> dict[str, np.ndarray]:
+        inst, mk, K = self._inst, self.market, self.config.K
+        out = {}
+        lam = self.config.lam_km
+        spare_kwh = np.maximum((mk.range - mk.rmin) * mk.e, 1e-9)
+        for a in agents:
+            i = self._index[a]
+            o = np.zeros(4 + 8 * K, dtype=np.float32)
+            o[0] = np.clip(mk.range[i] / mk.range_max[i], 0, 1)
+            o[1] = np.clip((mk.range[i] - mk.rmin[i]) / mk.range_max[i], 0, 1)
+            o[2:4] = np.clip(mk.pos[i] / 50.0, -10, 10)
+            if inst.worker_available[i]:
+                for k, j in enumerate(self._lists[i]):
+                    if j < 0:
+                        break
+                    z = inst.task_type[j]
+                    tkm = inst.task_energy_kwh[j] / mk.e[i] if z == 2 else inst.task_trip_km[j]
+                    f = o[4 + 8 * k: 12 + 8 * k]
+                    f[0] = 1.0
+                    f[1 + z] = 1.0
+                    f[4] = min(inst.approach_km[i, j] / lam, 1.0)
+                    f[5] = min(tkm / 100.0, 10.0)
+                    f[6] = min(inst.need_kwh[i, j] / spare_kwh[i], 1.0)
+                    f[7] = min(self._ref[i, j] / 100.0, 10.0)
+            out[a] = o
+        return out
+
+    def state(self) -> np.ndarray:
+        """Global view: every worker's observation, stacked (W, 4 + 8K) and flattened."""
+        if self._rng is None:
+            raise RuntimeError("state() called before reset()")
+        return np.concatenate(list(self._observations(self.possible_agents).values()))
+
+    # ------------------------------------------------------------------ rendering
+    def render(self):
+        if self.render_mode is None:
+            warnings.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'",
+                          stacklevel=2)
+            return None
+        if self.render_mode == "human":
+            print(self._render_text())
+            return None
+        return self._render_rgb()
+
+    def _render_text(self) -> str:
+        t = self.market.totals
+        s = self.last_selection
+        head = f"EUber-v0 slot {self.market.slot}/{self.config.n_slots} ({self.config.mechanism}, {self.recommender_name})"
+        if s is None:
+            return head + ": no auction yet"
+        return (f"{head}: last slot cost ${s.cost:.2f}, served {int(s.q.sum())}, V2G {s.v2g_delivered_kwh:.1f}/"
+                f"{s.E:.1f} kWh, feasible {s.feasible}; totals cost ${t['cost_usd']:.0f}, tasks {t['tasks_served']}")
+
+    def _render_rgb(self) -> np.ndarray:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(5, 5), dpi=80)
+        ax = fig.subplots()
+        mk = self.market
+        inst = self._inst
+        ax.scatter(mk.pos[:, 0], mk.pos[:, 1], s=8, c=np.where(mk.charging, "tab:red", "tab:blue"), label="workers")
+        col = np.array(["tab:green", "tab:orange", "tab:purple"])[inst.task_type]
+        ax.scatter(inst.task_start_km[:, 0], inst.task_start_km[:, 1], s=14, marker="x", c=col, label="tasks")
+        ax.set_xlabel("x km")
+        ax.set_ylabel("y km")
+        ax.set_title(self._render_text()[:60])
+        fig.tight_layout()
+        return figure_to_rgb(fig)
+
+    def close(self) -> None:
+        pass
+
+
+parallel_env, env = entry_points(raw_env)
