@@ -48,4 +48,38 @@ def _register_all() -> list[str]:
 
 REGISTERED = tuple(_register_all())
 
-__all__ = ["__version__", "ENV_IDS", "PETTINGZOO_MODULES", "REGISTERED"]
+# The composition root: the reference agents and baselines that the envs' Gymnasium views use
+# as co-players by default, named as "module:attribute" strings so that ``prosumer_gym.envs``
+# never imports ``agents`` or ``baselines`` (see prosumer_gym.core.policies). Resolved on first use.
+DEFAULT_CO_PLAYERS: dict[str, dict[str, str]] = {
+    "P2PTrading": {
+        "pqr": "prosumer_gym.agents.pqr:pqr_co_players",
+        "constant": "prosumer_gym.baselines.price_policies:constant_co_players",
+        "random": "prosumer_gym.baselines.price_policies:random_co_players",
+    },
+    "StorageSharing": {
+        "se": "prosumer_gym.agents.storage_sharing:se_co_players",
+    },
+    "EnergyCollective": {
+        "admm": "prosumer_gym.agents.energy_collective:admm_co_players",
+    },
+    # EUber-v0's platform recommender (a component of the PettingZoo env, same protocol)
+    "EUber.recommender": {
+        "cars": "prosumer_gym.agents.euber:cars_recommender",
+        "pk": "prosumer_gym.agents.euber:pk_recommender",
+        "random": "prosumer_gym.baselines.euber:random_recommender",
+    },
+}
+
+
+def _wire_co_players() -> None:
+    from prosumer_gym.core.policies import register_co_players
+
+    for env_name, table in DEFAULT_CO_PLAYERS.items():
+        for name, target in table.items():
+            register_co_players(env_name, name, target)
+
+
+_wire_co_players()
+
+__all__ = ["__version__", "ENV_IDS", "PETTINGZOO_MODULES", "REGISTERED", "DEFAULT_CO_PLAYERS"]
