@@ -22,13 +22,14 @@ Note: marginal cost in the observation is the one *at* ``p_ref`` (equal to ``m_i
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from prosumer_gym.envs.energy_collective_v0 import OBS_NAMES
 
-__all__ = ["ADMMBestResponse", "best_response_actions"]
+__all__ = ["ADMMBestResponse", "ADMMCoPlayer", "admm_co_players", "best_response_actions"]
 
 _IDX = {n: i for i, n in enumerate(OBS_NAMES)}
 
@@ -42,6 +43,8 @@ class ADMMBestResponse:
     def act(self, obs: np.ndarray) -> np.ndarray:
         o = np.asarray(obs, dtype=np.float64)
         single = o.ndim == 1
+        if single and o.shape == (len(OBS_NAMES),):
+            return _act_one(o.tolist())
         o = np.atleast_2d(o)
         price = o[:, _IDX["price"]]
         lo, hi = o[:, _IDX["p_min"]], o[:, _IDX["p_max"]]
@@ -59,9 +62,52 @@ class ADMMBestResponse:
         return self.act(obs)
 
 
+_COLS = tuple(_IDX[n] for n in ("price", "p_min", "p_max", "p_ref", "marginal_cost", "curvature"))
+
+
+def _act_one(o: list[float]) -> np.ndarray:
+    """:meth:`ADMMBestResponse.act` for one observation in plain float arithmetic (IEEE
+    double, the same operations in the same order, so the same numbers as the array form;
+    ~10x faster for a co-player acting alone)."""
+    price, lo, hi, r, m, a = (o[i] for i in _COLS)
+    if a > 0:
+        p = r + (price - m) / a
+    else:
+        p = hi if price > m else (lo if price < m else r)
+    p = min(max(p, lo), hi)
+    span = hi - lo
+    act = (p - lo) / span if span > 0 else 0.5
+    return np.array([min(max(act, 0.0), 1.0)], dtype=np.float32)
+
+
 def best_response_actions(obs: dict[str, np.ndarray], policy: ADMMBestResponse | None = None) -> dict[str, Any]:
     """Every agent's best-response action for a PettingZoo observation dict (vectorised)."""
     pol = policy or ADMMBestResponse()
     names = list(obs)
     acts = pol.act(np.stack([obs[a] for a in names]))
     return {a: acts[i] for i, a in enumerate(names)}
+
+
+class ADMMCoPlayer:
+    """One player's ADMM best response as a co-player (``prosumer_gym.core.policies.CoPlayer``):
+    stateless, so ``observe`` does nothing."""
+
+    def __init__(self, policy: ADMMBestResponse | None = None) -> None:
+        self.policy = policy or ADMMBestResponse()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy.act(obs)
+
+    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any) -> None:
+        """Frozen policy: nothing to learn."""
+
+
+def admm_co_players(
+    env: Any, agents: Sequence[str], infos: Mapping[str, Any], rng: np.random.Generator
+) -> dict[str, ADMMCoPlayer]:
+    """Co-player factory ``"admm"`` of EnergyCollective-v0 (the Gymnasium view's default):
+    every agent plays :class:`ADMMBestResponse` on its own observation. The best response is
+    elementwise in the observation, so one co-player per agent gives exactly the actions of
+    the batched policy; ``env``, ``infos`` and ``rng`` are not needed (deterministic)."""
+    policy = ADMMBestResponse()
+    return {a: ADMMCoPlayer(policy) for a in agents}

@@ -78,9 +78,9 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
@@ -110,15 +110,11 @@ def _num(name: str, value: object, lo: float = 0.0, allow_inf: bool = False, str
     return v
 
 
-class raw_env(ParallelEnv):
+class raw_env(MarketParallelEnv):
     """PettingZoo parallel env for EnergyCollective-v0 (see the module docstring: the env card)."""
 
-    metadata = {
-        "name": "energy_collective_v0",
-        "render_modes": ["human", "rgb_array"],
-        "is_parallelizable": True,
-        "render_fps": 4,
-    }
+    metadata = {**MarketParallelEnv.metadata, "name": "energy_collective_v0"}
+    horizon_attr = "n_steps"
 
     def __init__(
         self,
@@ -185,12 +181,7 @@ class raw_env(ParallelEnv):
         self.slot_minutes = int(slot_minutes)
         self.slot_hours = self.slot_minutes / 60.0
         self.slots_per_day = 24 * 60 // self.slot_minutes
-        if max_cycles is not None:
-            max_cycles = _int("max_cycles", max_cycles, 1)
-            if n_steps is not None and n_steps != max_cycles:
-                raise ValueError(f"n_steps ({n_steps}) and max_cycles ({max_cycles}) disagree; give one of them")
-            n_steps = max_cycles
-        self.n_steps = self.slots_per_day if n_steps is None else _int("n_steps", n_steps, 1)
+        self.n_steps = resolve_horizon("n_steps", n_steps, max_cycles, self.slots_per_day)
         self.day = None if day is None else _int("day", day, 0, DAYS - 1)
         if split not in pgdata.SPLITS:
             raise ValueError(f"split must be one of {pgdata.SPLITS}, got {split!r}")
@@ -221,9 +212,7 @@ class raw_env(ParallelEnv):
         self.p2p_eps = _num("p2p_eps", p2p_eps, strict=True)
         self.p2p_max_iter = _int("p2p_max_iter", p2p_max_iter, 1)
         self.report_timing = bool(report_timing)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self._init_render(render_mode)
         self._pop_kwargs = dict(
             n_prosumers=n_prosumers, n_flexible=n_flexible, n_inflexible=n_inflexible, n_chp=n_chp, n_peak=n_peak,
             pv_kw=pv_kw, flexibility=flexibility, value_range=value_range, chp_capacity_kw=chp_capacity_kw,
@@ -244,6 +233,9 @@ class raw_env(ParallelEnv):
         low = [-PRICE_BOUND] * 3 + [-ENERGY_BOUND] * 3 + [-PRICE_BOUND, 0.0, -1.0, -1.0]
         high = [PRICE_BOUND] * 3 + [ENERGY_BOUND] * 3 + [PRICE_BOUND, CURVATURE_BOUND, 1.0, 1.0]
         self._obs_space = NamedBox(OBS_NAMES, low=low, high=high)
+        # one space object shared by every player (as before the base class)
+        self.observation_spaces = dict.fromkeys(self.possible_agents, self._obs_space)
+        self.action_spaces = dict.fromkeys(self.possible_agents, self._action_space)
         n = len(self.possible_agents)
         self.state_space = NamedBox(
             ["import_price", "export_price", "price", "hour_sin", "hour_cos"]
@@ -261,23 +253,8 @@ class raw_env(ParallelEnv):
 
     # ------------------------------------------------------------------ PettingZoo API
     @property
-    def max_cycles(self) -> int:
-        """Episode length in slots (alias of ``n_steps``)."""
-        return self.n_steps
-
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
-        self.n_steps = _int("max_cycles", value, 1)
-
-    @property
     def n_players(self) -> int:
         return len(self.possible_agents)
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_space
-
-    def action_space(self, agent: str) -> spaces.Box:
-        return self._action_space
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -528,15 +505,6 @@ class raw_env(ParallelEnv):
         return np.clip(v, self.state_space.low, self.state_space.high).astype(np.float32)
 
     # ------------------------------------------------------------------ rendering
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            warnings.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'", stacklevel=2)
-            return None
-        if self.render_mode == "human":
-            print(self._render_text())
-            return None
-        return self._render_rgb()
-
     def _render_text(self) -> str:
         if self.community is None:
             return "EnergyCollective-v0: call reset() first"
@@ -579,9 +547,6 @@ class raw_env(ParallelEnv):
             ax2.set_ylabel("planned net injection, kWh")
         fig.tight_layout()
         return figure_to_rgb(fig)
-
-    def close(self) -> None:
-        pass
 
 
 parallel_env, env = entry_points(raw_env)

@@ -4,13 +4,25 @@ Env card
 --------
 Default (``centralized=False``): one ego player (``ego``: index or name, default the
 first flexible consumer ``flexible_0`` if there is one, else player 0) learns; every other
-player follows ``others``: ``"best_response"`` (default: the ADMM best response
-:class:`prosumer_gym.agents.energy_collective.ADMMBestResponse`, i.e. the players of the
-slides' mechanism), ``"reference"`` (each plays its reference set-point ``p_ref``),
-``"random"`` (uniform actions from the env's generator) or a callable
-``f(agent, obs) -> action``. Observation/action space: the ego player's (``Box(10,)``
-and ``Box(1,)`` in [0, 1], see ``energy_collective_v0``). Reward: minus the ego
-player's cost (EUR) under the chosen ``allocation`` (or the P2P settlement).
+player follows ``others``: ``"best_response"`` (default: the co-players ``co_players``,
+below), ``"reference"`` (each plays its reference set-point ``p_ref``), ``"random"``
+(uniform actions from the env's generator) or a callable ``f(agent, obs) -> action``.
+Observation/action space: the ego player's (``Box(10,)`` and ``Box(1,)`` in [0, 1], see
+``energy_collective_v0``). Reward: minus the ego player's cost (EUR) under the chosen
+``allocation`` (or the P2P settlement).
+
+``co_players`` (with ``others="best_response"``; default ``"admm"``): a co-player name
+registered for ``"EnergyCollective"`` (:func:`prosumer_gym.core.policies.co_player_names`)
+or a factory ``factory(env, agents, infos, rng) -> {agent: CoPlayer}`` (protocol
+:mod:`prosumer_gym.core.policies`), called at every ``reset`` with the PettingZoo
+``raw_env``, the non-ego agents, the reset infos and a generator spawned from the view's
+seed (spawning does not move the view's own stream). At each step every co-player's
+``act`` maps its own observation to its action, and its ``observe`` then sees its
+transition. ``"admm"`` (``prosumer_gym.agents.energy_collective:admm_co_players``) is the
+ADMM best response ``clip(r + (lambda - m)/a, p_min, p_max)`` of the slides' mechanism,
+one stateless co-player per agent (the best response is per player, not joint): it is
+elementwise in the observation, so it gives exactly the actions of the batched policy the
+view used before (same seed, same trajectory).
 
 ``centralized=True``: one controller sets every player's action with a ``Box(N,)`` in
 [0, 1]; observation = every player's observation concatenated (``Box(10 N,)``); reward
@@ -25,14 +37,15 @@ accepted. Out-of-range actions raise ``ValueError`` (no projection).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from prosumer_gym.agents.energy_collective import ADMMBestResponse
+from prosumer_gym.core.policies import CoPlayer, CoPlayerFactory, resolve_co_players
+from prosumer_gym.core.seeding import spawn
 from prosumer_gym.core.spaces import check_box
 from prosumer_gym.envs.energy_collective.env import OBS_NAMES, raw_env
 
@@ -50,6 +63,7 @@ class EnergyCollectiveGymEnv(gym.Env):
         self,
         ego: int | str | None = None,
         others: str | Callable[[str, np.ndarray], Any] = "best_response",
+        co_players: str | CoPlayerFactory | None = None,
         centralized: bool = False,
         render_mode: str | None = None,
         **env_kwargs: Any,
@@ -69,6 +83,10 @@ class EnergyCollectiveGymEnv(gym.Env):
             raise ValueError(f"ego must be a player index in [0, {len(agents) - 1}] or a name, got {ego!r}")
         if not (callable(others) or others in OTHERS):
             raise ValueError(f"others must be one of {OTHERS} or a callable (agent, obs) -> action, got {others!r}")
+        if co_players is not None and others != "best_response":
+            raise ValueError(f"co_players applies to others='best_response' only, got others={others!r}")
+        self._factory = (resolve_co_players("EnergyCollective", "admm" if co_players is None else co_players,
+                                            "co_players") if others == "best_response" else None)
         self.ego = int(ego)
         self.ego_agent = agents[self.ego]
         self.others = others
@@ -81,7 +99,7 @@ class EnergyCollectiveGymEnv(gym.Env):
         else:
             self.action_space = self.market.action_space(self.ego_agent)
             self.observation_space = o_space
-        self._policy = ADMMBestResponse()
+        self._co_players: Mapping[str, CoPlayer] = {}
         self._obs: dict[str, np.ndarray] = {}
         self._ref_idx = OBS_NAMES.index("p_ref")
 
@@ -91,6 +109,13 @@ class EnergyCollectiveGymEnv(gym.Env):
         market_seed = int(self.np_random.integers(2**63 - 1))
         obs, infos = self.market.reset(seed=market_seed, options=options)
         self._obs = obs
+        if self._factory is not None and not self.centralized:
+            agents = [a for a in self.market.possible_agents if a != self.ego_agent]
+            co = self._factory(self.market, agents, infos, spawn(self.np_random, 1)[0])
+            missing = [a for a in agents if a not in co]
+            if missing:
+                raise ValueError(f"the co_players factory returned no co-player for {missing[:5]}")
+            self._co_players = {a: co[a] for a in agents}
         if self.centralized:
             return self._joint_obs(obs), {}
         return obs[self.ego_agent], infos[self.ego_agent]
@@ -102,10 +127,10 @@ class EnergyCollectiveGymEnv(gym.Env):
         agents = [a for a in self.market.possible_agents if a != self.ego_agent]
         if callable(self.others):
             return {a: self.others(a, self._obs[a]) for a in agents}
-        mat = np.stack([self._obs[a] for a in agents])
         if self.others == "best_response":
-            acts = self._policy.act(mat)
-        elif self.others == "reference":
+            return {a: self._co_players[a].act(self._obs[a]) for a in agents}
+        mat = np.stack([self._obs[a] for a in agents])
+        if self.others == "reference":
             lo, hi, ref = mat[:, 3].astype(np.float64), mat[:, 4].astype(np.float64), mat[:, self._ref_idx]
             span = hi - lo
             acts = np.where(span > 0, (ref - lo) / np.where(span > 0, span, 1.0), 0.5)
@@ -130,7 +155,10 @@ class EnergyCollectiveGymEnv(gym.Env):
         else:
             actions = self._other_actions()
             actions[self.ego_agent] = checked
+        prev = self._obs
         obs, rewards, terms, truncs, infos = self.market.step(actions)
+        for a, co in self._co_players.items():
+            co.observe(prev[a], actions[a], rewards[a], obs[a])
         self._obs = obs
         done_t = any(truncs.values())
         done_x = any(terms.values())

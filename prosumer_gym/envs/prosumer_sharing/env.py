@@ -41,7 +41,7 @@ Contracts and gains
     (``90 N / 99``, ``80 N / 99`` for other N). An episode of another size (size range)
     scales them by ``N / n_prosumers``. They must satisfy ``0 < C < N``. ``tau`` (the paper gives
     none) = 1e-4 for both signals: loop gain ~0.13 at the Section VI operating point (see
-    :func:`~prosumer_gym.envs.prosumer_sharing.market.default_tau`).
+    :func:`~prosumer_gym.envs.prosumer_sharing.feedback.default_tau`).
     ``rule="eq20"`` switches the defaults to the consensus form of Algorithm 2
     (``Omega(0) = 12``, ``tau = 0.02``); the env's dynamics do not depend on ``rule`` otherwise.
 Infos
@@ -76,8 +76,8 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
+from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
 from prosumer_gym.core.spaces import check_multibinary
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
@@ -97,31 +97,17 @@ _INFO_KEYS = ("x_bar", "y_bar", "private_cost", "grad_x", "grad_y", "rel_distanc
 DEFAULT_DAYS = 200
 
 
-def _int(name: str, value: object, lo: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
 def resolve_days(n_days: int, max_cycles: int | None) -> int:
-    """``n_days`` with its ``max_cycles`` alias (PettingZoo's tests set the latter)."""
-    if max_cycles is not None:
-        max_cycles = _int("max_cycles", max_cycles, 1)
-        if n_days != DEFAULT_DAYS and n_days != max_cycles:
-            raise ValueError(f"n_days ({n_days}) and max_cycles ({max_cycles}) disagree; give one of them")
-        n_days = max_cycles
-    return _int("n_days", n_days, 1)
+    """``n_days`` with its ``max_cycles`` alias (PettingZoo's tests set the latter); shared
+    by every view of this market."""
+    return resolve_horizon("n_days", n_days, max_cycles, DEFAULT_DAYS)
 
 
-class raw_env(ParallelEnv):
+class raw_env(MarketParallelEnv):
     """PettingZoo parallel env for ProsumerSharing-v0 (see the module docstring: the env card)."""
 
-    metadata = {
-        "name": "prosumer_sharing_v0",
-        "render_modes": ["human", "rgb_array"],
-        "is_parallelizable": True,
-        "render_fps": 4,
-    }
+    metadata = {**MarketParallelEnv.metadata, "name": "prosumer_sharing_v0"}
+    horizon_attr = "n_days"
 
     def __init__(
         self,
@@ -152,15 +138,13 @@ class raw_env(ParallelEnv):
         if not (np.isfinite(tw) and tw >= 0):
             raise ValueError(f"tracking_weight must be a finite number >= 0, got {tracking_weight!r}")
         self.tracking_weight = tw
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self._init_render(render_mode)
 
         n_max = self.config.n_max
         self.possible_agents = [f"prosumer_{i}" for i in range(n_max)]
         self.agents: list[str] = []
-        self._action_spaces = {a: spaces.MultiBinary(2) for a in self.possible_agents}
-        self._obs_spaces = {
+        self.action_spaces = {a: spaces.MultiBinary(2) for a in self.possible_agents}
+        self.observation_spaces = {
             a: NamedBox(OBS_NAMES, low=[-np.inf, -np.inf, 0.0, 0.0], high=[np.inf, np.inf, 1.0, 1.0])
             for a in self.possible_agents
         }
@@ -179,24 +163,9 @@ class raw_env(ParallelEnv):
 
     # ------------------------------------------------------------------ PettingZoo API
     @property
-    def max_cycles(self) -> int:
-        """Episode length in days (alias of ``n_days``)."""
-        return self.n_days
-
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
-        self.n_days = _int("max_cycles", value, 1)
-
-    @property
     def n(self) -> int:
         """Number of prosumers in the current episode."""
         return int(self.core.n[0])
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.MultiBinary:
-        return self._action_spaces[agent]
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -312,16 +281,6 @@ class raw_env(ParallelEnv):
         return float(tot[0]), float(tot[1]), float(self.core.omega[0, 0]), float(self.core.omega[0, 1])
 
     # ------------------------------------------------------------------ rendering
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            warnings.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'",
-                          stacklevel=2)
-            return None
-        if self.render_mode == "human":
-            print(self._render_text())
-            return None
-        return self._render_rgb()
-
     def _render_text(self) -> str:
         if self.community is None:
             return "ProsumerSharing-v0: not reset yet"
@@ -357,9 +316,6 @@ class raw_env(ParallelEnv):
         ax2.set_ylabel("aggregate")
         fig.tight_layout()
         return figure_to_rgb(fig)
-
-    def close(self) -> None:
-        pass
 
 
 parallel_env, env = entry_points(raw_env)

@@ -1,7 +1,7 @@
 """Batched ProsumerSharing-v0: K independent communities stepped together with arrays.
 
 Two views on the same vectorised core
-(:class:`~prosumer_gym.envs.prosumer_sharing.market.SharingCommunities`):
+(:class:`~prosumer_gym.envs.prosumer_sharing.feedback.SharingCommunities`):
 
 :class:`ProsumerSharingBatch` (prosumer view, plain numpy array API; for MARL with shared
 parameters or for fast simulation of Algorithms 1-2)::
