@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prosumer_gym.envs.p2p_trading.market import DEFAULT_MECHANISM, make_clearer, random_instance  # noqa: E402
+from prosumer_gym.envs.p2p_trading.clearing import DEFAULT_MECHANISM, make_clearer  # noqa: E402
+from prosumer_gym.envs.p2p_trading.market import random_instance  # noqa: E402
 
 
 def real_days(n: int, days: int, seed: int) -> list:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from prosumer_gym.envs import p2p_trading_v0
-from prosumer_gym.envs.p2p_trading.market import DEFAULT_MECHANISM
+from prosumer_gym.envs.p2p_trading.clearing import DEFAULT_MECHANISM
 
 
 def episode_rate(n: int, days: int, mechanism: str, seed: int) -> float:

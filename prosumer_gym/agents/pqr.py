@@ -20,21 +20,26 @@ Common agent interface (shared with :class:`~prosumer_gym.agents.prodqn.ProDQNAg
 ``act(obs, explore=True)``, ``update(obs, action, reward, next_obs, terminated=False)``,
 ``end_day()``, ``eps``, ``last_loss``, ``state_dict()`` / ``load_state_dict()``,
 ``save(path)`` / ``load(path)``.
+
+Co-players: :func:`pqr_co_players` is the factory ``"pqr"`` of P2PTrading-v0's Gymnasium view
+(the default ``opponents``; protocol :mod:`prosumer_gym.core.policies`): one
+:class:`PQRCoPlayer` per seller, learning online during the episode.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from prosumer_gym.core.prospect import pt_value
+from prosumer_gym.core.seeding import spawn
 
-__all__ = ["PQRAgent", "PT_KEYS"]
+__all__ = ["PQRAgent", "PQRCoPlayer", "PT_KEYS", "pqr_co_players"]
 
 PT_KEYS = ("k_pos", "k_neg", "zeta_pos", "zeta_neg")
 
@@ -181,3 +186,33 @@ class PQRAgent:
                                       "rng": meta.get("rng")})
             else:
                 self.load_state_dict({"q": f["q"], "eps": float(f["eps"])})
+
+
+class PQRCoPlayer:
+    """A :class:`PQRAgent` as a co-player (``prosumer_gym.core.policies.CoPlayer``): acts
+    epsilon-greedily and, after every step (one trading day), updates (Eq. 5.4) and decays
+    epsilon (``end_day``), i.e. keeps learning online during the episode."""
+
+    def __init__(self, agent: PQRAgent) -> None:
+        self.agent = agent
+
+    def act(self, obs: np.ndarray) -> int:
+        return self.agent.act(obs)
+
+    def observe(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray) -> None:
+        self.agent.update(obs, action, reward, next_obs)
+        self.agent.end_day()
+
+
+def pqr_co_players(
+    env: Any, agents: Sequence[str], infos: Mapping[str, Any], rng: np.random.Generator
+) -> dict[str, PQRCoPlayer]:
+    """Co-player factory ``"pqr"`` of P2PTrading-v0 (the Gymnasium view's default opponents):
+    a fresh :class:`PQRAgent` per seller in ``agents`` with the seller's PT parameters
+    (``infos[agent]["pt_params"]``), ``len(env.price_grid)`` price states and the env's
+    number of actions; the agents' generators are ``spawn(rng, len(agents))``, in order."""
+    n_actions = env.action_space(env.possible_agents[0]).n
+    return {
+        a: PQRCoPlayer(PQRAgent(len(env.price_grid), n_actions, seed=g, **infos[a]["pt_params"]))
+        for a, g in zip(agents, spawn(rng, len(agents)))
+    }

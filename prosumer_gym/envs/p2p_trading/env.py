@@ -73,24 +73,17 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.validation import check_range as _range
 from prosumer_gym.core.prospect import pt_value, sample_pt_params
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_discrete
-from prosumer_gym.envs.p2p_trading.market import (
-    DEFAULT_MECHANISM,
-    MECHANISMS,
-    Allocation,
-    MarketInstance,
-    energy_kwh,
-    feasibility_report,
-    make_clearer,
-)
+from prosumer_gym.envs.p2p_trading.clearing import DEFAULT_MECHANISM, MECHANISMS, make_clearer
+from prosumer_gym.envs.p2p_trading.market import Allocation, MarketInstance, energy_kwh, feasibility_report
 
 __all__ = ["raw_env", "env", "parallel_env", "MarketRecord", "OBS_NAMES"]
 
@@ -109,15 +102,11 @@ class MarketRecord:
     allocation: Allocation
 
 
-class raw_env(ParallelEnv):
+class raw_env(MarketParallelEnv):
     """PettingZoo parallel env for P2PTrading-v0 (see the module docstring: the env card)."""
 
-    metadata = {
-        "name": "p2p_trading_v0",
-        "render_modes": ["human", "rgb_array"],
-        "is_parallelizable": True,
-        "render_fps": 4,
-    }
+    metadata = {**MarketParallelEnv.metadata, "name": "p2p_trading_v0"}
+    horizon_attr = "n_days"
 
     def __init__(
         self,
@@ -149,12 +138,7 @@ class raw_env(ParallelEnv):
     ) -> None:
         self.n_sellers = _int("n_sellers", n_sellers, 1)
         self.n_buyers = _int("n_buyers", n_buyers, 1)
-        if max_cycles is not None:
-            max_cycles = _int("max_cycles", max_cycles, 1)
-            if n_days != DAYS_PER_YEAR and n_days != max_cycles:
-                raise ValueError(f"n_days ({n_days}) and max_cycles ({max_cycles}) disagree; give one of them")
-            n_days = max_cycles
-        self.n_days = _int("n_days", n_days, 1)
+        self.n_days = resolve_horizon("n_days", n_days, max_cycles, DAYS_PER_YEAR)
         self.start_day = _int("start_day", start_day, 0, DAYS_PER_YEAR - 1)
         if mechanism not in MECHANISMS:
             raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
@@ -214,9 +198,7 @@ class raw_env(ParallelEnv):
             raise ValueError(f"forecast_alpha must be in (0, 1], got {forecast_alpha}")
         self.forecast_alpha = float(forecast_alpha)
         self.report_timing = bool(report_timing)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self._init_render(render_mode)
 
         # Build the clearing mechanism's structure once for this market size.
         self._clear = make_clearer(self.mechanism, self.n_sellers, self.n_buyers, **self.mechanism_kwargs)
@@ -224,8 +206,8 @@ class raw_env(ParallelEnv):
         self.possible_agents = [f"seller_{i}" for i in range(self.n_sellers)]
         self.agents: list[str] = []
         n_actions = len(self.price_grid) if action_mode == "level" else len(self.price_steps)
-        self._action_spaces = {a: spaces.Discrete(n_actions) for a in self.possible_agents}
-        self._obs_spaces = {
+        self.action_spaces = {a: spaces.Discrete(n_actions) for a in self.possible_agents}
+        self.observation_spaces = {
             a: NamedBox(OBS_NAMES, low=[0, 0, 0, 0, -1, -1], high=[1, 1, 1, 1, 1, 1]) for a in self.possible_agents
         }
         s, b = self.n_sellers, self.n_buyers
@@ -246,21 +228,6 @@ class raw_env(ParallelEnv):
         self._t = 0
 
     # ------------------------------------------------------------------ PettingZoo API
-    @property
-    def max_cycles(self) -> int:
-        """Episode length in days (alias of ``n_days``)."""
-        return self.n_days
-
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
-        self.n_days = _int("max_cycles", value, 1)
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self._action_spaces[agent]
-
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
@@ -331,7 +298,7 @@ class raw_env(ParallelEnv):
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"actions is missing agents {missing}; every live agent must act")
-        n = self._action_spaces[self.agents[0]].n
+        n = self.action_spaces[self.agents[0]].n
         act = np.fromiter(
             (check_discrete(actions[a], n, f"actions[{a!r}]") for a in self.possible_agents), dtype=np.int64,
             count=self.n_sellers,
@@ -468,15 +435,6 @@ class raw_env(ParallelEnv):
         ).astype(np.float32)
 
     # ------------------------------------------------------------------ rendering
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            warnings.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'", stacklevel=2)
-            return None
-        if self.render_mode == "human":
-            print(self._render_text())
-            return None
-        return self._render_rgb()
-
     def _render_text(self) -> str:
         if self.last_market is None:
             return f"P2PTrading-v0 day 0 (data day {self._data_day(0)}): no market cleared yet; prices " + \
@@ -518,9 +476,6 @@ class raw_env(ParallelEnv):
         ax2.set_ylabel("price $/kWh")
         fig.tight_layout()
         return figure_to_rgb(fig)
-
-    def close(self) -> None:
-        pass
 
 
 parallel_env, env = entry_points(raw_env)

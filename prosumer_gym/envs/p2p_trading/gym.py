@@ -5,7 +5,25 @@ Env card
 Default (``centralized=False``): one ego seller (``ego``, default ``seller_0``) learns;
 the other sellers follow ``opponents``: ``"pqr"`` (default: PQR agents, Alg. 5, that keep
 learning online during the episode, each with its own PT parameters), ``"constant"``
-(hold the initial price), ``"random"``, or a callable ``f(agent, obs) -> action``.
+(hold the initial price), ``"random"``, or a callable ``f(agent, obs) -> action`` (a plain
+policy function of two arguments, called for every other seller at every step).
+
+``co_players`` (default ``None``: use ``opponents``): a co-player name registered for
+``"P2PTrading"`` (:func:`prosumer_gym.core.policies.co_player_names`; the names above are
+wired in ``prosumer_gym.DEFAULT_CO_PLAYERS``: ``"pqr"`` is
+``prosumer_gym.agents.pqr:pqr_co_players``, ``"constant"``/``"random"`` are in
+``prosumer_gym.baselines.price_policies``) or a factory
+``factory(env, agents, infos, rng) -> {agent: CoPlayer}`` (protocol
+:mod:`prosumer_gym.core.policies`). A string ``opponents`` is such a name; a callable
+``opponents`` is always the two-argument policy function, never a factory: factories go to
+``co_players`` (or get a name with ``register_co_players`` and go to either). Give one of
+``opponents`` (other than the default) and ``co_players``. The factory is called at every
+``reset`` with the PettingZoo ``raw_env``, the other sellers, the reset infos and the view's
+own generator ``np_random``, from which it may only *spawn* children (spawning does not move
+the stream; the built-in factories give the i-th other seller ``spawn(rng, S - 1)[i]``, as
+before the co-player protocol, so the same seed gives the same trajectory). At each step
+every co-player's ``act`` maps its observation to its action, and its ``observe`` then sees
+its transition (PQR updates there, Eq. 5.4, and decays epsilon once per day).
 Observation/action space: the ego seller's (``Box(6,)`` and ``Discrete(3)`` by default,
 see ``p2p_trading_v0``). Reward: the ego seller's revenue ($).
 
@@ -20,22 +38,41 @@ Episodes end by truncation after ``n_days``. Every keyword of
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from prosumer_gym.agents.pqr import PQRAgent
-from prosumer_gym.baselines.price_policies import ConstantPriceSeller, RandomPriceSeller
-from prosumer_gym.core.seeding import spawn
+from prosumer_gym.core.policies import CoPlayer, CoPlayerFactory, co_player_names, resolve_co_players
 from prosumer_gym.core.spaces import check_discrete, check_multidiscrete
 from prosumer_gym.envs.p2p_trading.env import raw_env
 
 __all__ = ["P2PTradingGymEnv"]
 
-OPPONENTS = ("pqr", "constant", "random")
+ENV_NAME = "P2PTrading"  # the co-player registry's key
+Policy = Callable[[str, np.ndarray], int]
+
+
+class _FunctionCoPlayer:
+    """A policy function ``f(agent, obs) -> action`` as one agent's (frozen) co-player."""
+
+    def __init__(self, policy: Policy, agent: str) -> None:
+        self.policy, self.agent = policy, agent
+
+    def act(self, obs: np.ndarray) -> int:
+        return self.policy(self.agent, obs)
+
+    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any) -> None:
+        """Nothing to learn."""
+
+
+def _function_co_players(policy: Policy) -> CoPlayerFactory:
+    def factory(env: Any, agents: Any, infos: Mapping[str, Any], rng: np.random.Generator) -> dict[str, CoPlayer]:
+        return {a: _FunctionCoPlayer(policy, a) for a in agents}
+
+    return factory
 
 
 class P2PTradingGymEnv(gym.Env):
@@ -46,9 +83,10 @@ class P2PTradingGymEnv(gym.Env):
     def __init__(
         self,
         ego: int = 0,
-        opponents: str | Callable[[str, np.ndarray], int] = "pqr",
+        opponents: str | Policy = "pqr",
         centralized: bool = False,
         render_mode: str | None = None,
+        co_players: str | CoPlayerFactory | None = None,
         **env_kwargs: Any,
     ) -> None:
         self.market = raw_env(render_mode=render_mode, **env_kwargs)
@@ -58,13 +96,23 @@ class P2PTradingGymEnv(gym.Env):
         if not self.centralized:
             if isinstance(ego, (bool, np.bool_)) or not isinstance(ego, (int, np.integer)) or not 0 <= ego < n:
                 raise ValueError(f"ego must be a seller index in [0, {n - 1}], got {ego!r}")
-        if not (callable(opponents) or opponents in OPPONENTS):
-            raise ValueError(f"opponents must be one of {OPPONENTS} or a callable (agent, obs) -> action, got {opponents!r}")
-        if opponents == "constant" and self.market.action_mode != "step":
-            raise ValueError("opponents='constant' needs action_mode='step'")
+        names = co_player_names(ENV_NAME)
+        if not (callable(opponents) or opponents in names):
+            raise ValueError(f"opponents must be one of {names} or a callable (agent, obs) -> action, got {opponents!r}")
+        if co_players is not None:
+            if opponents != "pqr":
+                raise ValueError(f"give opponents or co_players, not both (got opponents={opponents!r})")
+            self._factory = resolve_co_players(ENV_NAME, co_players, "co_players")
+        elif callable(opponents):
+            self._factory = _function_co_players(opponents)
+        else:
+            if opponents == "constant" and self.market.action_mode != "step":
+                raise ValueError("opponents='constant' needs action_mode='step'")
+            self._factory = resolve_co_players(ENV_NAME, opponents, "opponents")
         self.ego = int(ego)
         self.ego_agent = self.market.possible_agents[self.ego]
         self.opponents = opponents
+        self.co_players = co_players
         a_space = self.market.action_space(self.ego_agent)
         o_space = self.market.observation_space(self.ego_agent)
         if self.centralized:
@@ -75,29 +123,25 @@ class P2PTradingGymEnv(gym.Env):
         else:
             self.action_space = a_space
             self.observation_space = o_space
-        self._policies: dict[str, Any] = {}
+        self._co_players: dict[str, CoPlayer] = {}
         self._obs: dict[str, np.ndarray] = {}
 
-    def _make_opponents(self, infos: dict[str, dict]) -> None:
-        others = [a for a in self.market.possible_agents if self.centralized is False and a != self.ego_agent]
-        rngs = spawn(self.np_random, len(others))
-        n_actions = self.market.action_space(self.ego_agent).n
-        self._policies = {}
-        for a, rng in zip(others, rngs):
-            if self.opponents == "pqr":
-                pt = infos[a]["pt_params"]
-                self._policies[a] = PQRAgent(len(self.market.price_grid), n_actions, seed=rng, **pt)
-            elif self.opponents == "constant":
-                self._policies[a] = ConstantPriceSeller(self.market.price_steps)
-            elif self.opponents == "random":
-                self._policies[a] = RandomPriceSeller(n_actions, seed=rng)
+    def _make_co_players(self, infos: dict[str, dict]) -> None:
+        if self.centralized:
+            self._co_players = {}
+            return
+        others = [a for a in self.market.possible_agents if a != self.ego_agent]
+        self._co_players = dict(self._factory(self.market, others, infos, self.np_random))
+        missing = [a for a in others if a not in self._co_players]
+        if missing:
+            raise ValueError(f"the co-player factory returned no co-player for {missing}")
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         # The market's own stream is derived from ours, so one seed fixes everything.
         market_seed = int(self.np_random.integers(2**63 - 1))
         obs, infos = self.market.reset(seed=market_seed, options=options)
-        self._make_opponents(infos)
+        self._make_co_players(infos)
         self._obs = obs
         if self.centralized:
             return self._joint_obs(obs), {"sellers": infos}
@@ -116,16 +160,12 @@ class P2PTradingGymEnv(gym.Env):
         else:
             actions = {self.ego_agent: check_discrete(action, self.action_space.n, "action")}
             for a in agents:
-                if a == self.ego_agent:
-                    continue
-                pol = self._policies.get(a)
-                actions[a] = int(self.opponents(a, self._obs[a]) if pol is None else pol.act(self._obs[a]))
+                if a != self.ego_agent:
+                    actions[a] = int(self._co_players[a].act(self._obs[a]))
         prev = self._obs
         obs, rewards, terms, truncs, infos = self.market.step(actions)
-        for a, pol in self._policies.items():
-            if isinstance(pol, PQRAgent):
-                pol.update(prev[a], actions[a], rewards[a], obs[a])
-                pol.end_day()
+        for a, co in self._co_players.items():
+            co.observe(prev[a], actions[a], rewards[a], obs[a])
         self._obs = obs
         done_t = any(truncs.values())
         done_x = any(terms.values())
