@@ -1,7 +1,7 @@
 """EUber-v0 platform recommenders: CARS (Alg. 7) and PK (perfect knowledge).
 
 A recommender maps the slot to a *score matrix* (W workers x S tasks); the environment
-projects it onto POTR's constraints (Eqs. 6.1a-f, :func:`prosumer_gym.envs.euber.market.solve_potr`).
+projects it onto POTR's constraints (Eqs. 6.1a-f, :func:`prosumer_gym.envs.euber.potr.solve_potr`).
 
 * :class:`CARSRecommender` — CMAB with the UCB objective of Eq. 6.6,
   ``alpha_hat[i, z] + sqrt(ucb_scale * (Q + 1) ln t / m[i, z])`` with ``Q = |W| x 3``, and the
@@ -15,15 +15,19 @@ projects it onto POTR's constraints (Eqs. 6.1a-f, :func:`prosumer_gym.envs.euber
 
 Both work with the Gymnasium view (``act(obs)`` returns the action, ``observe(info)``
 learns) and directly with the market core (``scores(task_type)`` / ``update(...)``).
+:func:`cars_recommender` and :func:`pk_recommender` are the factories behind the PettingZoo
+env's ``recommender="cars"`` / ``"pk"`` (registered under ``"EUber.recommender"``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-__all__ = ["CARSRecommender", "PKRecommender", "scores_to_action", "task_types_from_obs"]
+__all__ = ["CARSRecommender", "PKRecommender", "scores_to_action", "task_types_from_obs", "cars_recommender",
+           "pk_recommender"]
 
 N_TYPES = 3
 
@@ -117,3 +121,14 @@ class PKRecommender:
 
     def observe(self, info: dict) -> None:
         pass
+
+
+def cars_recommender(env: Any, rng: np.random.Generator) -> CARSRecommender:
+    """EUber-v0's ``recommender="cars"``: ``factory(env, rng)`` with the PettingZoo ``raw_env``
+    after its market's reset (``env.config.n_workers``, ``env.ucb_scale``); ``rng`` unused."""
+    return CARSRecommender(env.config.n_workers, ucb_scale=env.ucb_scale)
+
+
+def pk_recommender(env: Any, rng: np.random.Generator) -> PKRecommender:
+    """EUber-v0's ``recommender="pk"``: the episode's true ``env.market.alpha``; ``rng`` unused."""
+    return PKRecommender(env.market.alpha)

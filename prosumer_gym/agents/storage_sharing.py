@@ -7,26 +7,30 @@ can replace them; they read the constant observation scales (``env.obs_scales``)
 * :class:`SEAuctioneer`: at a price step, decodes the window, the SFCs' total requirement
   and mean bid, and each participating RU's declared reservation price, reluctance and
   available storage, and posts the Stackelberg-equilibrium price (closed form where
-  interior, exact 1-D search otherwise: :func:`~prosumer_gym.envs.storage_sharing.market.se_price`);
+  interior, exact 1-D search otherwise: :func:`~prosumer_gym.envs.storage_sharing.stackelberg.se_price`);
   with a discrete price action it posts the best admissible level. Its regret in the
   env's infos is ~0 (float32 observations: ~1e-6 cents/kWh price error).
 * :class:`BestResponseRU`: at a share step, offers ``x_i*(p) = clip((p - r_i)/(2 beta_i), 0, b_i(t))``
   (RECONSTRUCTED best response) as a fraction of its available storage.
 
 At the other phase (and in a closed market, or when not participating) both return the
-no-op action.
+no-op action. Both are frozen co-players (:class:`~prosumer_gym.core.policies.CoPlayer`:
+``observe`` does nothing); :func:`se_co_players` is the ``"se"`` co-player factory of the
+Gymnasium view (``StorageSharing-v0``'s ``co_players`` keyword).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from prosumer_gym.envs.storage_sharing.market import se_price, supply
-from prosumer_gym.envs.storage_sharing_v0 import AUCTIONEER_OBS, AUCTIONEER_RU_FIELDS, RU_OBS, ObsScales
+from prosumer_gym.envs.storage_sharing_v0 import AUCTIONEER, AUCTIONEER_OBS, AUCTIONEER_RU_FIELDS, RU_OBS, ObsScales
 
-__all__ = ["SEAuctioneer", "BestResponseRU", "decode_auctioneer_obs", "decode_ru_obs", "observation_scales"]
+__all__ = ["SEAuctioneer", "BestResponseRU", "decode_auctioneer_obs", "decode_ru_obs", "observation_scales",
+           "se_co_players"]
 
 _A = {name: k for k, name in enumerate(AUCTIONEER_OBS)}
 _R = {name: k for k, name in enumerate(RU_OBS)}
@@ -116,6 +120,9 @@ class SEAuctioneer:
             return int(round(pos * (self.price_levels - 1)))
         return np.array([pos], dtype=np.float32)
 
+    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any) -> None:
+        """Frozen policy: nothing to learn."""
+
 
 class BestResponseRU:
     """Offers its best response to the announced price (see the module docstring)."""
@@ -139,3 +146,15 @@ class BestResponseRU:
         beta = o[_R["reluctance"]] * sc.reluctance_scale
         x = min(max((p - r) / (2.0 * beta), 0.0), avail)  # ru_best_response, scalar form
         return np.array([min(max(x / avail, 0.0), 1.0)], dtype=np.float32)
+
+    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any) -> None:
+        """Frozen policy: nothing to learn."""
+
+
+def se_co_players(env: Any, agents: Sequence[str], infos: Mapping[str, Any],
+                  rng: np.random.Generator) -> dict[str, SEAuctioneer | BestResponseRU]:
+    """The ``"se"`` co-players of StorageSharing-v0 (a :class:`~prosumer_gym.core.policies.CoPlayerFactory`):
+    the SE auctioneer if ``"auctioneer"`` is among ``agents``, a best-responding RU for every
+    ``ru_i`` among them. Deterministic (``infos`` and ``rng`` are not used)."""
+    ru_policy = BestResponseRU.from_env(env)  # stateless: one instance serves every RU
+    return {a: SEAuctioneer.from_env(env) if a == AUCTIONEER else ru_policy for a in agents}

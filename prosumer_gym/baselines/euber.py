@@ -4,16 +4,19 @@
   tasks of highest true ``alpha``, no POTR constraints) + the task-centric greedy winner
   selection of ref. [123] (``mechanism="bg"`` in the environment). :func:`bg_env_kwargs`
   gives the environment keywords; :class:`BGRecommender` the scores.
-* **Random**: uniform random scores, projected by the environment (POTR by default).
+* **Random**: uniform random scores, projected by the environment (POTR by default);
+  :func:`random_recommender` is the PettingZoo env's ``recommender="random"``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from prosumer_gym.agents.euber import PKRecommender, scores_to_action
 
-__all__ = ["BGRecommender", "RandomRecommender", "bg_env_kwargs"]
+__all__ = ["BGRecommender", "RandomRecommender", "bg_env_kwargs", "random_recommender"]
 
 
 def bg_env_kwargs() -> dict:
@@ -26,13 +29,18 @@ class BGRecommender(PKRecommender):
 
 
 class RandomRecommender:
-    """Uniform random scores in [0, 1) from its own generator."""
+    """Uniform random scores in [0, 1) from its own generator, for ``n_workers`` workers
+    (given here or to :meth:`scores`)."""
 
-    def __init__(self, seed: int | np.random.Generator | None = None) -> None:
+    def __init__(self, seed: int | np.random.Generator | None = None, n_workers: int | None = None) -> None:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.n_workers = n_workers
 
-    def scores(self, task_type: np.ndarray, n_workers: int) -> np.ndarray:
-        return self.rng.random((n_workers, len(task_type)))
+    def scores(self, task_type: np.ndarray, n_workers: int | None = None) -> np.ndarray:
+        n = self.n_workers if n_workers is None else n_workers
+        if n is None:
+            raise ValueError("RandomRecommender.scores needs n_workers (here or at construction)")
+        return self.rng.random((n, len(task_type)))
 
     def update(self, *args, **kwargs) -> None:
         pass
@@ -43,3 +51,9 @@ class RandomRecommender:
 
     def observe(self, info: dict) -> None:
         pass
+
+
+def random_recommender(env: Any, rng: np.random.Generator) -> RandomRecommender:
+    """EUber-v0's ``recommender="random"``: ``factory(env, rng)``, scores for
+    ``env.config.n_workers`` workers drawn from ``rng`` (the env's recommender stream)."""
+    return RandomRecommender(rng, n_workers=env.config.n_workers)

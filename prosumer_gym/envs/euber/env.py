@@ -12,7 +12,12 @@ Agents
     range ``U(init_range_frac) x range``, start at a real taxi pickup point. Hidden type
     preferences ``alpha[i, z] ~ U{alpha_levels}`` (default {0.1, 0.4, 0.5, 0.7, 0.9, 1.0}).
 Platform (inside the env)
-    ``recommender``: ``"cars"`` (default, Alg. 7), ``"pk"`` (true alpha), ``"random"``;
+    ``recommender``: ``"cars"`` (default, Alg. 7), ``"pk"`` (true alpha), ``"random"``
+    (:data:`RECOMMENDERS`, registered under ``"EUber.recommender"`` in
+    ``prosumer_gym.DEFAULT_CO_PLAYERS``), or a factory ``factory(env, rng) -> recommender``
+    called at every ``reset`` with this env and a generator spawned from the reset seed; the
+    recommender (:class:`Recommender`) gives ``scores(task_type)`` (W, S) for the slot's tasks
+    and learns in ``update(recommended, bid_placed, task_type)`` after every slot;
     ``projection``: ``"potr"`` (Eq. 6.1 by HiGHS, default) or ``"topk"`` (BG's top-K lists);
     winner selection ``mechanism``: ``"bmw"`` (default, Alg. 8), ``"opt"`` (MILP of Eq. 6.3),
     ``"bg"``; second-price payments (Section 6.2.2).
@@ -62,29 +67,21 @@ Inspection
 from __future__ import annotations
 
 import dataclasses
-import functools
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
-from prosumer_gym.agents.euber import CARSRecommender, PKRecommender
-from prosumer_gym.baselines.euber import RandomRecommender
+from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
+from prosumer_gym.core.policies import resolve_co_players
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed
 from prosumer_gym.core.spaces import check_box
-from prosumer_gym.envs.euber.market import (
-    EUberConfig,
-    EUberMarket,
-    Selection,
-    SlotInstance,
-    potr_violations,
-    select_winners,
-    solve_potr,
-    topk_recommend,
-)
+from prosumer_gym.envs.euber.market import SLOTS_PER_DAY, EUberConfig, EUberMarket, SlotInstance
+from prosumer_gym.envs.euber.potr import potr_violations, solve_potr, topk_recommend
+from prosumer_gym.envs.euber.wibs import Selection, select_winners
 
 __all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "RECOMMENDERS", "PROJECTIONS", "recommend",
            "slot_market_info"]
@@ -94,6 +91,26 @@ PROJECTIONS = ("potr", "topk")
 ABSENT_MODES = ("leave", "mask")
 TASK_FEATURES = ("present", "is_ride", "is_swap", "is_v2g", "approach", "task_km", "need_frac", "ref_bid")
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(EUberConfig)}
+
+
+class Recommender(Protocol):
+    """The platform's recommender inside EUber-v0 (``recommender=``; see the env card)."""
+
+    def scores(self, task_type: np.ndarray) -> np.ndarray:
+        """Score (W, S) of every (worker, task) pair of the slot, projected by ``projection``."""
+
+    def update(self, recommended: np.ndarray, bid_placed: np.ndarray, task_type: np.ndarray) -> None:
+        """Learn from the slot: the lists (W, S), where bids came (W, S) and the task types (S,)."""
+
+
+#: ``factory(env, rng) -> Recommender``: the form of ``recommender=`` besides the names
+RecommenderFactory = Callable[[Any, np.random.Generator], Recommender]
+
+
+def fold_max_cycles(config: dict[str, Any], max_cycles: int | None) -> None:
+    """Fold PettingZoo's ``max_cycles`` alias into ``config["n_slots"]`` (both views)."""
+    if max_cycles is not None:
+        config["n_slots"] = resolve_horizon("n_slots", config.get("n_slots"), max_cycles, SLOTS_PER_DAY)
 
 
 def OBS_NAMES(K: int) -> tuple[str, ...]:  # noqa: N802 - a constant-like helper
@@ -133,15 +150,15 @@ def slot_market_info(inst: SlotInstance, x: np.ndarray, sel: Selection, totals: 
     return info
 
 
-class raw_env(ParallelEnv):
+class raw_env(MarketParallelEnv):
     """PettingZoo parallel env for EUber-v0 (see the module docstring: the env card)."""
 
-    metadata = {"name": "euber_v0", "render_modes": ["human", "rgb_array"], "is_parallelizable": True,
-                "render_fps": 4}
+    metadata = {**MarketParallelEnv.metadata, "name": "euber_v0"}
+    horizon_attr = "n_slots"
 
     def __init__(
         self,
-        recommender: str = "cars",
+        recommender: str | RecommenderFactory = "cars",
         projection: str = "potr",
         absent_agents: str = "leave",
         energy_price_usd_per_kwh: float = 0.15,
@@ -157,18 +174,16 @@ class raw_env(ParallelEnv):
             raise ValueError(f"unknown keyword(s) {sorted(unknown)}; EUber-v0 accepts {sorted(_CONFIG_FIELDS)} and "
                              "recommender, projection, absent_agents, energy_price_usd_per_kwh, max_bid_multiplier, "
                              "ucb_scale, max_cycles, report_timing, render_mode")
-        if max_cycles is not None:
-            if "n_slots" in config and config["n_slots"] != max_cycles:
-                raise ValueError(f"n_slots ({config['n_slots']}) and max_cycles ({max_cycles}) disagree; give one")
-            config["n_slots"] = max_cycles
+        fold_max_cycles(config, max_cycles)
         self.config = EUberConfig(**config).validate()
-        if recommender not in RECOMMENDERS:
-            raise ValueError(f"recommender must be one of {RECOMMENDERS}, got {recommender!r}")
+        self._recommender = resolve_co_players("EUber.recommender", recommender, "recommender")
         if projection not in PROJECTIONS:
             raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
         if absent_agents not in ABSENT_MODES:
             raise ValueError(f"absent_agents must be one of {ABSENT_MODES}, got {absent_agents!r}")
-        self.recommender_name, self.projection, self.absent_agents = recommender, projection, absent_agents
+        self.recommender_name = recommender if isinstance(recommender, str) else getattr(
+            recommender, "__name__", type(recommender).__name__)
+        self.projection, self.absent_agents = projection, absent_agents
         p = float(energy_price_usd_per_kwh)
         if not (np.isfinite(p) and p >= 0):
             raise ValueError(f"energy_price_usd_per_kwh must be a finite number >= 0, got {energy_price_usd_per_kwh}")
@@ -181,9 +196,7 @@ class raw_env(ParallelEnv):
         if not (np.isfinite(self.ucb_scale) and self.ucb_scale >= 0):
             raise ValueError(f"ucb_scale must be a finite number >= 0, got {ucb_scale}")
         self.report_timing = bool(report_timing)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self._init_render(render_mode)
         self.market = EUberMarket(self.config)
         W, K = self.config.n_workers, self.config.K
         self.possible_agents = [f"worker_{i}" for i in range(W)]
@@ -194,8 +207,8 @@ class raw_env(ParallelEnv):
         hi = np.ones(len(names), dtype=np.float32)
         lo[2:4], hi[2:4] = -10.0, 10.0
         hi[4:] = np.tile([1, 1, 1, 1, 1, 10, 1, 10], K)
-        self._obs_space = spaces.Box(lo, hi, dtype=np.float32)
-        self._act_space = spaces.Box(0.0, mb, shape=(K,), dtype=np.float32)
+        self.observation_spaces = dict.fromkeys(self.possible_agents, spaces.Box(lo, hi, dtype=np.float32))
+        self.action_spaces = dict.fromkeys(self.possible_agents, spaces.Box(0.0, mb, shape=(K,), dtype=np.float32))
         self.obs_names = names
         self._rng: np.random.Generator | None = None
         self.last_instance: SlotInstance | None = None
@@ -203,21 +216,14 @@ class raw_env(ParallelEnv):
 
     # ------------------------------------------------------------------ API
     @property
-    def max_cycles(self) -> int:
+    def n_slots(self) -> int:
+        """Episode length in slots (``config.n_slots``; alias ``max_cycles``)."""
         return self.config.n_slots
 
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
+    @n_slots.setter
+    def n_slots(self, value: int) -> None:
         self.config.n_slots = value
         self.config.validate()
-
-    @functools.lru_cache(maxsize=None)
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_space
-
-    @functools.lru_cache(maxsize=None)
-    def action_space(self, agent: str) -> spaces.Box:
-        return self._act_space
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         self._rng = reseed(self._rng, seed)
@@ -225,13 +231,7 @@ class raw_env(ParallelEnv):
             warnings.warn(f"reset options {sorted(options)} are ignored (EUber-v0 takes none)", stacklevel=2)
         m_rng, rec_rng, self._policy_rng = self._rng.spawn(3)
         self.market.reset(m_rng)
-        W = self.config.n_workers
-        if self.recommender_name == "cars":
-            self.platform = CARSRecommender(W, ucb_scale=self.ucb_scale)
-        elif self.recommender_name == "pk":
-            self.platform = PKRecommender(self.market.alpha)
-        else:
-            self.platform = RandomRecommender(rec_rng)
+        self.platform: Recommender = self._recommender(self, rec_rng)
         self.last_selection = None
         self._prepare_slot()
         self.agents = self._live()
@@ -239,16 +239,11 @@ class raw_env(ParallelEnv):
                  for a in self.possible_agents if a in self.agents}
         return self._observations(self.agents), infos
 
-    def _scores(self, inst: SlotInstance) -> np.ndarray:
-        if isinstance(self.platform, RandomRecommender):
-            return self.platform.scores(inst.task_type, inst.n_workers)
-        return self.platform.scores(inst.task_type)
-
     def _prepare_slot(self) -> None:
         inst = self.market.instance()
         self._inst = inst
         self.last_instance = inst
-        self._x = recommend(self._scores(inst), inst, self.projection, self.config.milp_time_limit)
+        self._x = recommend(self.platform.scores(inst.task_type), inst, self.projection, self.config.milp_time_limit)
         self._ref = self.market.reference_bids(inst)
         # each worker's list: task indices in ascending order, padded with -1
         K = self.config.K
@@ -296,7 +291,7 @@ class raw_env(ParallelEnv):
         W, S = inst.n_workers, inst.n_tasks
         bids = np.full((W, S), np.inf)
         for a in self.agents:
-            act = check_box(actions[a], self._act_space, f"actions[{a!r}]")
+            act = check_box(actions[a], self.action_spaces[a], f"actions[{a!r}]")
             i = self._index[a]
             js = self._lists[i]
             ok = (js >= 0) & (act > 0)
@@ -393,16 +388,6 @@ class raw_env(ParallelEnv):
         return np.concatenate(list(self._observations(self.possible_agents).values()))
 
     # ------------------------------------------------------------------ rendering
-    def render(self):
-        if self.render_mode is None:
-            warnings.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'",
-                          stacklevel=2)
-            return None
-        if self.render_mode == "human":
-            print(self._render_text())
-            return None
-        return self._render_rgb()
-
     def _render_text(self) -> str:
         t = self.market.totals
         s = self.last_selection
@@ -427,9 +412,6 @@ class raw_env(ParallelEnv):
         ax.set_title(self._render_text()[:60])
         fig.tight_layout()
         return figure_to_rgb(fig)
-
-    def close(self) -> None:
-        pass
 
 
 parallel_env, env = entry_points(raw_env)

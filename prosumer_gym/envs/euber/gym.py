@@ -10,7 +10,7 @@ model with the worker's markup); winners by ``mechanism`` (``"bmw"`` default, ``
 Action (``Box(0, 1, (W, S))`` float32): a score per (worker, task). Projection (documented
 rule): ``projection="potr"`` (default) recommends the lists that maximise the total score
 under POTR's constraints (Eqs. 6.1a-f; 6.1b/6.1c soft, see
-:func:`~prosumer_gym.envs.euber.market.solve_potr`); ``"topk"`` gives each worker its K
+:func:`~prosumer_gym.envs.euber.potr.solve_potr`); ``"topk"`` gives each worker its K
 eligible tasks of highest score. A binary matrix is a valid action (it recommends its ones
 first). CARS/PK produce scores via ``act(obs)``.
 
@@ -40,8 +40,9 @@ import numpy as np
 from gymnasium import spaces
 
 from prosumer_gym.core.spaces import check_box
-from prosumer_gym.envs.euber.market import EUberConfig, EUberMarket, select_winners
-from prosumer_gym.envs.euber.env import PROJECTIONS, recommend, slot_market_info
+from prosumer_gym.envs.euber.env import PROJECTIONS, fold_max_cycles, recommend, slot_market_info
+from prosumer_gym.envs.euber.market import EUberConfig, EUberMarket
+from prosumer_gym.envs.euber.wibs import select_winners
 
 __all__ = ["EUberGymEnv"]
 
@@ -60,10 +61,7 @@ class EUberGymEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown keyword(s) {sorted(unknown)}; EUber-v0 accepts {sorted(_CONFIG_FIELDS)} and "
                              "projection, reward, max_cycles, report_timing, render_mode")
-        if max_cycles is not None:
-            if "n_slots" in config and config["n_slots"] != max_cycles:
-                raise ValueError(f"n_slots ({config['n_slots']}) and max_cycles ({max_cycles}) disagree; give one")
-            config["n_slots"] = max_cycles
+        fold_max_cycles(config, max_cycles)
         self.config = EUberConfig(**config).validate()
         if projection not in PROJECTIONS:
             raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")

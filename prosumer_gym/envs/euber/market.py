@@ -22,28 +22,39 @@ One slot (15 min) of the market:
    (Eq. 6.1d lets no task take it below ``r_min``, so "below the minimum" is reached only in
    the limit) charges (unavailable) at ``charger_kw`` until full.
 
-Eq. 6.3 with ``E`` = the total of the slot's V2G tasks can be infeasible (a task receives
-no bid). ``"opt"`` then solves the *lexicographic* relaxation: first minimise the V2G
-shortfall, then the number of unserved ride/swap tasks, then the cost; the selection
-reports ``feasible=False`` with the shortfall and unserved counts.
+This module holds the data model (:class:`EUberConfig`, :class:`SlotInstance`, the fleet and
+task state :class:`EUberMarket`) and re-exports the mechanisms: the fare model
+(:mod:`.fare`), POTR recommendation (:mod:`.potr`) and the reverse auction (:mod:`.wibs`,
+also the lexicographic relaxation of an infeasible Eq. 6.3).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linear_sum_assignment
 
 from prosumer_gym import data as pgdata
 from prosumer_gym.core.validation import check_int as _int
-from prosumer_gym.core.milp import solve_milp
+from prosumer_gym.core.validation import check_range as _pair
+from prosumer_gym.envs.euber.fare import (  # noqa: F401 - re-exported
+    FARE_FEATURES,
+    KM_PER_MILE,
+    FareModel,
+    fare_features,
+    fare_features_from_trips,
+    load_fare_model,
+)
+from prosumer_gym.envs.euber.potr import potr_rhs, potr_violations, solve_potr, topk_recommend  # noqa: F401
+from prosumer_gym.envs.euber.wibs import (  # noqa: F401 - re-exported
+    MECHANISMS,
+    Selection,
+    eq63_report,
+    second_price_payments,
+    select_winners,
+)
 
 __all__ = [
     "MECHANISMS",
@@ -63,81 +74,13 @@ __all__ = [
     "eq63_report",
 ]
 
-MECHANISMS = ("opt", "bmw", "bg")
 TASK_TYPES = ("ride", "swap", "v2g")
 SLOTS_PER_DAY = 96
 SLOT_SECONDS = 900.0
-FARE_FEATURES = ("distance_km", "pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon", "hour_sin", "hour_cos",
-                 "weekend")
-KM_PER_MILE = 1.609344
 LAT0, LON0 = 41.88, -87.63  # projection centre (Chicago Loop), km grid for distances
 KM_PER_DEG_LAT = 110.574
 KM_PER_DEG_LON = 111.320 * math.cos(math.radians(LAT0))
 DEFAULT_ALPHA_LEVELS = (0.1, 0.4, 0.5, 0.7, 0.9, 1.0)
-
-
-# ----------------------------------------------------------------------------- fare model
-def _features(dist_km, plat, plon, dlat, dlon, hour, weekend) -> np.ndarray:
-    ang = 2.0 * np.pi * np.asarray(hour, dtype=np.float64) / 24.0
-    cols = np.broadcast_arrays(
-        np.asarray(dist_km, float), np.asarray(plat, float), np.asarray(plon, float), np.asarray(dlat, float),
-        np.asarray(dlon, float), np.sin(ang), np.cos(ang), np.asarray(weekend, float),
-    )
-    return np.stack(cols, axis=-1)
-
-
-def fare_features_from_trips(trips: dict[str, np.ndarray]) -> np.ndarray:
-    """The fare model's 8 features (``FARE_FEATURES``) for real trips (n, 8)."""
-    hour = (np.asarray(trips["start_slot_15min"]) + 0.5) / 4.0
-    weekend = np.isin(np.asarray(trips["day_of_week"]), (5, 6))
-    return _features(np.asarray(trips["trip_miles"]) * KM_PER_MILE, trips["pickup_lat"], trips["pickup_lon"],
-                     trips["dropoff_lat"], trips["dropoff_lon"], hour, weekend)
-
-
-@dataclass(frozen=True)
-class FareModel:
-    """The shipped MLP (ReLU) as numpy arrays; :meth:`predict` maps features (..., 8) to $."""
-
-    weights: tuple[np.ndarray, ...]
-    biases: tuple[np.ndarray, ...]
-    x_mean: np.ndarray
-    x_std: np.ndarray
-    y_mean: float
-    y_std: float
-    meta: dict = field(compare=False, repr=False)
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if x.shape[-1] != len(FARE_FEATURES):
-            raise ValueError(f"fare features must have last dimension {len(FARE_FEATURES)}, got {x.shape}")
-        h = ((x - self.x_mean) / self.x_std).reshape(-1, x.shape[-1])
-        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = h @ w.T + b
-            if k < len(self.weights) - 1:
-                np.maximum(h, 0.0, out=h)
-        return (h[:, 0] * self.y_std + self.y_mean).reshape(x.shape[:-1])
-
-
-@lru_cache(maxsize=1)
-def load_fare_model() -> FareModel:
-    """Load ``prosumer_gym/data/fare_model.pt`` (``torch.load(weights_only=True)``) + its JSON."""
-    import hashlib
-
-    import torch
-
-    root = resources.files("prosumer_gym.data")
-    meta = json.loads((root / "fare_model.json").read_text())
-    raw = (root / "fare_model.pt").read_bytes()
-    if hashlib.sha256(raw).hexdigest() != meta["weights_sha256"]:
-        raise RuntimeError("fare_model.pt does not match the sha256 in fare_model.json; rebuild it with "
-                           "scripts/build_fare_model.py")
-    with resources.as_file(root / "fare_model.pt") as p:
-        state = torch.load(p, weights_only=True, map_location="cpu")
-    keys = meta["state_dict_keys"]
-    ws = tuple(state[k].double().numpy().copy() for k in keys if k.endswith("weight"))
-    bs = tuple(state[k].double().numpy().copy() for k in keys if k.endswith("bias"))
-    return FareModel(ws, bs, np.asarray(meta["feature_mean"]), np.asarray(meta["feature_std"]),
-                     float(meta["target_mean"]), float(meta["target_std"]), meta)
 
 
 # ----------------------------------------------------------------------------- config
@@ -242,16 +185,6 @@ class EUberConfig:
         return self.n_ride + self.n_v2g
 
 
-def _pair(name: str, v: Any, lo: float, hi: float) -> tuple[float, float]:
-    try:
-        a, b = (float(x) for x in v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair, got {v!r}") from None
-    if not (math.isfinite(a) and math.isfinite(b)) or a > b or a < lo - 1e-12 or b > hi + 1e-12:
-        raise ValueError(f"{name} must satisfy {lo} <= low <= high <= {hi}, got {(a, b)}")
-    return a, b
-
-
 # ----------------------------------------------------------------------------- instance
 @dataclass(frozen=True)
 class SlotInstance:
@@ -292,329 +225,6 @@ class SlotInstance:
     def is_v2g(self) -> np.ndarray:
         return self.task_type == 2
 
-
-# ----------------------------------------------------------------------------- POTR
-def potr_rhs(n_avail: int, n_tasks: int, n_v2g: int, K: int, psi: int | None, share: float | None) -> tuple[int, float]:
-    """``psi = floor(|W| K / |S|)`` and ``v2g_min = |V2G| K / |S|`` (Eqs. 6.1b-c) unless given."""
-    if psi is None:
-        psi = (n_avail * K) // n_tasks if n_tasks else 0
-    if share is None:
-        share = n_v2g / n_tasks if n_tasks else 0.0
-    return int(psi), float(share * K)
-
-
-def solve_potr(score: np.ndarray, inst: SlotInstance, *, time_limit: float = 20.0) -> np.ndarray:
-    """Recommendation lists maximising ``sum score_ij x_ij`` under Eqs. 6.1a-f (HiGHS).
-
-    Eqs. 6.1a, 6.1d, 6.1e, 6.1f are hard. Eq. 6.1b (each task to at least ``psi`` workers)
-    and Eq. 6.1c (at least ``v2g_min`` V2G tasks per list) may be impossible (few eligible
-    workers nearby); they are made *soft*: the requirement is first capped at what the
-    eligibility allows (``min(psi, #eligible workers of j)``, ``min(ceil(v2g_min), K,
-    #eligible V2G tasks of i)``) and any remaining shortfall is penalised with a weight larger
-    than any score gain, so a shortfall only remains when the constraints conflict; a larger
-    penalty on the *first* recommendation of each task spreads unavoidable shortfalls (every
-    task with an eligible worker is recommended at least once whenever possible).
-    Returns ``x`` (W, S) int8. Rows of unavailable workers are zero.
-    """
-    W, S = inst.n_workers, inst.n_tasks
-    score = np.asarray(score, dtype=np.float64)
-    elig = inst.eligible
-    ii, jj = np.nonzero(elig)
-    n = ii.size
-    x = np.zeros((W, S), dtype=np.int8)
-    if n == 0:
-        return x
-    K = inst.K
-    v2g = inst.is_v2g
-    psi_j = np.minimum(inst.psi, elig.sum(axis=0))
-    need_v = np.minimum(np.minimum(math.ceil(inst.v2g_min - 1e-9), K), (elig & v2g[None, :]).sum(axis=1))
-    workers = np.flatnonzero(elig.any(axis=1))
-    tasks_c = np.flatnonzero(psi_j > 0)
-    workers_v = np.flatnonzero(need_v > 0)
-    nu, nv = tasks_c.size, workers_v.size
-    nvar = n + nu + nv + nu
-    sc = score[ii, jj]
-    smax = float(np.max(np.abs(sc))) if sc.size else 1.0
-    pen = 2.0 * K * smax + 1.0
-    pen1 = pen * (float(psi_j.max(initial=0)) + 1.0) * 2.0  # first recommendation of a task first
-    c = np.concatenate([sc, -pen * np.ones(nu + nv), -pen1 * np.ones(nu)])
-    rows, cols, vals, lo, hi = [], [], [], [], []
-    r = 0
-    # 6.1a: sum_j x_ij <= K
-    wrow = -np.ones(W, dtype=np.int64)
-    wrow[workers] = np.arange(workers.size)
-    rows.append(wrow[ii]); cols.append(np.arange(n)); vals.append(np.ones(n))
-    lo.append(np.full(workers.size, -np.inf)); hi.append(np.full(workers.size, float(K)))
-    r += workers.size
-    # 6.1b: sum_i x_ij + u_j >= psi_j
-    r0_b = r
-    trow = -np.ones(S, dtype=np.int64)
-    trow[tasks_c] = r + np.arange(nu)
-    m = trow[jj] >= 0
-    rows += [trow[jj][m], r + np.arange(nu)]; cols += [np.flatnonzero(m), n + np.arange(nu)]
-    vals += [np.ones(int(m.sum())), np.ones(nu)]
-    lo.append(psi_j[tasks_c].astype(float)); hi.append(np.full(nu, np.inf))
-    r += nu
-    # 6.1c: sum_{j in V2G} x_ij + v_i >= need_v_i
-    vrow = -np.ones(W, dtype=np.int64)
-    vrow[workers_v] = r + np.arange(nv)
-    m = (vrow[ii] >= 0) & v2g[jj]
-    rows += [vrow[ii][m], r + np.arange(nv)]; cols += [np.flatnonzero(m), n + nu + np.arange(nv)]
-    vals += [np.ones(int(m.sum())), np.ones(nv)]
-    lo.append(need_v[workers_v].astype(float)); hi.append(np.full(nv, np.inf))
-    r += nv
-    # coverage of at least one worker per task (tiered penalty, so shortfalls are spread out)
-    rows += [trow[jj][trow[jj] >= 0] - r0_b + r, r + np.arange(nu)]
-    cols += [np.flatnonzero(trow[jj] >= 0), n + nu + nv + np.arange(nu)]
-    vals += [np.ones(int((trow[jj] >= 0).sum())), np.ones(nu)]
-    lo.append(np.ones(nu)); hi.append(np.full(nu, np.inf))
-    r += nu
-    A = sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, nvar))
-    ub = np.concatenate([np.ones(n), psi_j[tasks_c].astype(float), need_v[workers_v].astype(float), np.ones(nu)])
-    integ = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(nu + nv + nu, dtype=np.int64)])
-    # The constraint matrix is totally unimodular (laminar row families on the worker side -
-    # 6.1a and 6.1c - and on the task side - 6.1b and the coverage row), so the LP has integral
-    # vertices: solve the LP (2-3x faster) and fall back to the MILP only if the returned point
-    # is fractional.
-    lo_a, hi_a = np.concatenate(lo), np.concatenate(hi)
-    res = solve_milp(c, A, lo_a, hi_a, np.zeros(nvar), ub, np.zeros(nvar, dtype=np.int64), maximize=True,
-                     time_limit=time_limit)
-    if res.success and np.max(np.abs(res.x[:n] - np.round(res.x[:n]))) > 1e-6:
-        res = solve_milp(c, A, lo_a, hi_a, np.zeros(nvar), ub, integ, maximize=True, time_limit=time_limit,
-                         mip_rel_gap=1e-6)
-    if not res.success:  # cannot happen (x = 0 with full slack is feasible); keep a safe fallback
-        return topk_recommend(score, inst)
-    x[ii, jj] = (res.x[:n] > 0.5).astype(np.int8)
-    return x
-
-
-def topk_recommend(score: np.ndarray, inst: SlotInstance) -> np.ndarray:
-    """Per worker, the ``K`` eligible tasks with the highest score (ties: nearer, then lower index)."""
-    W, S = inst.n_workers, inst.n_tasks
-    x = np.zeros((W, S), dtype=np.int8)
-    s = np.where(inst.eligible, np.asarray(score, dtype=np.float64), -np.inf)
-    order = np.lexsort((np.broadcast_to(np.arange(S), (W, S)), inst.approach_km, -s), axis=1)
-    top = order[:, : inst.K]
-    rows = np.repeat(np.arange(W), top.shape[1])
-    sel = top.ravel()
-    ok = np.isfinite(s[rows, sel])
-    x[rows[ok], sel[ok]] = 1
-    return x
-
-
-def potr_violations(x: np.ndarray, inst: SlotInstance) -> dict[str, int]:
-    """Counts of hard POTR violations (6.1a, 6.1d/e/availability) and of soft shortfalls (6.1b/c)."""
-    x = np.asarray(x)
-    elig = inst.eligible
-    return {
-        "list_too_long": int(np.sum(x.sum(axis=1) > inst.K)),
-        "ineligible_pairs": int(np.sum((x > 0) & ~elig)),
-        "psi_shortfall_tasks": int(np.sum(x.sum(axis=0) < np.minimum(inst.psi, elig.sum(axis=0)))),
-        "v2g_share_shortfall_workers": int(np.sum(
-            (x[:, inst.is_v2g].sum(axis=1) < inst.v2g_min - 1e-9) & (x.sum(axis=1) > 0))),
-    }
-
-
-# ----------------------------------------------------------------------------- WiBS
-@dataclass(frozen=True)
-class Selection:
-    """Winners of one slot. ``q`` (W, S) int8; ``bids`` (W, S) with ``inf`` = no bid.
-
-    Everything an independent checker of Eq. 6.3 needs is here: ``bids``, ``task_type``,
-    ``v2g_kwh`` (S,), ``E``; plus ``payments`` (W, S) (second price, 0 off the winners).
-    """
-
-    mechanism: str
-    q: np.ndarray
-    bids: np.ndarray
-    task_type: np.ndarray
-    v2g_kwh: np.ndarray
-    E: float
-    payments: np.ndarray
-    cost: float  # sum of winning bids (Eq. 6.3 objective)
-    v2g_delivered_kwh: float
-    unserved_ride: int  # ride/swap tasks left unassigned
-    ride_with_bids_unserved: int
-    feasible: bool  # Eq. 6.3a-e all hold (6.3b for every ride/swap task, 6.3d with E)
-    status: str
-    seconds: float = field(default=0.0, compare=False)
-
-
-def _lsa_min_weight_max_card(cost: np.ndarray, edge: np.ndarray) -> np.ndarray:
-    """Minimum-weight matching among *maximum-cardinality* matchings (LSA on shifted costs)."""
-    W, S = cost.shape
-    q = np.zeros((W, S), dtype=np.int8)
-    if not edge.any():
-        return q
-    rows = np.flatnonzero(edge.any(axis=1))
-    cols = np.flatnonzero(edge.any(axis=0))
-    sub = edge[np.ix_(rows, cols)]
-    c = cost[np.ix_(rows, cols)]
-    big = float(np.sum(np.where(sub, c, 0.0))) + 1.0
-    m = np.where(sub, c - big, 0.0)
-    r, k = linear_sum_assignment(m)
-    keep = sub[r, k]
-    q[rows[r[keep]], cols[k[keep]]] = 1
-    return q
-
-
-def _bmw(bids: np.ndarray, v2g: np.ndarray, ekwh: np.ndarray, need: np.ndarray, E: float) -> tuple[np.ndarray, str]:
-    """Alg. 8 (BMW). Edges = finite bids. Repeat: min-weight full matching; if the V2G energy
-    is below ``E``, remove from G the smallest set Z of the highest-weight matched ride/swap
-    edges with ``V2G + sum_Z l_ij >= E`` (all of them if none suffices) and match again; stop
-    when the budget is met or Z is empty (line 13). At most |S| rounds (Theorem 8)."""
-    edge = np.isfinite(bids)
-    cost = np.where(edge, bids, 0.0)
-    tol = 1e-9
-    q = _lsa_min_weight_max_card(cost, edge)
-    got = float(np.sum(q[:, v2g] * ekwh[None, v2g]))
-    for _ in range(bids.shape[1] + 1):
-        if got >= E - tol:
-            return q, "ok"
-        wi, tj = np.nonzero((q > 0) & ~v2g[None, :])
-        if wi.size == 0:
-            return q, "budget_not_met"
-        order = np.argsort(-bids[wi, tj], kind="stable")
-        l = need[wi[order], tj[order]]
-        csum = got + np.cumsum(l)
-        hit = np.flatnonzero(csum >= E - tol)
-        z = order[: hit[0] + 1] if hit.size else order
-        edge[wi[z], tj[z]] = False
-        q_new = _lsa_min_weight_max_card(cost, edge)
-        got_new = float(np.sum(q_new[:, v2g] * ekwh[None, v2g]))
-        if got_new <= got + tol:
-            # Guard (our addition): removing Z did not raise the V2G energy (the budget is
-            # out of reach with these bids); keep the previous, larger matching.
-            return q, "budget_not_met"
-        q, got = q_new, got_new
-    return q, "budget_not_met"
-
-
-def _bg(bids: np.ndarray) -> np.ndarray:
-    """Task-centric greedy (ref. [123] of ch. 6): tasks in index order, each takes its lowest
-    bid from a still-free worker; no V2G awareness."""
-    W, S = bids.shape
-    q = np.zeros((W, S), dtype=np.int8)
-    free = np.ones(W, dtype=bool)
-    for j in range(S):
-        b = np.where(free, bids[:, j], np.inf)
-        i = int(np.argmin(b))
-        if np.isfinite(b[i]):
-            q[i, j] = 1
-            free[i] = False
-    return q
-
-
-def _opt(bids: np.ndarray, v2g: np.ndarray, ekwh: np.ndarray, E: float, time_limit: float) -> tuple[np.ndarray, str]:
-    """Eq. 6.3 by HiGHS; lexicographic relaxation when Eq. 6.3 is infeasible (module docstring)."""
-    W, S = bids.shape
-    q = np.zeros((W, S), dtype=np.int8)
-    ii, jj = np.nonzero(np.isfinite(bids))
-    n = ii.size
-    ride = np.flatnonzero(~v2g)
-    nr = ride.size
-    # variables: q (n), u_j unserved ride (nr), s V2G shortfall (1)
-    b = bids[ii, jj]
-    B = float(b.sum()) + 1.0  # any cost difference < B
-    Mr = B
-    emin = float(np.min(ekwh[v2g])) if v2g.any() else 1.0
-    Ms = (Mr * (nr + 1) + B) / max(min(emin, 1.0), 1e-3)
-    c = np.concatenate([b, np.full(nr, Mr), [Ms]])
-    nvar = n + nr + 1
-    rows, cols, vals, lo, hi = [], [], [], [], []
-    # 6.3a
-    rows.append(ii); cols.append(np.arange(n)); vals.append(np.ones(n))
-    lo.append(np.full(W, -np.inf)); hi.append(np.ones(W))
-    r = W
-    # 6.3b / 6.3c: per task
-    rows.append(r + jj); cols.append(np.arange(n)); vals.append(np.ones(n))
-    rmap = np.full(S, -1); rmap[ride] = np.arange(nr)
-    rows.append(r + ride); cols.append(n + np.arange(nr)); vals.append(np.ones(nr))
-    lo.append(np.where(v2g, -np.inf, 1.0)); hi.append(np.ones(S))
-    r += S
-    # 6.3d: sum g l q + s >= E
-    mv = v2g[jj]
-    rows += [np.full(int(mv.sum()), r), [r]]; cols += [np.flatnonzero(mv), [nvar - 1]]
-    vals += [ekwh[jj[mv]], [1.0]]
-    lo.append([E]); hi.append([np.inf])
-    r += 1
-    A = sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, nvar))
-    ub = np.concatenate([np.ones(n + nr), [max(E, 0.0)]])
-    integ = np.concatenate([np.ones(n + nr, dtype=np.int64), [0]])
-    res = solve_milp(c, A, np.concatenate([np.asarray(x, float) for x in lo]),
-                     np.concatenate([np.asarray(x, float) for x in hi]), np.zeros(nvar), ub, integ,
-                     time_limit=time_limit, mip_rel_gap=1e-9)
-    if not res.success:
-        raise RuntimeError(f"WiBS MILP failed: {res.status} {res.message}")
-    q[ii, jj] = (res.x[:n] > 0.5).astype(np.int8)
-    return q, res.status
-
-
-def second_price_payments(q: np.ndarray, bids: np.ndarray) -> np.ndarray:
-    """Section 6.2.2: the winner of task j is paid the next bid on j above its own (the
-    second price; ties count); with no higher bid it is paid its own bid."""
-    pay = np.zeros(bids.shape)
-    for i, j in zip(*np.nonzero(q)):
-        col = bids[:, j]
-        others = np.delete(col, i)
-        higher = others[np.isfinite(others) & (others >= bids[i, j])]
-        pay[i, j] = float(higher.min()) if higher.size else float(bids[i, j])
-    return pay
-
-
-def eq63_report(q: np.ndarray, bids: np.ndarray, task_type: np.ndarray, v2g_kwh: np.ndarray, E: float,
-                tol: float = 1e-7) -> dict[str, Any]:
-    """Vectorised Eq. 6.3 check (the environment's own; the tests use an independent loop)."""
-    q = np.asarray(q)
-    v2g = task_type == 2
-    per_task = q.sum(axis=0)
-    got = float(np.sum(q[:, v2g] * v2g_kwh[None, v2g]))
-    out = {
-        "worker_multi": int(np.sum(q.sum(axis=1) > 1)),
-        "ride_unserved": int(np.sum(per_task[~v2g] < 1)),
-        "ride_multi": int(np.sum(per_task[~v2g] > 1)),
-        "v2g_multi": int(np.sum(per_task[v2g] > 1)),
-        "no_bid_winner": int(np.sum((q > 0) & ~np.isfinite(bids))),
-        "v2g_shortfall_kwh": max(E - got, 0.0),
-        "v2g_delivered_kwh": got,
-    }
-    out["feasible"] = bool(out["worker_multi"] == 0 and out["ride_unserved"] == 0 and out["ride_multi"] == 0
-                           and out["v2g_multi"] == 0 and out["no_bid_winner"] == 0
-                           and out["v2g_shortfall_kwh"] <= tol * max(1.0, E))
-    return out
-
-
-def select_winners(mechanism: str, bids: np.ndarray, inst: SlotInstance, *, time_limit: float = 20.0) -> Selection:
-    """Winning bids (``"opt"``, ``"bmw"``, ``"bg"``) and second-price payments for one slot."""
-    import time
-
-    if mechanism not in MECHANISMS:
-        raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
-    bids = np.asarray(bids, dtype=np.float64)
-    if bids.shape != (inst.n_workers, inst.n_tasks):
-        raise ValueError(f"bids must have shape {(inst.n_workers, inst.n_tasks)}, got {bids.shape}")
-    if np.any(np.isnan(bids)) or np.any(bids <= 0) or np.any(bids == -np.inf):
-        raise ValueError("bids must be > 0 or +inf (no bid); got NaN, non-positive or -inf entries")
-    v2g = inst.is_v2g
-    ekwh = np.where(v2g, inst.task_energy_kwh, 0.0)
-    t0 = time.perf_counter()
-    if mechanism == "opt":
-        q, status = _opt(bids, v2g, ekwh, inst.E, time_limit)
-    elif mechanism == "bmw":
-        q, status = _bmw(bids, v2g, ekwh, inst.need_kwh, inst.E)
-    else:
-        q, status = _bg(bids), "ok"
-    secs = time.perf_counter() - t0
-    pay = second_price_payments(q, bids)
-    rep = eq63_report(q, bids, inst.task_type, ekwh, inst.E)
-    has_bid = np.isfinite(bids).any(axis=0)
-    return Selection(
-        mechanism=mechanism, q=q, bids=bids, task_type=inst.task_type.copy(), v2g_kwh=ekwh, E=float(inst.E),
-        payments=pay, cost=float(np.sum(np.where(q > 0, bids, 0.0))), v2g_delivered_kwh=rep["v2g_delivered_kwh"],
-        unserved_ride=rep["ride_unserved"],
-        ride_with_bids_unserved=int(np.sum((q.sum(axis=0) < 1) & ~v2g & has_bid)),
-        feasible=rep["feasible"], status=status, seconds=secs,
-    )
 
 
 # ----------------------------------------------------------------------------- the market
@@ -722,7 +332,7 @@ class EUberMarket:
                                            inst.task_trip_km[None, :])
         ll = inst.task_latlon
         hour = (inst.slot_of_day + 0.5) / 4.0
-        feats = _features(dist, ll[None, :, 0], ll[None, :, 1], ll[None, :, 2], ll[None, :, 3], hour, inst.weekend)
+        feats = fare_features(dist, ll[None, :, 0], ll[None, :, 1], ll[None, :, 2], ll[None, :, 3], hour, inst.weekend)
         fare = self.fare.predict(feats)
         return np.maximum(fare, self.cfg.min_bid_usd)
 

@@ -70,9 +70,9 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
@@ -104,11 +104,11 @@ def _levels(name: str, value: Sequence[float], lo: float, hi: float, hi_open: bo
     return a
 
 
-class raw_env(ParallelEnv):
+class raw_env(MarketParallelEnv):
     """PettingZoo parallel env for P2PRecommendation-v0 (see the module docstring: the env card)."""
 
-    metadata = {"name": "p2p_recommendation_v0", "render_modes": ["human", "rgb_array"],
-                "is_parallelizable": True, "render_fps": 4}
+    metadata = {**MarketParallelEnv.metadata, "name": "p2p_recommendation_v0"}
+    horizon_attr = "n_days"
 
     def __init__(
         self,
@@ -135,12 +135,7 @@ class raw_env(ParallelEnv):
     ) -> None:
         self.n_producers = _int("n_producers", n_producers, 1)
         self.n_consumers = _int("n_consumers", n_consumers, 1)
-        if max_cycles is not None:
-            max_cycles = _int("max_cycles", max_cycles, 1)
-            if n_days != DAYS_PER_YEAR and n_days != max_cycles:
-                raise ValueError(f"n_days ({n_days}) and max_cycles ({max_cycles}) disagree; give one of them")
-            n_days = max_cycles
-        self.n_days = _int("n_days", n_days, 1)
+        self.n_days = resolve_horizon("n_days", n_days, max_cycles, DAYS_PER_YEAR)
         self.start_day = _int("start_day", start_day, 0, DAYS_PER_YEAR - 1)
         self.K = None if K is None else _int("K (None = unlimited)", K, 1)
         if not (isinstance(min_exchange_kwh, (int, float, np.floating, np.integer)) and np.isfinite(min_exchange_kwh)
@@ -171,17 +166,15 @@ class raw_env(ParallelEnv):
         if not (oracle_time_limit > 0):
             raise ValueError(f"oracle_time_limit must be > 0 seconds, got {oracle_time_limit!r}")
         self.report_timing = bool(report_timing)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self._init_render(render_mode)
 
         P, C = self.n_producers, self.n_consumers
         self._milp = RecommendationMILP(P, C, time_limit=float(oracle_time_limit), mip_rel_gap=float(oracle_gap))
         self.consumers = [f"consumer_{j}" for j in range(C)]
         self.possible_agents = [PLATFORM] + (self.consumers if self.consumer_agents else [])
         self.agents: list[str] = []
-        f32, f64 = np.float32, np.float64
-        self._platform_obs = spaces.Dict(
+        f64 = np.float64
+        platform_obs = spaces.Dict(
             {
                 "capacity_kwh": spaces.Box(0.0, np.inf, (P,), f64),
                 "demand_kwh": spaces.Box(0.0, np.inf, (C,), f64),
@@ -192,37 +185,19 @@ class raw_env(ParallelEnv):
             }
         )
         self._platform_act = spaces.Box(0.0, 1.0, (P, C), f64)
-        cnames = ["demand_kwh"] + [f"{k}_{i}" for k in ("loss", "recommended", "accepted") for i in range(P)]
-        self._consumer_obs = NamedBox(cnames, low=0.0, high=[np.inf] + [1.0] * (3 * P))
-        self._consumer_act = spaces.MultiBinary(P)
+        self.observation_spaces: dict[str, spaces.Space] = {PLATFORM: platform_obs}
+        self.action_spaces: dict[str, spaces.Space] = {PLATFORM: self._platform_act}
+        if self.consumer_agents:
+            cnames = ["demand_kwh"] + [f"{k}_{i}" for k in ("loss", "recommended", "accepted") for i in range(P)]
+            consumer_obs = NamedBox(cnames, low=0.0, high=[np.inf] + [1.0] * (3 * P))
+            consumer_act = spaces.MultiBinary(P)
+            self.observation_spaces.update(dict.fromkeys(self.consumers, consumer_obs))
+            self.action_spaces.update(dict.fromkeys(self.consumers, consumer_act))
         self._rng: np.random.Generator | None = None
         self.last_instance: RecInstance | None = None
         self._t = 0
 
     # ------------------------------------------------------------------ PettingZoo API
-    @property
-    def max_cycles(self) -> int:
-        """Episode length in days (alias of ``n_days``)."""
-        return self.n_days
-
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
-        self.n_days = _int("max_cycles", value, 1)
-
-    def observation_space(self, agent: str) -> spaces.Space:
-        if agent == PLATFORM:
-            return self._platform_obs
-        if agent in self.consumers and self.consumer_agents:
-            return self._consumer_obs
-        raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
-
-    def action_space(self, agent: str) -> spaces.Space:
-        if agent == PLATFORM:
-            return self._platform_act
-        if agent in self.consumers and self.consumer_agents:
-            return self._consumer_act
-        raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
-
     @property
     def preference(self) -> np.ndarray:
         """True acceptance probabilities ``p_ij`` (P, C): hidden from the platform's
@@ -385,15 +360,6 @@ class raw_env(ParallelEnv):
         return obs
 
     # ------------------------------------------------------------------ rendering
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            warnings.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'", stacklevel=2)
-            return None
-        if self.render_mode == "human":
-            print(self._render_text())
-            return None
-        return self._render_rgb()
-
     def _render_text(self) -> str:
         if self.last_instance is None:
             return f"P2PRecommendation-v0 day 0 (data day {self._data_day(0)}): no recommendation sent yet"
@@ -424,9 +390,6 @@ class raw_env(ParallelEnv):
         ax.set_ylabel("producer")
         fig.tight_layout()
         return figure_to_rgb(fig)
-
-    def close(self) -> None:
-        pass
 
 
 parallel_env, env = entry_points(raw_env)

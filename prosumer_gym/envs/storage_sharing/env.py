@@ -88,80 +88,41 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
+from prosumer_gym.core.env_base import MarketParallelEnv
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
-from prosumer_gym.core.spaces import NamedBox, check_box, check_discrete
-from prosumer_gym.envs.storage_sharing.market import (
+from prosumer_gym.core.spaces import check_box, check_discrete
+from prosumer_gym.envs.storage_sharing.auction import clear, determine
+from prosumer_gym.envs.storage_sharing.model import (
     BURDEN_RULES,
     DEFAULT_TOU,
     WINDOWS,
     AvailabilityTracker,
-    Clearing,
-    Determination,
-    Equilibrium,
     StorageMarket,
-    clear,
-    determine,
-    equilibrium,
-    ru_best_response,
-    ru_utility,
 )
+from prosumer_gym.envs.storage_sharing.observations import (
+    AUCTIONEER,
+    AUCTIONEER_OBS,
+    AUCTIONEER_RU_FIELDS,
+    HOURS,
+    RU_OBS,
+    ObsScales,
+    observation_spaces,
+    slot_observations,
+    step_observations,
+)
+from prosumer_gym.envs.storage_sharing.records import SlotRecord, determination_summary, se_clearing, se_summary
+from prosumer_gym.envs.storage_sharing.stackelberg import equilibrium, ru_best_response
 
 __all__ = ["raw_env", "env", "parallel_env", "ObsScales", "SlotRecord", "AUCTIONEER_OBS", "AUCTIONEER_RU_FIELDS", "RU_OBS", "AUCTIONEER"]
 
-AUCTIONEER = "auctioneer"
-AUCTIONEER_OBS = (
-    "phase", "market_open", "window_lo", "window_hi", "price_announced", "last_price", "requirement",
-    "bid_mean", "sfcs_participating", "hour_sin", "hour_cos",
-)
-AUCTIONEER_RU_FIELDS = ("reservation", "reluctance", "available", "participating")
-RU_OBS = (
-    "phase", "market_open", "participating", "reservation", "reluctance", "available", "price_announced",
-    "window_lo", "window_hi", "last_price", "last_shared", "last_burden", "requirement", "rus_participating",
-    "hour_sin", "hour_cos",
-)
 SCENARIO_KEYS = ("reservation", "reluctance", "max_share_kwh", "bid", "requirement_kwh")
-HOURS = 24
-
-
-@dataclass(frozen=True)
-class ObsScales:
-    """Normalisation of the observations (to decode them: value = obs x scale + offset)."""
-
-    price_lo: float
-    price_hi: float
-    reluctance_scale: float
-    storage_scale_kwh: float
-    requirement_scale_kwh: float
-    n_rus: int
-    n_sfcs: int
-
-    def price(self, v: float | np.ndarray) -> float | np.ndarray:
-        return self.price_lo + np.asarray(v, dtype=np.float64) * (self.price_hi - self.price_lo)
-
-    def norm_price(self, p: float | np.ndarray) -> float | np.ndarray:
-        return (np.asarray(p, dtype=np.float64) - self.price_lo) / (self.price_hi - self.price_lo)
-
-
-@dataclass(frozen=True)
-class SlotRecord:
-    """One slot: the market, the auction's determination, the SE, the price and the clearing."""
-
-    slot: int
-    market: StorageMarket
-    determination: Determination
-    equilibrium: Equilibrium
-    se_clearing: Clearing
-    price: float | None = None
-    clearing: Clearing | None = None
 
 
 def _range(name: str, value: Sequence[float], lo: float, hi: float = np.inf, strict_lo: bool = False) -> tuple[float, float]:
@@ -186,15 +147,11 @@ def _positive(name: str, value: object) -> float:
     return v
 
 
-class raw_env(ParallelEnv):
+class raw_env(MarketParallelEnv):
     """PettingZoo parallel env for StorageSharing-v0 (see the module docstring: the env card)."""
 
-    metadata = {
-        "name": "storage_sharing_v0",
-        "render_modes": ["human", "rgb_array"],
-        "is_parallelizable": True,
-        "render_fps": 2,
-    }
+    metadata = {**MarketParallelEnv.metadata, "name": "storage_sharing_v0", "render_fps": 2}
+    horizon_attr = "_max_steps"  # max_cycles counts env steps: 2 per slot (price step, share step)
 
     def __init__(
         self,
@@ -258,9 +215,7 @@ class raw_env(ParallelEnv):
             price_levels = _int("price_levels", price_levels, 2)
         self.price_levels = price_levels
         self.scenario = self._check_scenario(scenario)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self._init_render(render_mode)
 
         capacity = self.households_per_ru * self.battery_kwh
         share_max = capacity * self.share_fraction_range[1]
@@ -288,17 +243,10 @@ class raw_env(ParallelEnv):
         self.agents: list[str] = []
         box = spaces.Box(low=0.0, high=1.0, shape=(1,), dtype=np.float32)
         auct_space = spaces.Discrete(price_levels) if price_levels is not None else box
-        self._action_spaces: dict[str, spaces.Space] = {AUCTIONEER: auct_space}
+        self.action_spaces: dict[str, spaces.Space] = {AUCTIONEER: auct_space}
         for a in self.possible_agents[1:]:
-            self._action_spaces[a] = spaces.Box(low=0.0, high=1.0, shape=(1,), dtype=np.float32)
-        auct_names = list(AUCTIONEER_OBS) + [f"{f}_{i}" for i in range(self.n_rus) for f in AUCTIONEER_RU_FIELDS]
-        auct_low = np.zeros(len(auct_names))
-        auct_low[AUCTIONEER_OBS.index("hour_sin")] = auct_low[AUCTIONEER_OBS.index("hour_cos")] = -1.0
-        ru_low = np.zeros(len(RU_OBS))
-        ru_low[RU_OBS.index("hour_sin")] = ru_low[RU_OBS.index("hour_cos")] = -1.0
-        self._obs_spaces: dict[str, spaces.Box] = {AUCTIONEER: NamedBox(auct_names, low=auct_low, high=1.0)}
-        for a in self.possible_agents[1:]:
-            self._obs_spaces[a] = NamedBox(RU_OBS, low=ru_low, high=1.0)
+            self.action_spaces[a] = spaces.Box(low=0.0, high=1.0, shape=(1,), dtype=np.float32)
+        self.observation_spaces = observation_spaces(list(self._ru_agents))
         self._rng: np.random.Generator | None = None
         self.last_slot: SlotRecord | None = None
         self._steps = 0
@@ -338,14 +286,9 @@ class raw_env(ParallelEnv):
         return out
 
     # ------------------------------------------------------------------ PettingZoo API
-    @property
-    def max_cycles(self) -> int:
-        """Episode length in env steps (2 per slot: price step, share step)."""
-        return self._max_steps
-
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
-        self._max_steps = _int("max_cycles", value, 1)
+    @MarketParallelEnv.max_cycles.setter
+    def max_cycles(self, value: int) -> None:  # the base's getter: env steps, 2 per slot
+        MarketParallelEnv.max_cycles.fset(self, value)
         self.n_slots = (self._max_steps + 1) // 2
 
     @property
@@ -354,12 +297,6 @@ class raw_env(ParallelEnv):
         if self._rng is None:
             raise RuntimeError("current_slot is defined after reset()")
         return self._record
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self._action_spaces[agent]
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -419,40 +356,13 @@ class raw_env(ParallelEnv):
         market = StorageMarket.trusted(r, self.reluctance, avail, self.bid, req, self.price_range)
         det = determine(market, include_marginal=self.include_marginal, window=self.window)
         eq = equilibrium(market, det)
-        if det.open and float(eq.offers_kwh.sum()) <= det.requirement_kwh:  # no oversupply at the SE
-            n = self.n_rus
-            se_util = ru_utility(eq.offers_kwh, eq.price, market.reservation, market.reluctance)
-            q = np.zeros(self.n_sfcs)
-            q[det.sfcs] = market.requirement_kwh[det.sfcs] * (float(eq.offers_kwh.sum()) / det.requirement_kwh)
-            s = np.zeros(self.n_sfcs)
-            s[det.sfcs] = (market.bid[det.sfcs] - eq.price) * q[det.sfcs]
-            se_clear = Clearing(eq.price, eq.offers_kwh, np.zeros(n), eq.offers_kwh, q, se_util, s, eq.saving,
-                                float(eq.price * eq.offers_kwh.sum()), float(eq.price * q.sum()))
-        else:
-            se_clear = clear(market, det, eq.price, eq.offers_kwh, self.burden)
+        se_clear = se_clearing(market, det, eq, self.burden)
         self._record = SlotRecord(t, market, det, eq, se_clear)
         self._ru_part = det.ru_mask(self.n_rus)
-        self._se_info = {
-            "price": float(eq.price) if det.open else None,
-            "offers_kwh": tuple(eq.offers_kwh.tolist()),
-            "shared_kwh": tuple(se_clear.shared_kwh.tolist()),
-            "saving": float(eq.saving),
-            "ru_utilities": tuple(se_clear.ru_utility.tolist()),
-            "method": eq.method,
-        }
-        self._build_obs_templates()
-        self._det_info = {
-            "slot": t,
-            "hour": self._hour(t),
-            "open": bool(det.open),
-            "reason": det.reason,
-            "window": (float(det.window[0]), float(det.window[1])) if det.open else None,
-            "r_vickrey": float(det.r_vickrey) if det.open else None,
-            "r_max": float(det.r_max) if det.open else None,
-            "participating_rus": tuple(det.rus.tolist()),
-            "participating_sfcs": tuple(det.sfcs.tolist()),
-            "requirement_kwh": float(req[det.sfcs].sum()) if det.open else 0.0,
-        }
+        self._se_info = se_summary(det, eq, se_clear)
+        self._auct_tmpl, self._ru_tmpl = slot_observations(self.obs_scales, self._record, self._ru_part, self._hour(t),
+                                                           self._last_price, self._last_shared, self._last_burden)
+        self._det_info = determination_summary(market, det, t, self._hour(t))
 
     # ------------------------------------------------------------------ step
     def _box_action(self, agent: str, action: Any) -> float:
@@ -469,7 +379,7 @@ class raw_env(ParallelEnv):
                 arr = np.asarray(action, dtype=np.float64)
             except (TypeError, ValueError):
                 raise ValueError(f"actions[{agent!r}] must be a number in [0, 1] (shape (1,)), got {action!r}") from None
-            v = float(check_box(arr.reshape(1) if arr.shape == () else arr, self._action_spaces[agent],
+            v = float(check_box(arr.reshape(1) if arr.shape == () else arr, self.action_spaces[agent],
                                 f"actions[{agent!r}]")[0])
         if not 0.0 <= v <= 1.0:  # also rejects NaN
             raise ValueError(f"actions[{agent!r}] must be a finite number in [0, 1], got {action!r}")
@@ -615,66 +525,13 @@ class raw_env(ParallelEnv):
         return infos
 
     # ------------------------------------------------------------------ observations
-    def _build_obs_templates(self) -> None:
-        """Slot-constant parts of the observations (phase 0, no price announced yet)."""
-        sc = self.obs_scales
-        rec = self._record
-        market, det = rec.market, rec.determination
-        width = sc.price_hi - sc.price_lo
-        n = self.n_rus
-        hour = 2.0 * np.pi * self._hour(self._slot) / HOURS
-        hs, hc = np.sin(hour), np.cos(hour)
-        if det.open:
-            wlo = (det.window[0] - sc.price_lo) / width
-            whi = (det.window[1] - sc.price_lo) / width
-            req = det.requirement_kwh / sc.requirement_scale_kwh
-            bid_n = (det.bid_mean - sc.price_lo) / width
-            sfc_frac = det.sfcs.size / self.n_sfcs
-            ru_frac = det.rus.size / n
-        else:
-            wlo = whi = req = bid_n = sfc_frac = ru_frac = 0.0
-        last = (self._last_price - sc.price_lo) / width if self._last_price is not None else 0.0
-        r_n = (market.reservation - sc.price_lo) / width
-        beta_n = market.reluctance / sc.reluctance_scale
-        avail_n = market.offer_kwh / sc.storage_scale_kwh
-        part = self._ru_part
-        opened = 1.0 if det.open else 0.0
-        auct = np.empty(len(AUCTIONEER_OBS) + 4 * n, dtype=np.float32)
-        auct[: len(AUCTIONEER_OBS)] = (0.0, opened, wlo, whi, 0.0, last, req, bid_n, sfc_frac, hs, hc)
-        per_ru = auct[len(AUCTIONEER_OBS):].reshape(n, 4)
-        per_ru[:, 0], per_ru[:, 1], per_ru[:, 2], per_ru[:, 3] = r_n, beta_n, avail_n, part
-        ru = np.empty((n, len(RU_OBS)), dtype=np.float32)
-        ru[:] = (0.0, opened, 0.0, 0.0, 0.0, 0.0, 0.0, wlo, whi, last, 0.0, 0.0, req, ru_frac, hs, hc)
-        ru[:, 2], ru[:, 3], ru[:, 4], ru[:, 5] = part, r_n, beta_n, avail_n
-        ru[:, 10] = self._last_shared / sc.storage_scale_kwh
-        ru[:, 11] = self._last_burden / sc.storage_scale_kwh
-        np.clip(auct, -1.0, 1.0, out=auct)  # float-rounding guard only: every component is in range
-        np.clip(ru, -1.0, 1.0, out=ru)
-        self._auct_tmpl, self._ru_tmpl = auct, ru
-
     def _observations(self) -> dict[str, np.ndarray]:
-        auct, ru = self._auct_tmpl.copy(), self._ru_tmpl.copy()
-        if self._phase == 1:
-            announced = 0.0
-            if self._price is not None:
-                sc = self.obs_scales
-                announced = min(max((self._price - sc.price_lo) / (sc.price_hi - sc.price_lo), 0.0), 1.0)
-            auct[0] = ru[:, 0] = 1.0
-            auct[4] = ru[:, 6] = announced
+        auct, ru = step_observations(self.obs_scales, self._auct_tmpl, self._ru_tmpl, self._phase, self._price)
         obs = {AUCTIONEER: auct}
         obs.update(zip(self._ru_agents, ru))
         return obs
 
     # ------------------------------------------------------------------ rendering
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            warnings.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'", stacklevel=2)
-            return None
-        if self.render_mode == "human":
-            print(self._render_text())
-            return None
-        return self._render_rgb()
-
     def _render_text(self) -> str:
         if self.last_slot is None:
             rec = self._record
@@ -725,9 +582,6 @@ class raw_env(ParallelEnv):
         ax.legend(loc="best", fontsize=7)
         fig.tight_layout()
         return figure_to_rgb(fig)
-
-    def close(self) -> None:
-        pass
 
 
 parallel_env, env = entry_points(raw_env)

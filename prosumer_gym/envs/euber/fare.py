@@ -1,0 +1,86 @@
+"""EUber-v0 fare model: the shipped MLP that prices a trip from its distance, place and time.
+
+Dissertation ``001``, Section 6.4.2: an MLP predicts a trip's fare; the behavioural
+workers bid the fare of the distance with their markup. ``scripts/build_fare_model.py``
+trains it on the shipped real taxi trips; it is evaluated here in numpy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+__all__ = ["FARE_FEATURES", "KM_PER_MILE", "FareModel", "load_fare_model", "fare_features", "fare_features_from_trips"]
+
+FARE_FEATURES = ("distance_km", "pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon", "hour_sin", "hour_cos",
+                 "weekend")
+KM_PER_MILE = 1.609344
+
+
+def fare_features(dist_km, plat, plon, dlat, dlon, hour, weekend) -> np.ndarray:
+    """The 8 features (``FARE_FEATURES``, last axis) of trips given by their parts (broadcast)."""
+    ang = 2.0 * np.pi * np.asarray(hour, dtype=np.float64) / 24.0
+    cols = np.broadcast_arrays(
+        np.asarray(dist_km, float), np.asarray(plat, float), np.asarray(plon, float), np.asarray(dlat, float),
+        np.asarray(dlon, float), np.sin(ang), np.cos(ang), np.asarray(weekend, float),
+    )
+    return np.stack(cols, axis=-1)
+
+
+def fare_features_from_trips(trips: dict[str, np.ndarray]) -> np.ndarray:
+    """The fare model's 8 features (``FARE_FEATURES``) for real trips (n, 8)."""
+    hour = (np.asarray(trips["start_slot_15min"]) + 0.5) / 4.0
+    weekend = np.isin(np.asarray(trips["day_of_week"]), (5, 6))
+    return fare_features(np.asarray(trips["trip_miles"]) * KM_PER_MILE, trips["pickup_lat"], trips["pickup_lon"],
+                     trips["dropoff_lat"], trips["dropoff_lon"], hour, weekend)
+
+
+@dataclass(frozen=True)
+class FareModel:
+    """The shipped MLP (ReLU) as numpy arrays; :meth:`predict` maps features (..., 8) to $."""
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: float
+    y_std: float
+    meta: dict = field(compare=False, repr=False)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[-1] != len(FARE_FEATURES):
+            raise ValueError(f"fare features must have last dimension {len(FARE_FEATURES)}, got {x.shape}")
+        h = ((x - self.x_mean) / self.x_std).reshape(-1, x.shape[-1])
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = h @ w.T + b
+            if k < len(self.weights) - 1:
+                np.maximum(h, 0.0, out=h)
+        return (h[:, 0] * self.y_std + self.y_mean).reshape(x.shape[:-1])
+
+
+@lru_cache(maxsize=1)
+def load_fare_model() -> FareModel:
+    """Load ``prosumer_gym/data/fare_model.pt`` (``torch.load(weights_only=True)``) + its JSON."""
+    import hashlib
+
+    import torch
+
+    root = resources.files("prosumer_gym.data")
+    meta = json.loads((root / "fare_model.json").read_text())
+    raw = (root / "fare_model.pt").read_bytes()
+    if hashlib.sha256(raw).hexdigest() != meta["weights_sha256"]:
+        raise RuntimeError("fare_model.pt does not match the sha256 in fare_model.json; rebuild it with "
+                           "scripts/build_fare_model.py")
+    with resources.as_file(root / "fare_model.pt") as p:
+        state = torch.load(p, weights_only=True, map_location="cpu")
+    keys = meta["state_dict_keys"]
+    ws = tuple(state[k].double().numpy().copy() for k in keys if k.endswith("weight"))
+    bs = tuple(state[k].double().numpy().copy() for k in keys if k.endswith("bias"))
+    return FareModel(ws, bs, np.asarray(meta["feature_mean"]), np.asarray(meta["feature_std"]),
+                     float(meta["target_mean"]), float(meta["target_std"]), meta)
+
