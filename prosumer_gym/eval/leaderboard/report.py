@@ -1,17 +1,26 @@
 """Scores and the published board: ``LEADERBOARD.md``, a static HTML page with sortable
-tables, and matplotlib PNGs (per-metric bars with 95% CIs, learning curves).
+tables, and matplotlib PNGs (per-metric bars with 95% CIs, learning curves, performance
+profiles and IQM intervals).
 
 Scores (L2RPN style), per track and metric ``m`` with direction taken into account:
 ``score = 100 (x - b) / (t - b)`` where ``b`` is the mean of the track's ``baseline`` entry
 and ``t`` the best mean among its ``top`` entries. The composite is ``sum_m w_m score_m``
 with the track's published weights; its 95% CI comes from the per-seed composites (the
 normalisers are treated as constants), a metric score's CI is the metric's CI scaled.
+
+The rliable statistics of every track (:mod:`~prosumer_gym.eval.leaderboard.stats`): per
+row the IQM of the composite over runs x seeds and ``P(improvement)`` over the baseline,
+each with a 95% bootstrap CI, and under each table whether the two entries with the highest
+IQM are distinguishable. Entries sharing a ``group`` (training seeds of one method, e.g. the
+``rl-baseline`` entries ``ppo/seed0``, ``ppo/seed1``, ...) are one row named after the
+group: its metric values are the per-seed means over the runs (:func:`merge_runs`).
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,27 +28,22 @@ from typing import Any
 import numpy as np
 
 from prosumer_gym.eval.leaderboard.core import Track, mean_ci95, track, track_ids
+from prosumer_gym.eval.leaderboard.stats import (
+    DEFAULT_REPS,
+    DEFAULT_SEED,
+    TrackStats,
+    baseline_by_seed,
+    group_entries,
+    normalisers,
+    seed_scores,
+    track_stats,
+)
 
-__all__ = ["normalisers", "score_rows", "markdown", "html_page", "write_report", "plot_track"]
+__all__ = ["normalisers", "score_rows", "merge_runs", "grouped_entries", "board_rows", "markdown", "html_page",
+           "write_report", "plot_track", "KIND_ORDER"]
 
-KIND_ORDER = {"oracle": 0, "agent": 1, "submission": 2, "baseline": 3}
-
-
-def normalisers(tr: Track, entries: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float] | None]:
-    """Per metric ``(b, t)`` from the baseline and top entries, or ``None`` if missing/degenerate."""
-    by_name = {e["name"]: e for e in entries}
-    out: dict[str, tuple[float, float] | None] = {}
-    for m in tr.metrics:
-        base = by_name.get(tr.baseline)
-        tops = [by_name[n]["metrics"][m.key]["mean"] for n in tr.top if n in by_name]
-        tops = [t for t in tops if t is not None and math.isfinite(t)]
-        if base is None or not tops or base["metrics"][m.key]["mean"] is None:
-            out[m.key] = None
-            continue
-        b = float(base["metrics"][m.key]["mean"])
-        t = max(tops) if m.higher_is_better else min(tops)
-        out[m.key] = None if math.isclose(t, b, rel_tol=1e-12, abs_tol=1e-12) else (b, float(t))
-    return out
+#: Tie order of the kinds on a board; ``rl-baseline``: the standard deep-RL baselines we train.
+KIND_ORDER = {"oracle": 0, "agent": 1, "rl-baseline": 2, "submission": 3, "baseline": 4}
 
 
 def _f(x: Any) -> float:
@@ -54,38 +58,91 @@ def score_rows(tr: Track, entries: Sequence[Mapping[str, Any]]) -> list[dict[str
     ``100 (x_s - b_s) / (t - b)``; its mean equals the unpaired score, its CI is the paired one.
     """
     norm = normalisers(tr, entries)
-    base = next((e for e in entries if e["name"] == tr.baseline), None)
-    base_by_seed = {m.key: dict(zip(base["seeds"], base["metrics"][m.key]["per_seed"])) for m in tr.metrics} \
-        if base is not None else {}
+    base = baseline_by_seed(tr, entries)
     rows = []
     for e in entries:
         row: dict[str, Any] = {"name": e["name"], "kind": e["kind"], "description": e.get("description", ""),
                                "n_seeds": len(e["seeds"]), "metrics": {}, "source": e.get("source", {})}
-        comp = np.zeros(len(e["seeds"]))
-        comp_ok = True
+        per_metric, comp = seed_scores(tr, e, norm, base)
         for m in tr.metrics:
             rec = e["metrics"][m.key]
-            mean, ci = _f(rec["mean"]), _f(rec["ci95"])
-            nb = norm[m.key]
-            score = score_ci = math.nan
-            if nb is not None:
-                b, t = nb
-                x = np.asarray([_f(v) for v in rec["per_seed"]])
-                paired = base_by_seed.get(m.key, {})
-                ref = np.asarray([_f(paired[s]) for s in e["seeds"]]) if all(s in paired for s in e["seeds"]) \
-                    else np.full(x.shape, b)
-                per_seed = 100.0 * (x - ref) / (t - b)
-                score, score_ci = mean_ci95(per_seed)
-                if m.weight > 0:
-                    comp += m.weight * per_seed
-            elif m.weight > 0:
-                comp_ok = False
-            row["metrics"][m.key] = {"mean": mean, "ci95": ci, "score": score, "score_ci95": score_ci}
-        row["score"], row["score_ci95"] = mean_ci95(comp) if comp_ok and comp.size else (math.nan, math.nan)
+            per_seed = per_metric[m.key]
+            score, score_ci = mean_ci95(per_seed) if per_seed is not None else (math.nan, math.nan)
+            row["metrics"][m.key] = {"mean": _f(rec["mean"]), "ci95": _f(rec["ci95"]), "score": score,
+                                     "score_ci95": score_ci}
+        row["score"], row["score_ci95"] = mean_ci95(comp) if comp is not None and comp.size else (math.nan, math.nan)
         rows.append(row)
     rows.sort(key=lambda r: (-(r["score"]) if math.isfinite(r["score"]) else math.inf, KIND_ORDER.get(r["kind"], 9),
                              r["name"]))
     return rows
+
+
+def merge_runs(tr: Track, name: str, members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One board entry ``name`` for the runs ``members`` of a group: on the seeds all runs
+    share, each metric's per-seed value is the mean over the runs (mean and Student-t CI over
+    those seeds), the curve the mean curve; ``runs`` lists the members' names. A single
+    ungrouped member is returned as it is."""
+    if len(members) == 1 and not members[0].get("group"):
+        return dict(members[0])
+    seeds = sorted(set.intersection(*(set(int(s) for s in e["seeds"]) for e in members)))
+    metrics: dict[str, Any] = {}
+    for m in tr.metrics:
+        by_seed = [dict(zip((int(s) for s in e["seeds"]), e["metrics"][m.key]["per_seed"])) for e in members]
+        per_seed = [float(np.mean([_f(r[s]) for r in by_seed])) for s in seeds]
+        mean, ci = mean_ci95(per_seed)
+        metrics[m.key] = {"per_seed": per_seed, "mean": mean, "ci95": ci}
+    curves = [np.asarray([_f(v) for v in e.get("curve") or []], dtype=np.float64) for e in members]
+    n = min(c.size for c in curves)
+    first, names = members[0], [str(e["name"]) for e in members]
+    return {"schema": first.get("schema"), "env_id": first.get("env_id"), "track_version": first.get("track_version"),
+            "name": name, "kind": first["kind"], "group": name, "runs": names,
+            "description": f"{len(names)} training runs ({', '.join(names)}); {first.get('description', '')}",
+            "source": {"type": "group", "members": names}, "seeds": seeds, "metrics": metrics,
+            "curve": [float(v) for v in np.mean([c[:n] for c in curves], axis=0)] if n else [],
+            "curve_steps": min(int(e.get("curve_steps") or 0) for e in members)}
+
+
+def grouped_entries(tr: Track, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The board's entries: every group of runs merged into one (:func:`merge_runs`)."""
+    return [merge_runs(tr, g, members) for g, members in group_entries(entries).items()]
+
+
+def board_rows(tr: Track, entries: Sequence[Mapping[str, Any]], stats: TrackStats | None = None) -> list[dict[str, Any]]:
+    """:func:`score_rows` of the grouped entries, each row with ``n_runs`` and, from
+    ``stats``, ``iqm``/``iqm_ci`` and ``improve``/``improve_ci`` (NaN where not computed)."""
+    rows = score_rows(tr, grouped_entries(tr, entries))
+    runs = {g: len(m) for g, m in group_entries(entries).items()}
+    nan2 = (math.nan, math.nan)
+    for r in rows:
+        r["n_runs"] = runs.get(r["name"], 1)
+        est = stats.estimates.get(r["name"]) if stats is not None else None
+        imp = stats.improvement.get(r["name"]) if stats is not None else None
+        r["iqm"], r["iqm_ci"] = (est.iqm, est.iqm_ci) if est is not None else (math.nan, nan2)
+        r["improve"], r["improve_ci"] = (imp.p, imp.ci) if imp is not None else (math.nan, nan2)
+    return rows
+
+
+def _interval(x: float, ci: tuple[float, float], digits: int) -> str:
+    """``x [low, high]`` (``n/a`` when ``x`` is not finite)."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def _stats_cells(r: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """The IQM and P(improvement) cells of a row: ``(text, sort value)``."""
+    nan2 = (math.nan, math.nan)
+    return [(_interval(r.get("iqm", math.nan), r.get("iqm_ci", nan2), 1), r.get("iqm", math.nan)),
+            (_interval(r.get("improve", math.nan), r.get("improve_ci", nan2), 2), r.get("improve", math.nan))]
+
+
+_STATS_HEADERS = ("IQM [95% CI]", "P(improve over baseline) [CI]", "runs")
+
+
+def _verdict_line(stats: TrackStats | None, code: str) -> str | None:
+    if stats is None or stats.verdict is None:
+        return None
+    return stats.verdict.sentence(code)
 
 
 def _num(x: float, ci: float | None = None, digits: int = 3) -> str:
@@ -103,32 +160,46 @@ def _metric_header(m) -> str:
     return f"{m.label} ({m.unit}) {arrow}" if m.unit else f"{m.label} {arrow}"
 
 
-def markdown(boards: Mapping[str, list[dict[str, Any]]], img_prefix: str = "leaderboard/site/img") -> str:
-    """``LEADERBOARD.md`` from the score rows of each track."""
+def markdown(boards: Mapping[str, list[dict[str, Any]]], img_prefix: str = "leaderboard/site/img",
+             stats: Mapping[str, TrackStats] | None = None) -> str:
+    """``LEADERBOARD.md`` from the (board) rows of each track; ``stats`` per track adds the
+    distinguishability line and the statistics plots."""
     lines = ["# prosumer_gym leaderboard", "",
              "Generated by `prosumer-gym-leaderboard report` from `leaderboard/results.jsonl`; do not edit by hand. "
              "Scores: per metric the track's baseline scores 0 and its top reference (oracle, or the best of the listed "
              "references on that metric) scores 100; the composite is the weighted mean with the weights in each "
              "header. ± is the half-width of the 95% confidence interval over the held-out seeds (Student t). "
-             "Static page with sortable tables and plots: `leaderboard/site/index.html`. How to submit: "
+             "IQM: the interquartile mean of the composite over runs x seeds; P(improve over baseline): the "
+             "probability that a run beats the baseline on a scenario; both with 95% bootstrap CIs (rliable, "
+             "scenario seeds and runs resampled); training seeds of one method are one row with their number "
+             "of runs ([Statistics](docs/leaderboard.md#statistics)). Static page with sortable tables and plots: `leaderboard/site/index.html`. How to submit: "
              "[docs/leaderboard.md](docs/leaderboard.md).", ""]
     for env_id, rows in boards.items():
         tr = track(env_id)
         lines += [f"## {env_id} (track v{tr.version})", "", tr.description, "",
                   f"Held out: {tr.held_out}. Baseline (0): `{tr.baseline}`; top (100): "
                   + ", ".join(f"`{n}`" for n in tr.top) + f"; {tr.n_seeds} seeds.", ""]
-        head = ["#", "entry", "kind", "score"] + [f"{_metric_header(m)} [w={m.weight:g}]" for m in tr.metrics] + ["seeds"]
+        head = (["#", "entry", "kind", "score"] + [f"{_metric_header(m)} [w={m.weight:g}]" for m in tr.metrics]
+                + list(_STATS_HEADERS) + ["seeds"])
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for k, r in enumerate(rows, 1):
             cells = [str(k), f"`{r['name']}`", r["kind"], _num(r["score"], r["score_ci95"], 1)]
             for m in tr.metrics:
                 v = r["metrics"][m.key]
                 cells.append(f"{_num(v['mean'], v['ci95'])}" + (f" (score {_num(v['score'], None, 1)})" if m.weight > 0 else ""))
-            cells.append(str(r["n_seeds"]))
+            cells += [text for text, _ in _stats_cells(r)] + [str(r.get("n_runs", 1)), str(r["n_seeds"])]
             lines.append("| " + " | ".join(cells) + " |")
         slug = _slug(env_id)
+        st = (stats or {}).get(env_id)
+        verdict = _verdict_line(st, "`")
+        if verdict:
+            lines += ["", verdict]
         lines += ["", f"![{env_id} metrics]({img_prefix}/{slug}_metrics.png)",
-                  f"![{env_id} learning curves]({img_prefix}/{slug}_curves.png)", ""]
+                  f"![{env_id} learning curves]({img_prefix}/{slug}_curves.png)"]
+        if st is not None:
+            lines += [f"![{env_id} IQM]({img_prefix}/{slug}_iqm.png)",
+                      f"![{env_id} performance profiles]({img_prefix}/{slug}_profile.png)"]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -144,7 +215,8 @@ table.board td.t,table.board th.t{text-align:left}
 table.board th{background:#f0f0f0;cursor:pointer;user-select:none}
 table.board th.asc::after{content:" \\25B2"} table.board th.desc::after{content:" \\25BC"}
 tr.baseline{color:#666} tr.oracle{background:#f6fff0} tr.submission{background:#fffbe6}
-img.plot{max-width:100%;border:1px solid #ddd;margin:.5em 0}
+img.plot,img.stats-plot{max-width:100%;border:1px solid #ddd;margin:.5em 0}
+tr.rl-baseline{background:#f0f6ff} p.verdict{font-style:italic}
 """
 
 _JS = r"""
@@ -173,6 +245,9 @@ window.addEventListener('load', function(){
   var imgs = document.querySelectorAll('img.plot'), ok = 0;
   imgs.forEach(function(i){ var good = i.complete && i.naturalWidth > 0; i.setAttribute('data-loaded', good ? '1' : '0'); ok += good; });
   document.body.setAttribute('data-images', ok + '/' + imgs.length);
+  var simgs = document.querySelectorAll('img.stats-plot'), sok = 0;  // the statistics plots, counted apart
+  simgs.forEach(function(i){ var good = i.complete && i.naturalWidth > 0; i.setAttribute('data-stats-loaded', good ? '1' : '0'); sok += good; });
+  document.body.setAttribute('data-stats-images', sok + '/' + simgs.length);
 });
 """
 
@@ -183,14 +258,18 @@ def _td(text: str, value: Any, left: bool = False) -> str:
     return f'<td{cls} data-v="{html.escape(str(v))}">{html.escape(text)}</td>'
 
 
-def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img") -> str:
-    """The static page: one sortable table and two plots per track (no external resources)."""
+def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img",
+              stats: Mapping[str, TrackStats] | None = None) -> str:
+    """The static page: one sortable table and two plots per track, with ``stats`` also the
+    distinguishability line, the IQM and the performance-profile plots (no external resources)."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>prosumer_gym leaderboard</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>prosumer_gym leaderboard</h1>",
              "<p>Per metric the track's baseline scores 0 and its top reference 100; the composite is the weighted "
              "mean (weights in the headers). &plusmn; is the half-width of the 95% confidence interval over the "
-             "held-out seeds. Click a column header to sort.</p>", "<ul>"]
+             "held-out seeds. IQM: interquartile mean of the composite over runs x seeds; P(improve over "
+             "baseline): probability that a run beats the baseline on a scenario; both with 95% bootstrap CIs "
+             "(rliable). Click a column header to sort.</p>", "<ul>"]
     parts += [f'<li><a href="#{_slug(e)}">{html.escape(e)}</a></li>' for e in boards]
     parts.append("</ul>")
     for env_id, rows in boards.items():
@@ -206,7 +285,7 @@ def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img") 
         for m in tr.metrics:
             parts.append(f'<th title="{html.escape(m.description)}">{html.escape(_metric_header(m))} '
                          f"[w={m.weight:g}]</th><th>score</th>")
-        parts.append("<th>seeds</th></tr></thead><tbody>")
+        parts.append("".join(f"<th>{html.escape(h)}</th>" for h in _STATS_HEADERS) + "<th>seeds</th></tr></thead><tbody>")
         for k, r in enumerate(rows, 1):
             cells = [_td(str(k), k), _td(r["name"], r["name"], True), _td(r["kind"], r["kind"], True),
                      _td(_num(r["score"], r["score_ci95"], 1), r["score"])]
@@ -214,21 +293,42 @@ def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img") 
                 v = r["metrics"][m.key]
                 cells += [_td(_num(v["mean"], v["ci95"]), v["mean"]),
                           _td(_num(v["score"], None, 1) if m.weight > 0 else "", v["score"] if m.weight > 0 else None)]
-            cells.append(_td(str(r["n_seeds"]), r["n_seeds"]))
+            cells += [_td(text, value) for text, value in _stats_cells(r)]
+            cells += [_td(str(r.get("n_runs", 1)), r.get("n_runs", 1)), _td(str(r["n_seeds"]), r["n_seeds"])]
             parts.append(f'<tr class="{html.escape(r["kind"])}" title="{html.escape(r["description"])}">'
                          + "".join(cells) + "</tr>")
-        parts += ["</tbody></table>",
-                  f'<img class="plot" src="{img_dir}/{slug}_metrics.png" alt="{html.escape(env_id)} metrics">',
-                  f'<img class="plot" src="{img_dir}/{slug}_curves.png" alt="{html.escape(env_id)} learning curves">',
-                  "</section>"]
+        parts.append("</tbody></table>")
+        st = (stats or {}).get(env_id)
+        verdict = _verdict_line(st, "`")
+        if verdict:
+            parts.append('<p class="verdict">' + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(verdict)) + "</p>")
+        parts += [f'<img class="plot" src="{img_dir}/{slug}_metrics.png" alt="{html.escape(env_id)} metrics">',
+                  f'<img class="plot" src="{img_dir}/{slug}_curves.png" alt="{html.escape(env_id)} learning curves">']
+        if st is not None:
+            parts += [f'<img class="stats-plot" src="{img_dir}/{slug}_iqm.png" alt="{html.escape(env_id)} IQM">',
+                      f'<img class="stats-plot" src="{img_dir}/{slug}_profile.png" '
+                      f'alt="{html.escape(env_id)} performance profiles">']
+        parts.append("</section>")
     parts += [f"<script>{_JS}</script>", "</body></html>"]
     return "\n".join(parts) + "\n"
 
 
-def plot_track(tr: Track, entries: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
-    """``{"metrics": png, "curves": png}`` for one track."""
+def _png(fig) -> bytes:
     import io
 
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_track(tr: Track, entries: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
+               stats: TrackStats | None = None) -> dict[str, bytes]:
+    """``{"metrics": png, "curves": png}`` for one track (``entries``: the board's, grouped),
+    with ``stats`` also ``"iqm"`` and ``"profile"``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,11 +350,7 @@ def plot_track(tr: Track, entries: Sequence[Mapping[str, Any]], rows: Sequence[M
         ax.set_ylabel(m.unit, fontsize=8)
     n_seeds = max(len(e["seeds"]) for e in entries)
     fig.suptitle(f"{tr.env_id}: means with 95% CIs over {n_seeds} held-out seeds", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    out["metrics"] = buf.getvalue()
+    out["metrics"] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for n in order:
@@ -273,38 +369,88 @@ def plot_track(tr: Track, entries: Sequence[Mapping[str, Any]], rows: Sequence[M
     ax.set_ylabel(tr.curve_label, fontsize=8)
     ax.set_title(f"{tr.env_id}: {tr.curve_label} (mean over seeds, moving average)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    out["curves"] = buf.getvalue()
+    out["curves"] = _png(fig)
+    if stats is not None:
+        out["iqm"] = _plot_iqm(tr, stats, colors)
+        out["profile"] = _plot_profiles(tr, stats, [n for n in order if n in stats.profiles.profile], colors)
     return out
 
 
+def _plot_iqm(tr: Track, stats: TrackStats, colors: Mapping[str, Any]) -> bytes:
+    """The IQM of every group as a point with its CI bar, best first (rliable's interval-estimate plot)."""
+    import matplotlib.pyplot as plt
+
+    est = stats.estimates
+    names = sorted(est, key=lambda n: (-est[n].iqm, n))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.38 * max(1, len(names))))
+    for k, n in enumerate(names):
+        lo, hi = est[n].iqm_ci
+        ax.barh(k, hi - lo, left=lo, height=0.6, color=colors.get(n, "grey"), alpha=0.55)
+        ax.plot([est[n].iqm] * 2, [k - 0.3, k + 0.3], color="black", lw=1.5)
+    for x in (0, 100):
+        ax.axvline(x, color="grey", ls=":", lw=1)
+    ends = [0.0, 100.0] + [v for n in names for v in est[n].iqm_ci if math.isfinite(v)]
+    pad = 0.04 * (max(ends) - min(ends))
+    ax.set_xlim(min(ends) - pad, max(ends) + pad)  # the bars' sticky edges would clip a zero-width CI at 100
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels([f"{n} ({est[n].n_runs}x{est[n].n_seeds})" for n in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_ylabel("entry (runs x seeds)", fontsize=8)
+    ax.set_xlabel("IQM of the normalised composite score")
+    pct = f"{100 * stats.confidence:g}%"
+    ax.set_title(f"{tr.env_id}: IQM with {pct} bootstrap CIs (scenario seeds and runs resampled, {stats.reps} reps)",
+                 fontsize=10)
+    return _png(fig)
+
+
+def _plot_profiles(tr: Track, stats: TrackStats, names: Sequence[str], colors: Mapping[str, Any]) -> bytes:
+    """Performance profiles (score distributions) with their CI bands."""
+    import matplotlib.pyplot as plt
+
+    prof = stats.profiles
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for n in names:
+        ax.plot(prof.taus, prof.profile[n], color=colors.get(n, "grey"), lw=1.3, label=n)
+        ax.fill_between(prof.taus, prof.low[n], prof.high[n], color=colors.get(n, "grey"), alpha=0.15, lw=0)
+    for x in (0, 100):
+        ax.axvline(x, color="grey", ls=":", lw=1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("normalised composite score tau")
+    ax.set_ylabel("fraction of runs x seeds\nwith score > tau", fontsize=8)
+    pct = f"{100 * stats.confidence:g}%"
+    ax.set_title(f"{tr.env_id}: performance profiles with {pct} bootstrap CIs", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    return _png(fig)
+
+
 def write_report(entries: Sequence[Mapping[str, Any]], md_path: str | Path = "LEADERBOARD.md",
-                 site_dir: str | Path = Path("leaderboard") / "site", img_prefix: str | None = None) -> dict[str, Any]:
-    """Write ``LEADERBOARD.md``, ``site/index.html`` and ``site/img/*.png`` atomically."""
+                 site_dir: str | Path = Path("leaderboard") / "site", img_prefix: str | None = None,
+                 reps: int = DEFAULT_REPS, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """Write ``LEADERBOARD.md``, ``site/index.html`` and ``site/img/*.png`` atomically;
+    ``reps``/``seed``: the bootstrap of the statistics. Returns the board rows per track."""
     from prosumer_gym.eval.compare_mechanisms import atomic_write_bytes, atomic_write_text
     from prosumer_gym.eval.leaderboard.results import latest_entries
 
     versions = {e: track(e).version for e in track_ids()}
     latest = latest_entries(entries, versions)
     boards: dict[str, list[dict[str, Any]]] = {}
+    stats: dict[str, TrackStats] = {}
     site = Path(site_dir)
     for env_id in track_ids():
         ents = latest.get(env_id)
         if not ents:
             continue
         tr = track(env_id)
-        rows = score_rows(tr, ents)
+        stats[env_id] = track_stats(tr, ents, reps, seed)
+        rows = board_rows(tr, ents, stats[env_id])
         boards[env_id] = rows
-        for kind, png in plot_track(tr, ents, rows).items():
+        for kind, png in plot_track(tr, grouped_entries(tr, ents), rows, stats[env_id]).items():
             atomic_write_bytes(site / "img" / f"{_slug(env_id)}_{kind}.png", png)
     md_path = Path(md_path)
     if img_prefix is None:
         import os
 
         img_prefix = os.path.relpath(site / "img", md_path.parent if str(md_path.parent) else ".")
-    atomic_write_text(md_path, markdown(boards, img_prefix))
-    atomic_write_text(site / "index.html", html_page(boards))
+    atomic_write_text(md_path, markdown(boards, img_prefix, stats))
+    atomic_write_text(site / "index.html", html_page(boards, stats=stats))
     return boards
