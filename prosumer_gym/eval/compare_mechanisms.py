@@ -23,27 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from prosumer_gym.core.io import atomic_write_bytes, atomic_write_text  # noqa: F401 - re-exported
 from prosumer_gym.envs.p2p_trading.market import DEFAULT_MECHANISM, MECHANISMS
 
 __all__ = ["simulate", "summarise", "main"]
 
 DAILY_FIELDS = ("mechanism", "day", "buyers_pt_value", "sellers_revenue_usd", "traded_kwh", "grid_import_kwh",
                 "demand_kwh", "surplus_kwh", "mean_price", "clearing_seconds", "max_violation")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def simulate(

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.eval.compare_mechanisms import atomic_write_bytes, atomic_write_text
+from prosumer_gym.core.io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["RunSpec", "run_one", "summarise", "markdown_table", "PAPER_TABLE_5_1", "main"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from prosumer_gym.eval.compare_mechanisms import atomic_write_bytes, atomic_write_text
+from prosumer_gym.core.io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "EnvSpec",

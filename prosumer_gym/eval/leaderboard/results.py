@@ -55,7 +55,7 @@ def _dumps(entry: Mapping[str, Any]) -> str:
 
 
 def _replace(path: Path, text: str) -> None:
-    from prosumer_gym.eval.compare_mechanisms import atomic_write_text
+    from prosumer_gym.core.io import atomic_write_text
 
     atomic_write_text(path, text)
 

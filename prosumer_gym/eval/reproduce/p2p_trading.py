@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.eval.compare_mechanisms import atomic_write_bytes, atomic_write_text
+from prosumer_gym.core.io import atomic_write_bytes, atomic_write_text
 from prosumer_gym.eval.main_job import (
     PAPER_TABLE_5_1,
     RunSpec,
