@@ -1,4 +1,4 @@
-"""Stable-Baselines3 training (PPO, A2C, DQN) on any prosumer_gym env, two views:
+"""Stable-Baselines3 training (PPO, A2C, DQN, SAC, TD3) on any prosumer_gym env, two views:
 
 * ``view="gym"``: the single-agent Gymnasium view, ``gym.make(<id>, **env_kwargs)``
   (P2PTrading-v0: the ego seller against PQR sellers), ``n_envs`` copies in a
@@ -19,6 +19,14 @@ Logging: SB3's own scalars (``rollout/ep_rew_mean``, ``train/loss``,
 is agent ``i mod n_agents``), ``market/<kpi>`` (means of ``info["market"]`` since the last
 dump: buyers' PT value, sellers' revenue, mean price, ...) and ``episode/<kpi>``, all into
 ``<out>/tb``. A tqdm bar (:class:`TqdmCallback`) shows progress.
+
+Normalisation: ``normalize: true`` in the hyperparameters wraps the vec env in SB3's
+``VecNormalize`` (running mean/variance of observations, and of returns for the reward
+scale; ``normalize_kwargs`` passes its keywords, e.g. ``{norm_reward: false}``); its
+statistics are saved beside every checkpoint (``vecnormalize_<steps>_steps.pkl``) and as
+``<out>/vecnormalize.pkl``, and the exported policy (:mod:`prosumer_gym.train.export`,
+``<out>/policy.pt`` + ``policy.json``, always written) carries the observation
+normaliser, so it acts on raw observations.
 
 Checkpoints: :class:`AtomicCheckpointCallback` (SB3's ``CheckpointCallback`` writing
 through a temporary file + ``os.replace``, replay buffer first for DQN, flushing
@@ -53,17 +61,17 @@ from prosumer_gym.train.common import (
 __all__ = ["SB3_ALGOS", "VIEWS", "make_gym_vec_env", "make_pettingzoo_vec_env", "train_sb3", "latest_sb3_checkpoint",
            "PettingZooSB3VecEnv", "MarketMetricsCallback", "TqdmCallback", "AtomicCheckpointCallback"]
 
-SB3_ALGOS = ("ppo", "a2c", "dqn")
+SB3_ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")
 VIEWS = ("gym", "pettingzoo")
 CONTROL_KEYS = ("policy", "n_envs", "total_steps", "checkpoint_freq", "keep_checkpoints", "env_kwargs", "pettingzoo",
-                "gym", "black_death")
+                "gym", "black_death", "normalize", "normalize_kwargs")
 
 
 def sb3_class(algo: str):
     import stable_baselines3 as sb3
 
     try:
-        return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN}[algo]
+        return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC, "td3": sb3.TD3}[algo]
     except KeyError:
         raise ValueError(f"SB3 algo must be one of {SB3_ALGOS}, got {algo!r}") from None
 
@@ -213,6 +221,7 @@ def _callbacks():
             super().__init__()
             self.agents = list(agents)
             self._acc: dict[int, dict[str, list[float]]] = {}
+            self.episodes: list[tuple[int, int, float]] = []  # (SB3 timesteps, agent index, return)
 
         def _on_step(self) -> bool:
             infos = self.locals.get("infos") or []
@@ -233,6 +242,7 @@ def _callbacks():
                     ep = info.get("episode") if isinstance(info, Mapping) else None
                     if ep is not None:
                         self.logger.record_mean(f"episode/reward/{self.agents[i % n]}", float(ep["r"]))
+                        self.episodes.append((int(self.num_timesteps), i % n, float(ep["r"])))
                     if first and i in self._acc:
                         for k, vals in self._acc.pop(i).items():
                             self.logger.record_mean(f"episode/{k}", float(np.mean(vals)))
@@ -267,6 +277,12 @@ def _callbacks():
                 tmp = rb.with_name(f".{rb.stem}.tmp.pkl")
                 self.model.save_replay_buffer(tmp)
                 os.replace(tmp, rb)
+            vn = self.model.get_vec_normalize_env()
+            if vn is not None:
+                stats = Path(self._checkpoint_path("vecnormalize_", extension="pkl"))
+                tmp = stats.with_name(f".{stats.stem}.tmp.pkl")
+                vn.save(str(tmp))
+                os.replace(tmp, stats)
             path = Path(self._checkpoint_path(extension="zip"))
             tmp = path.with_name(f".{path.stem}.tmp.zip")
             self.model.save(tmp)
@@ -274,6 +290,7 @@ def _callbacks():
             for steps, old in _list_sb3_checkpoints(Path(self.save_path))[: -self.keep]:
                 old.unlink(missing_ok=True)
                 Path(self.save_path, f"model_replay_buffer_{steps}_steps.pkl").unlink(missing_ok=True)
+                Path(self.save_path, f"model_vecnormalize_{steps}_steps.pkl").unlink(missing_ok=True)
             return True
 
     class PurgingTensorBoardOutputFormat(TensorBoardOutputFormat):
@@ -303,6 +320,22 @@ def latest_sb3_checkpoint(folder: str | Path) -> tuple[int, Path] | None:
 
 
 # --------------------------------------------------------------------------- training
+def learning_curve(episodes: list[tuple[int, int, float]], agents_per_step: int = 1,
+                   points: int = 50) -> dict[str, list[float]]:
+    """Episode return against environment steps, in at most ``points`` bins (bin means).
+
+    ``episodes`` are ``(SB3 timesteps, agent, return)``; in the parameter-sharing view one
+    env step is ``agents_per_step`` SB3 timesteps and the return is the mean over agents."""
+    if not episodes:
+        return {"env_steps": [], "return": []}
+    t = np.asarray([e[0] for e in episodes], dtype=np.float64) / max(int(agents_per_step), 1)
+    r = np.asarray([e[2] for e in episodes], dtype=np.float64)
+    edges = np.linspace(0.0, t.max() + 1e-9, min(points, len(t)) + 1)
+    idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, len(edges) - 2)
+    keep = [b for b in range(len(edges) - 1) if np.any(idx == b)]
+    return {"env_steps": [float(t[idx == b].max()) for b in keep], "return": [float(r[idx == b].mean()) for b in keep]}
+
+
 def split_hyperparams(section: Mapping[str, Any], view: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(control, algo_kwargs)`` from a YAML section, the view's overrides applied."""
     sec = dict(section)
@@ -320,7 +353,8 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
               total_steps: int = 10_000, env_kwargs: Mapping[str, Any] | None = None,
               algo_kwargs: Mapping[str, Any] | None = None, policy: str = "MlpPolicy", n_envs: int = 1,
               checkpoint_freq: int = 0, keep_checkpoints: int = 2, black_death: bool = False, resume: bool = False,
-              progress: bool = True, verbose: int = 0):
+              progress: bool = True, verbose: int = 0, normalize: bool = False,
+              normalize_kwargs: Mapping[str, Any] | None = None):
     """Train (or resume) an SB3 model; see the module docstring. Returns the model."""
     from stable_baselines3.common.logger import Logger
 
@@ -331,7 +365,8 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
     ckpt_dir, tb_dir = out / "checkpoints", out / "tb"
     identity = to_jsonable({"env": spec.name, "algo": algo, "view": view, "seed": seed, "env_kwargs": dict(env_kwargs or {}),
                             "algo_kwargs": dict(algo_kwargs or {}), "policy": policy, "n_envs": n_envs,
-                            "black_death": black_death})
+                            "black_death": black_death, "normalize": bool(normalize),
+                            "normalize_kwargs": dict(normalize_kwargs or {})})
     latest = latest_sb3_checkpoint(ckpt_dir)
     if latest is not None and not resume:
         raise FileExistsError(f"{out} already holds a run (checkpoints in {ckpt_dir}); resume it or choose another "
@@ -350,6 +385,15 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
         venv, agents = make_pettingzoo_vec_env(spec, env_kwargs, n_envs, black_death)
     from gymnasium import spaces
 
+    if normalize:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        stats = None if latest is None else ckpt_dir / f"model_vecnormalize_{latest[0]}_steps.pkl"
+        if stats is not None and stats.exists():
+            venv = VecNormalize.load(str(stats), venv)
+        else:
+            venv = VecNormalize(venv, **{"gamma": float((algo_kwargs or {}).get("gamma", 0.99)),
+                                         **dict(normalize_kwargs or {})})
     if isinstance(venv.observation_space, spaces.Dict) and policy == "MlpPolicy":
         policy = "MultiInputPolicy"  # SB3's policy for Dict observations
     tqdm_cb, metrics_cb, ckpt_cb, tb_fmt = _callbacks()
@@ -396,6 +440,18 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
     tmp = out / ".model.tmp.zip"
     model.save(tmp)
     os.replace(tmp, out / "model.zip")
+    vn = model.get_vec_normalize_env()
+    if vn is not None:
+        vn.save(str(out / ".vecnormalize.tmp.pkl"))
+        os.replace(out / ".vecnormalize.tmp.pkl", out / "vecnormalize.pkl")
+    if isinstance(venv.observation_space, spaces.Box):
+        from prosumer_gym.train.export import export_sb3, save_exported
+
+        state, card = export_sb3(model, vn)
+        card.update({"env": spec.name, "view": view, "seed": int(seed), "total_steps": int(model.num_timesteps),
+                     "n_agents": len(agents), "identity": identity,
+                     "curve": learning_curve(callbacks[0].episodes, len(agents) if view == "pettingzoo" else 1)})
+        save_exported(out / "policy", state, card)
     model.logger.close()
     venv.close()
     return model

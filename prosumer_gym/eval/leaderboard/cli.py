@@ -110,7 +110,9 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
     every other line (also those appended while the rebuild ran) and gets the new reference
     entries in place of the old ones. ``publish`` (with all seeds) also updates the reference
     entries shipped in the package (:data:`PUBLISHED_REFERENCES`). Returns the new entries."""
-    from prosumer_gym.eval.leaderboard.runner import make_entry, reference_jobs, run_jobs
+    from prosumer_gym.eval.leaderboard.policies import load_policy
+    from prosumer_gym.eval.leaderboard.runner import make_entry, reference_jobs, rl_baseline_label, run_jobs
+    from prosumer_gym.train.baselines import shipped_baselines
 
     ids = list(env_ids) if env_ids else track_ids()
     for env_id in ids:
@@ -132,11 +134,19 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
             res = sorted(grouped[(env_id, ref.name)], key=lambda r: r["seed"])
             new.append(make_entry(env_id, ref.name, ref.kind, ref.description,
                                   {"type": "reference", "spec": ref.name}, res))
+        for name, _ in shipped_baselines(env_id):
+            spec = f"rlb:{name}"
+            _, source, _, kind = load_policy(spec, tr)
+            res = sorted(grouped[(env_id, spec)], key=lambda r: r["seed"])
+            desc, label, group = rl_baseline_label(source)
+            new.append(make_entry(env_id, label, kind, desc, source, res, group=group))
     replaced = {(e["env_id"], e["name"]) for e in new}
-    update_entries(lambda now: [e for e in now if (e["env_id"], e["name"]) not in replaced
+    update_entries(lambda now: [e for e in now if ((e["env_id"], e["name"]) not in replaced
+                                                   and not (e.get("kind") == "rl-baseline" and e["env_id"] in ids))
                                 or e["kind"] == "submission"] + new, results)
     if publish and n_seeds is None:  # the shipped normalisers follow the published board
-        update_entries(lambda now: [e for e in now if (e["env_id"], e["name"]) not in replaced] + new,
+        update_entries(lambda now: [e for e in now if (e["env_id"], e["name"]) not in replaced
+                                    and not (e.get("kind") == "rl-baseline" and e["env_id"] in ids)] + new,
                        PUBLISHED_REFERENCES)
     return new
 

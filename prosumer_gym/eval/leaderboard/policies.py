@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from prosumer_gym.eval.leaderboard.core import JointPolicy, Track
-from prosumer_gym.train.sb3 import SB3_ALGOS
+# SB3 zips are rebuilt from policy.pth for these (SAC/TD3 models: export them, see exported:)
+SB3_ALGOS = ("ppo", "a2c", "dqn")
 
 __all__ = ["load_policy", "PolicySource", "safe_torch_load", "sb3_policy_from_zip", "state_dict_network",
            "SharedModelPolicy", "CallablePolicy", "ARCHS", "SB3_ALGOS"]
@@ -255,6 +256,41 @@ def sb3_policy_from_zip(path: str | Path, algo: str, obs_space: Any, act_space: 
     return predict
 
 
+def _exported_card(path: Path) -> dict[str, Any]:
+    card_path = path.with_suffix(".json")
+    if not path.is_file() or not card_path.is_file():
+        raise ValueError(f"exported policy {str(path)!r}: needs the state dict and its card {card_path.name}")
+    if card_path.stat().st_size > 4 * 1024 * 1024:
+        raise ValueError(f"exported policy {str(path)!r}: refused: card larger than 4 MiB")
+    try:
+        card = json.loads(card_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"exported policy {str(path)!r}: refused: card is not JSON ({e})") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"exported policy {str(path)!r}: refused: card is not a JSON object")
+    return card
+
+
+def _exported_predictor(path: Path, obs_space: Any, act_space: Any) -> Callable[[Any], Any]:
+    """The predictor of an exported policy (:mod:`prosumer_gym.train.export`), checked
+    against the agent's spaces."""
+    from prosumer_gym.train.export import _space_card, predict_fn
+
+    what = f"exported policy {str(path)!r}"
+    card = _exported_card(path)
+    state = _tensor_dict(safe_torch_load(path, what), what)
+    if int(card.get("obs_dim", -1)) != _flat_dim(obs_space):
+        raise ValueError(f"{what}: trained on {card.get('obs_dim')} observation components, this agent has "
+                         f"{_flat_dim(obs_space)}")
+    want = _space_card(act_space)
+    if card.get("action_space") != want:
+        raise ValueError(f"{what}: trained for action space {card.get('action_space')}, this agent has {want}")
+    try:
+        return predict_fn(state, card)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{what}: {e}") from None
+
+
 # ----------------------------------------------------------------------------- joint policies
 class SharedModelPolicy(JointPolicy):
     """One per-agent predictor shared by the agents of a role; the others follow ``co_players``."""
@@ -299,9 +335,11 @@ def _role_of(track: Track, role: str | None, env: Any, obs_space_of: Callable[[s
              act_space_of: Callable[[str], Any]) -> tuple[str, Callable[[str], bool]]:
     """The first controlled agent and the predicate selecting the controlled agents."""
     agents = list(env.possible_agents)
-    if role is not None:
+    if role == "all":  # one shared model for every agent (parameter sharing across roles)
+        chosen = agents
+    elif role is not None:
         if role not in track.roles:
-            raise ValueError(f"role must be one of {sorted(track.roles)} for {track.env_id}, got {role!r}")
+            raise ValueError(f"role must be 'all' or one of {sorted(track.roles)} for {track.env_id}, got {role!r}")
         prefix = track.roles[role]
         chosen = [a for a in agents if a.startswith(prefix)]
     elif len(track.roles) == 1:
@@ -337,11 +375,30 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
         ref = track.reference(name)
         return ref.make, PolicySource(type="reference", spec=name), dict(ref.env_overrides), ref.kind
     kind = None
-    if spec.startswith("sb3:") or (spec.endswith(".zip") and ":" not in spec):
+    entry_kind = "submission"
+    if spec.startswith("rlb:"):
+        from prosumer_gym.train.baselines import RL_BASELINE_DIR
+
+        name = spec[4:]
+        if not re.fullmatch(r"[\w.-]+", name):
+            raise ValueError(f"policy {spec!r}: rlb:NAME must be a shipped baseline name like ppo-seed0")
+        kind, path, entry_kind = "exported", RL_BASELINE_DIR / track.env_id / f"{name}.pt", "rl-baseline"
+        if not path.is_file():
+            from prosumer_gym.train.baselines import shipped_baselines
+
+            raise ValueError(f"policy {spec!r}: no shipped baseline {name!r} for {track.env_id}; shipped: "
+                             f"{[n for n, _ in shipped_baselines(track.env_id)]}")
+    elif spec.startswith("exported:"):
+        kind, path = "exported", Path(spec[len("exported:"):])
+    elif spec.startswith("sb3:") or (spec.endswith(".zip") and ":" not in spec):
         kind, path = "sb3", Path(spec[4:] if spec.startswith("sb3:") else spec)
     elif spec.startswith("torch:") or (spec.endswith((".pt", ".pth")) and ":" not in spec):
         kind, path = "torch", Path(spec[6:] if spec.startswith("torch:") else spec)
     if kind is not None:
+        card = None
+        if kind == "exported":
+            card = _exported_card(path)
+            role = role or card.get("role")
         env = track.make_env()
         first, controlled = _role_of(track, role, env, env.observation_space, env.action_space)
         o_space, a_space = env.observation_space(first), env.action_space(first)
@@ -351,7 +408,11 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
             raise ValueError(f"policy file {str(path)!r} does not exist")
         source = PolicySource(type=kind, spec=spec, file=path.name, sha256=_sha256(path), role=role)
         co = track.co_players
-        if kind == "sb3":
+        if kind == "exported":
+            predict = _exported_predictor(path, o_space, a_space)
+            source.update(algo=card.get("algo"), group=card.get("group"), train_seed=card.get("seed"),
+                          total_steps=card.get("total_steps"), view=card.get("view"), role=role)
+        elif kind == "sb3":
             algo = algo or "ppo"
             predict = sb3_policy_from_zip(path, algo, o_space, a_space, activation)
             source["algo"] = algo
@@ -365,7 +426,7 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
         def factory() -> JointPolicy:  # the predictors are stateless and deterministic: shared
             return SharedModelPolicy(predict, controlled, track.reference(co).make() if co else None, name=spec)
 
-        return factory, source, {}, "submission"
+        return factory, source, {}, entry_kind
     if ":" in spec:
         mod_name, _, attr = spec.partition(":")
         if not re.fullmatch(r"[A-Za-z_][\w.]*", mod_name) or not re.fullmatch(r"[A-Za-z_][\w.]*", attr):

@@ -170,9 +170,11 @@ def _downsample(curve: np.ndarray, points: int = CURVE_POINTS) -> list[float]:
 
 
 def make_entry(env_id: str, name: str, kind: str, description: str, source: Mapping[str, Any],
-               results: Sequence[Mapping[str, Any]], env_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               results: Sequence[Mapping[str, Any]], env_overrides: Mapping[str, Any] | None = None,
+               group: str | None = None) -> dict[str, Any]:
     """A results-file entry from the per-seed job results of one policy (``env_overrides``:
-    a changed scenario, recorded so the board leaves such unofficial entries out)."""
+    a changed scenario, recorded so the board leaves such unofficial entries out; ``group``:
+    the entries that are training seeds of one method, e.g. ``"ppo"``)."""
     from prosumer_gym import __version__
 
     tr = track(env_id)
@@ -199,6 +201,7 @@ def make_entry(env_id: str, name: str, kind: str, description: str, source: Mapp
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "prosumer_gym_version": __version__,
         "env_overrides": dict(env_overrides or {}),
+        **({"group": str(group)} if group else {}),
     }
 
 
@@ -218,13 +221,25 @@ def evaluate(env_id: str, policy: str, name: str | None = None, n_seeds: int | N
     seeds = _seeds(tr, n_seeds)
     ov = dict(env_overrides or {})
     results = run_jobs([Job(env_id, policy, s, opts, ov) for s in seeds], backend, workers, ray_address, progress)
+    group = None
     if kind == "submission":
         desc = f"{source.get('type')} {source.get('spec')}"
         label = name or source.get("spec")
+    elif kind == "rl-baseline":
+        desc, label, group = rl_baseline_label(source)
+        label = name or label
     else:
         ref = tr.reference(source["spec"])
         desc, label = ref.description, name or ref.name
-    return make_entry(env_id, str(label), kind, desc, source, results, ov)
+    return make_entry(env_id, str(label), kind, desc, source, results, ov, group)
+
+
+def rl_baseline_label(source: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``(description, entry name "<group>/seed<k>", group)`` of a shipped RL baseline."""
+    group = str(source.get("group"))
+    desc = (f"SB3 {str(source.get('algo')).upper()} on the {source.get('view')} view (role {source.get('role')}), "
+            f"training seed {source.get('train_seed')}, {source.get('total_steps')} steps")
+    return desc, f"{group}/seed{source.get('train_seed')}", group
 
 
 def _seeds(tr, n_seeds: int | None) -> tuple[int, ...]:
@@ -237,13 +252,18 @@ def _seeds(tr, n_seeds: int | None) -> tuple[int, ...]:
 
 def reference_jobs(env_ids: Sequence[str], n_seeds: int | None = None,
                    cost: Callable[[str, str], float] | None = None) -> list[Job]:
-    """Every reference of every track in ``env_ids`` on its held-out seeds; longest first by
+    """Every reference of every track in ``env_ids`` on its held-out seeds, and every shipped
+    RL baseline (``rlb:<name>``); longest first by
     ``cost(env_id, name)`` (e.g. the last measured CPU seconds) to balance the workers."""
+    from prosumer_gym.train.baselines import shipped_baselines
+
     jobs = []
     for env_id in env_ids:
         tr = track(env_id)
         for ref in tr.references:
             jobs += [Job(env_id, ref.name, s) for s in _seeds(tr, n_seeds)]
+        for name, _ in shipped_baselines(env_id):  # the published deep-RL baselines
+            jobs += [Job(env_id, f"rlb:{name}", s) for s in _seeds(tr, n_seeds)]
     if cost is not None:
         jobs.sort(key=lambda j: -cost(j.env_id, j.policy))
     return jobs

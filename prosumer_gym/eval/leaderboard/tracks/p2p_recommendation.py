@@ -122,11 +122,11 @@ REFERENCES = (
 
 TRACK = Track(
     env_id="P2PRecommendation-v0",
-    version=1,
+    version=2,  # v2: 20 held-out seeds (v1: 5), so entries are separated
     description="The platform recommends producers to consumers with hidden preferences; 16 producers x 10 "
                 "consumers, 60 held-out days per seed.",
     env_kwargs=ENV_KWARGS,
-    n_seeds=5,
+    n_seeds=20,
     metrics=(
         Metric("efficiency", "Efficiency", "fraction of OPT", True, 0.5,
                "Sum over the days of the expected exchanged energy sum_ij w_j a_ij p_ij (Eq. 4.1 objective of the "

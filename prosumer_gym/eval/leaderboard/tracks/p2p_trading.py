@@ -84,10 +84,10 @@ REFERENCES = (
 
 TRACK = Track(
     env_id="P2PTrading-v0",
-    version=1,
+    version=2,  # v2: 30 held-out seeds (v1: 5), so entries are separated
     description="Sellers learn prices; prospect-theory buyers; 5 sellers x 10 buyers, one held-out year per seed.",
     env_kwargs=ENV_KWARGS,
-    n_seeds=5,
+    n_seeds=30,
     metrics=(
         Metric("buyers_pt_value", "Buyers' PT value", "/day", True, 0.5,
                "Objective of Eq. 5.2 (buyers' prospect-theory value of the day's purchases), mean per day"),

@@ -1,0 +1,190 @@
+"""Export a trained Stable-Baselines3 policy as a *safe* file: a PyTorch state dict of plain
+tensors (loaded with ``torch.load(weights_only=True)``, nothing unpickled) plus a small JSON
+card, and the matching numpy-free-of-SB3 predictor that acts from it.
+
+What is exported is exactly what SB3's ``model.predict(obs, deterministic=True)`` computes
+for an ``MlpPolicy`` on a flat ``Box`` observation:
+
+* the observation normaliser of ``VecNormalize`` when training used it
+  (``(obs - mean) / sqrt(var + eps)`` clipped to ``+-clip_obs``), else the identity;
+* the actor's MLP (``Linear`` layers with the policy's activation between them);
+* the head that turns the last layer's output into an action: ``argmax`` (PPO/A2C on
+  ``Discrete``, DQN's Q-values), ``threshold`` (``MultiBinary``: logit > 0, i.e. the
+  Bernoulli mode), ``clip`` (PPO/A2C Gaussian mean clipped to the ``Box``),
+  ``tanh_rescale`` (SAC: ``tanh`` then rescaled to the ``Box``; TD3's actor ends in
+  ``tanh`` already and is exported the same way).
+
+``predict_fn(state, card)`` rebuilds it; a test checks it reproduces SB3's deterministic
+actions on every track's baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["HEADS", "ACTIVATIONS", "export_sb3", "predict_fn", "load_exported", "save_exported"]
+
+HEADS = ("argmax", "threshold", "clip", "tanh_rescale")
+ACTIVATIONS = ("tanh", "relu")
+CARD_SCHEMA = 1
+
+
+def _linear_layers(module: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    import torch
+
+    return [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy())
+            for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _activation_name(fn: Any) -> str:
+    name = getattr(fn, "__name__", type(fn).__name__).lower()
+    for a in ACTIVATIONS:
+        if a in name:
+            return a
+    raise ValueError(f"cannot export activation {fn!r}; supported: {ACTIVATIONS}")
+
+
+def export_sb3(model: Any, vecnormalize: Any | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, card)`` for an SB3 PPO/A2C/DQN/SAC/TD3 ``MlpPolicy`` model (see module doc)."""
+    import stable_baselines3 as sb3
+    import torch
+    from gymnasium import spaces
+
+    obs_space, act_space = model.observation_space, model.action_space
+    if not isinstance(obs_space, spaces.Box):
+        raise ValueError(f"only flat Box observations can be exported, got {obs_space}")
+    pol = model.policy
+    if isinstance(model, (sb3.PPO, sb3.A2C)):
+        layers = _linear_layers(pol.mlp_extractor.policy_net) + _linear_layers(pol.action_net)
+        act = _activation_name(pol.activation_fn)
+        if isinstance(act_space, spaces.Discrete):
+            head = "argmax"
+        elif isinstance(act_space, spaces.MultiBinary):
+            head = "threshold"
+        elif isinstance(act_space, spaces.Box):
+            if getattr(pol, "squash_output", False):
+                raise ValueError("squashed Gaussian PPO policies are not supported")
+            head = "clip"
+        else:
+            raise ValueError(f"cannot export a policy for {act_space}")
+    elif isinstance(model, sb3.DQN):
+        layers, act, head = _linear_layers(pol.q_net.q_net), _activation_name(pol.q_net.activation_fn), "argmax"
+    elif isinstance(model, sb3.SAC):
+        layers = _linear_layers(pol.actor.latent_pi) + _linear_layers(pol.actor.mu)
+        act, head = _activation_name(pol.actor.activation_fn), "tanh_rescale"
+    elif isinstance(model, sb3.TD3):
+        layers, act, head = _linear_layers(pol.actor.mu), _activation_name(pol.actor.activation_fn), "tanh_rescale"
+    else:
+        raise ValueError(f"cannot export {type(model).__name__}")
+    dim = int(np.prod(obs_space.shape))
+    if vecnormalize is not None and getattr(vecnormalize, "norm_obs", False):
+        rms = vecnormalize.obs_rms
+        mean, var = np.asarray(rms.mean, np.float64), np.asarray(rms.var, np.float64)
+        eps, clip = float(vecnormalize.epsilon), float(vecnormalize.clip_obs)
+    else:
+        mean, var, eps, clip = np.zeros(dim), np.ones(dim), 0.0, float("inf")
+    state: dict[str, Any] = {
+        "obs_mean": torch.as_tensor(mean.reshape(-1)),
+        "obs_std": torch.as_tensor(np.sqrt(var.reshape(-1) + eps)),
+    }
+    for i, (w, b) in enumerate(layers):
+        state[f"layers.{i}.weight"] = torch.as_tensor(w)
+        state[f"layers.{i}.bias"] = torch.as_tensor(b)
+    card = {
+        "schema": CARD_SCHEMA,
+        "algo": type(model).__name__.lower(),
+        "activation": act,
+        "head": head,
+        "obs_clip": clip,
+        "obs_dim": dim,
+        "obs_shape": list(obs_space.shape),
+        "action_space": _space_card(act_space),
+        "n_layers": len(layers),
+    }
+    return state, card
+
+
+def _space_card(space: Any) -> dict[str, Any]:
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "shape": [int(k) for k in np.atleast_1d(space.n)]}
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "low": space.low.reshape(-1).tolist(),
+                "high": space.high.reshape(-1).tolist()}
+    raise ValueError(f"unsupported action space {space}")
+
+
+def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """A function ``obs -> action`` computing the exported policy in numpy (float64)."""
+    if card.get("head") not in HEADS or card.get("activation") not in ACTIVATIONS:
+        raise ValueError(f"card: head must be one of {HEADS} and activation one of {ACTIVATIONS}")
+    arr = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
+           for k, v in state.items()}
+    n = int(card["n_layers"])
+    layers = [(arr[f"layers.{i}.weight"], arr[f"layers.{i}.bias"]) for i in range(n)]
+    mean, std, clip = arr["obs_mean"], arr["obs_std"], float(card["obs_clip"])
+    if mean.shape != (int(card["obs_dim"]),) or std.shape != mean.shape:
+        raise ValueError("state: obs_mean/obs_std do not match the card's obs_dim")
+    for i in range(1, n):
+        if layers[i][0].shape[1] != layers[i - 1][0].shape[0]:
+            raise ValueError(f"state: layer {i} does not take layer {i - 1}'s output")
+    if layers[0][0].shape[1] != mean.shape[0]:
+        raise ValueError("state: the first layer does not take the observation")
+    act = np.tanh if card["activation"] == "tanh" else (lambda z: np.maximum(z, 0.0))
+    aspace, head = card["action_space"], card["head"]
+
+    def forward(obs: Any) -> np.ndarray:
+        x = np.clip((np.asarray(obs, dtype=np.float64).reshape(-1) - mean) / std, -clip, clip)
+        for i, (w, b) in enumerate(layers):
+            x = w @ x + b
+            if i < n - 1:
+                x = act(x)
+        return x
+
+    if head == "argmax":
+        return lambda obs: int(np.argmax(forward(obs)))
+    if head == "threshold":
+        shape = tuple(aspace["shape"])
+        return lambda obs: (forward(obs) > 0).astype(np.int8).reshape(shape)
+    low = np.asarray(aspace["low"], dtype=np.float64)
+    high = np.asarray(aspace["high"], dtype=np.float64)
+    shape = tuple(aspace["shape"])
+    if head == "clip":
+        return lambda obs: np.clip(forward(obs), low, high).astype(np.float32).reshape(shape)
+    return lambda obs: (low + 0.5 * (np.tanh(forward(obs)) + 1.0) * (high - low)).astype(np.float32).reshape(shape)
+
+
+def save_exported(path: str | Path, state: Mapping[str, Any], card: Mapping[str, Any]) -> Path:
+    """Write ``<path>.pt`` (the state dict) and ``<path>.json`` (the card), atomically."""
+    import io
+
+    import torch
+
+    from prosumer_gym.train.common import atomic_write_bytes, atomic_write_text
+
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save(dict(state), buf)
+    atomic_write_bytes(path.with_suffix(".pt"), buf.getvalue())
+    atomic_write_text(path.with_suffix(".json"), json.dumps(dict(card), indent=1, sort_keys=True) + "\n")
+    return path.with_suffix(".pt")
+
+
+def load_exported(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, card)`` from ``<path>.pt`` + ``<path>.json``; tensors only (``weights_only``)."""
+    import torch
+
+    path = Path(path)
+    state = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(hasattr(v, "dtype") for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors")
+    card = json.loads(path.with_suffix(".json").read_text())
+    return state, card

@@ -1,0 +1,160 @@
+"""Deep-RL baselines: the exported policy is exactly SB3's deterministic policy, the training
+command writes what the leaderboard needs, and the shipped baselines reproduce their board
+numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import prosumer_gym  # noqa: F401 - registers the ids
+from prosumer_gym.train.baselines import RL_BASELINE_DIR, baseline_groups, shipped_baselines, train_group
+from prosumer_gym.train.export import export_sb3, load_exported, predict_fn, save_exported
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_P2P = dict(n_sellers=2, n_buyers=3, n_days=20)
+
+
+def _sb3_vs_export(model, vn, env, n: int = 60) -> int:
+    """Number of observations (of ``n`` visited ones) where SB3 and the export disagree."""
+    state, card = export_sb3(model, vn)
+    f = predict_fn(state, card)
+    obs, _ = env.reset(seed=5)
+    bad = 0
+    for _ in range(n):
+        x = vn.normalize_obs(obs[None])[0] if vn is not None else obs
+        a_sb3, _ = model.predict(x, deterministic=True)
+        a = f(obs)
+        if not np.allclose(np.asarray(a_sb3, float).ravel(), np.asarray(a, float).ravel(), atol=1e-5):
+            bad += 1
+        obs, _, te, tu, _ = env.step(a)
+        if te or tu:
+            obs, _ = env.reset()
+    return bad
+
+
+@pytest.mark.parametrize("algo,gid,kw", [
+    ("ppo", "P2PTrading-v0", TINY_P2P),          # Discrete: argmax of the logits
+    ("dqn", "P2PTrading-v0", TINY_P2P),          # Discrete: argmax of the Q-values
+    ("ppo", "StorageSharing-v0", {}),            # Box: Gaussian mean, clipped
+    ("sac", "StorageSharing-v0", {}),            # Box: tanh-squashed, rescaled
+    ("td3", "StorageSharing-v0", {}),            # Box: actor ends in tanh, rescaled
+])
+def test_export_reproduces_sb3_actions(algo: str, gid: str, kw: dict) -> None:
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from prosumer_gym.train.sb3 import sb3_class
+
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make(gid, **kw)]))
+    extra = {"learning_starts": 50} if algo in ("dqn", "sac", "td3") else {"n_steps": 64, "batch_size": 32}
+    model = sb3_class(algo)("MlpPolicy", venv, seed=0, device="cpu", **extra)
+    model.learn(200)
+    assert _sb3_vs_export(model, venv, gym.make(gid, **kw)) == 0
+
+
+def test_export_multibinary_parameter_sharing(tmp_path: Path) -> None:
+    """PPO with parameter sharing on ProsumerSharing's prosumers (MultiBinary(2)): the quick
+    baseline run exports a threshold head whose actions equal SB3's on real observations."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from prosumer_gym.envs import prosumer_sharing_v0
+
+    files = train_group("ProsumerSharing-v0", "ppo-ps", [0], tmp_path, quick=True, progress=False)
+    state, card = load_exported(files[0])
+    assert card["head"] == "threshold" and card["group"] == "ppo-ps" and card["role"] == "prosumer"
+    run = files[0].parent
+    model = PPO.load(run / "model.zip", device="cpu")
+    f = predict_fn(state, card)
+    penv = prosumer_sharing_v0.parallel_env(n_prosumers=10, n_days=5)
+    obs, _ = penv.reset(seed=1)
+    import pickle
+
+    with open(run / "vecnormalize.pkl", "rb") as fh:  # our own file, written by the run above
+        vn = pickle.load(fh)
+    assert isinstance(vn, VecNormalize)
+    for o in list(obs.values())[:10]:
+        a_sb3, _ = model.predict(vn.normalize_obs(o[None].astype(np.float32))[0], deterministic=True)
+        assert np.array_equal(np.asarray(a_sb3).astype(int).ravel(), f(o).astype(int).ravel())
+
+
+def test_quick_training_writes_a_complete_card(tmp_path: Path) -> None:
+    files = train_group("StorageSharing-v0", "ppo", [0, 1], tmp_path, quick=True, progress=False)
+    assert len(files) == 2
+    cards = [json.loads(p.with_suffix(".json").read_text()) for p in files]
+    for seed, card in enumerate(cards):
+        assert card["seed"] == seed and card["quick"] is True and card["algo"] == "ppo"
+        assert card["total_steps"] >= 512 and card["train_wall_seconds"] > 0
+        assert card["hyperparams"]["algo_kwargs"]["gamma"] == 0.9
+        assert len(card["curve"]["env_steps"]) == len(card["curve"]["return"]) > 0
+        assert card["curve"]["env_steps"] == sorted(card["curve"]["env_steps"])
+    # different training seeds give different policies
+    a, _ = load_exported(files[0])
+    b, _ = load_exported(files[1])
+    assert not np.allclose(a["layers.0.weight"].numpy(), b["layers.0.weight"].numpy())
+
+
+def test_exported_policy_with_a_wrong_space_is_refused(tmp_path: Path) -> None:
+    from prosumer_gym.eval.leaderboard.core import track
+    from prosumer_gym.eval.leaderboard.policies import load_policy
+
+    files = train_group("StorageSharing-v0", "sac", [0], tmp_path, quick=True, progress=False)
+    state, card = load_exported(files[0])
+    card["action_space"] = {"type": "Discrete", "n": 3}
+    bad = save_exported(tmp_path / "bad", state, card)
+    with pytest.raises(ValueError, match="action space"):
+        load_policy(f"exported:{bad}", track("StorageSharing-v0"))
+    with pytest.raises(ValueError, match="shipped baseline"):
+        load_policy("rlb:no-such-seed0", track("StorageSharing-v0"))
+
+
+def test_every_group_is_well_formed() -> None:
+    for env_id in ("P2PTrading-v0", "StorageSharing-v0", "EnergyCollective-v0", "ProsumerSharing-v0"):
+        groups = baseline_groups(env_id)
+        assert groups, env_id
+        for name, g in groups.items():
+            assert g["view"] in ("gym", "pettingzoo") and int(g["total_steps"]) > 0, (env_id, name)
+
+
+def _published(env_id: str) -> dict[str, dict]:
+    out = {}
+    for line in (ROOT / "leaderboard" / "results.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["env_id"] == env_id and e.get("kind") == "rl-baseline":
+            out[e["name"]] = e
+    return out
+
+
+SHIPPED = [(env_id, name) for env_id in sorted(p.name for p in RL_BASELINE_DIR.iterdir() if p.is_dir())
+           for name, _ in shipped_baselines(env_id)[:1]] if RL_BASELINE_DIR.is_dir() else []
+
+
+def test_shipped_baselines_are_small_safe_files() -> None:
+    import torch
+
+    total = 0
+    for env_id in (p.name for p in RL_BASELINE_DIR.iterdir() if p.is_dir()):
+        for name, path in shipped_baselines(env_id):
+            total += path.stat().st_size + path.with_suffix(".json").stat().st_size
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+            assert all(isinstance(v, torch.Tensor) for v in sd.values()), name
+            card = json.loads(path.with_suffix(".json").read_text())
+            assert card["quick"] is False and card["group"] in baseline_groups(env_id), name
+    assert total < 8 * 1024 * 1024  # they ship in the wheel
+
+
+@pytest.mark.parametrize("env_id,name", SHIPPED)
+def test_shipped_baseline_reproduces_its_board_numbers(env_id: str, name: str) -> None:
+    """The shipped file, evaluated on the track's first 2 held-out seeds, gives exactly the
+    per-seed values published on the board."""
+    from prosumer_gym.eval.leaderboard.runner import evaluate
+
+    entry = evaluate(env_id, f"rlb:{name}", n_seeds=2)
+    published = _published(env_id)[entry["name"]]
+    assert entry["kind"] == "rl-baseline" and entry["group"] == published["group"]
+    for key, m in entry["metrics"].items():
+        assert m["per_seed"] == published["metrics"][key]["per_seed"][:2], key
