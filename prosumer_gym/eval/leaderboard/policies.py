@@ -339,7 +339,7 @@ def _role_of(track: Track, role: str | None, env: Any, obs_space_of: Callable[[s
         chosen = agents
     elif role is not None:
         if role not in track.roles:
-            raise ValueError(f"role must be 'all' or one of {sorted(track.roles)} for {track.env_id}, got {role!r}")
+            raise ValueError(f"role must be one of {sorted(track.roles)} (or 'all') for {track.env_id}, got {role!r}")
         prefix = track.roles[role]
         chosen = [a for a in agents if a.startswith(prefix)]
     elif len(track.roles) == 1:

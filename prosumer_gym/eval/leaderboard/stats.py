@@ -92,33 +92,10 @@ CONFIDENCE = 0.95
 
 
 def _rliable():
-    """``(rliable.library, rliable.metrics)``.
+    """``(rliable.library, rliable.metrics)``, imported on first use (rliable 1.2 needs
+    ``arch<8``, which needs ``pandas<3``: both pinned in pyproject.toml)."""
+    from rliable import library, metrics
 
-    rliable 1.2 needs ``arch<8``; ``arch`` 7.x calls pandas' private ``deprecate_kwarg`` with
-    the pandas-2 signature ``(old, new)`` at import time, which raises ``TypeError`` under
-    pandas 3 (whose signature starts with the warning class). Only in that case the import is
-    retried with that decorator accepting the old call (as a ``FutureWarning``); the original
-    is restored right after.
-    """
-    try:
-        from rliable import library, metrics
-    except TypeError as err:
-        if "deprecate_kwarg" not in str(err):
-            raise
-        import pandas.util._decorators as decorators
-
-        original = decorators.deprecate_kwarg
-
-        def compat(*args, **kwargs):
-            if args and isinstance(args[0], str):  # the pandas<3 call (old_arg_name, new_arg_name, ...)
-                return original(FutureWarning, *args, **kwargs)
-            return original(*args, **kwargs)
-
-        decorators.deprecate_kwarg = compat
-        try:
-            from rliable import library, metrics
-        finally:
-            decorators.deprecate_kwarg = original
     return library, metrics
 
 
