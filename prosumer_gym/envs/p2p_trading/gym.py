@@ -8,22 +8,22 @@ learning online during the episode, each with its own PT parameters), ``"constan
 (hold the initial price), ``"random"``, or a callable ``f(agent, obs) -> action`` (a plain
 policy function of two arguments, called for every other seller at every step).
 
-``co_players`` (default ``None``: use ``opponents``): a co-player name registered for
-``"P2PTrading"`` (:func:`prosumer_gym.core.policies.co_player_names`; the names above are
-wired in ``prosumer_gym.DEFAULT_CO_PLAYERS``: ``"pqr"`` is
-``prosumer_gym.agents.pqr:pqr_co_players``, ``"constant"``/``"random"`` are in
-``prosumer_gym.baselines.price_policies``) or a factory
+``co_players`` (default ``None``: follow ``opponents``): a co-player name registered for
+``"P2PTrading"`` (:func:`prosumer_gym.core.policies.co_player_names`) or a factory
 ``factory(env, agents, infos, rng) -> {agent: CoPlayer}`` (protocol
-:mod:`prosumer_gym.core.policies`). A string ``opponents`` is such a name; a callable
-``opponents`` is always the two-argument policy function, never a factory: factories go to
-``co_players`` (or get a name with ``register_co_players`` and go to either). Give one of
-``opponents`` (other than the default) and ``co_players``. The factory is called at every
-``reset`` with the PettingZoo ``raw_env``, the other sellers, the reset infos and the view's
-own generator ``np_random``, from which it may only *spawn* children (spawning does not move
-the stream; the built-in factories give the i-th other seller ``spawn(rng, S - 1)[i]``, as
-before the co-player protocol, so the same seed gives the same trajectory). At each step
-every co-player's ``act`` maps its observation to its action, and its ``observe`` then sees
-its transition (PQR updates there, Eq. 5.4, and decays epsilon once per day).
+:mod:`prosumer_gym.core.policies`); give it or a non-default ``opponents``, not both. The
+names of ``opponents`` are such registered factories (``prosumer_gym.DEFAULT_CO_PLAYERS``:
+``"pqr"`` is ``prosumer_gym.agents.pqr:pqr_co_players``, ``"constant"``/``"random"`` are in
+``prosumer_gym.baselines.price_policies``); a callable ``opponents`` is always the
+two-argument policy function, never a factory (factories go to ``co_players``, or get a
+name with ``register_co_players``). The factory is called at every ``reset`` with the
+PettingZoo ``raw_env``, the other sellers, the reset infos and the view's own generator
+``np_random``, from which it should only *spawn* children (that does not move its stream;
+``"pqr"``/``"random"`` give the i-th other seller ``spawn(rng, S - 1)[i]``, so a seed gives
+the same trajectory as before co-players existed). At each step every co-player's ``act``
+maps its observation to its action, then ``observe`` sees its transition (PQR learns
+there: Eq. 5.4 update and the daily epsilon decay).
+
 Observation/action space: the ego seller's (``Box(6,)`` and ``Discrete(3)`` by default,
 see ``p2p_trading_v0``). Reward: the ego seller's revenue ($).
 

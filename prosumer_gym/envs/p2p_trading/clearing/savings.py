@@ -5,7 +5,7 @@ and ``docs/p2p_trading_clearing.md``)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -21,11 +21,53 @@ from prosumer_gym.envs.p2p_trading.clearing._common import (
 )
 from prosumer_gym.envs.p2p_trading.market import Allocation, MarketInstance
 
-__all__ = ["make_savings"]
+__all__ = ["make_savings", "Problem", "Fill", "Orders"]
 
 # The kernel below is compiled by numba (cache=True: compiled once per machine).
 # Notation: e[i, j] kWh delivered, used[i] = sum_j (1 + l_ij) e_ij, got[j] = sum_i e_ij,
 # sav[j] = sum_i a_i e_ij with a_i = rho_gs - rho_i, phi_j(s) = v_j(s - c_j) (Eq. 5.1).
+# Every function takes the day's data as one record ``p`` (:class:`Problem`), the allocation
+# being built as ``st`` (:class:`Fill`) and the buyers' seller orders as ``ords`` (:class:`Orders`):
+# namedtuples of arrays, which numba passes as typed records.
+
+
+class Problem(NamedTuple):
+    """One day as the kernel sees it (not modified). Per seller ``i``: ``r`` surplus ``r_i``
+    (kWh), ``a`` saving per kWh ``a_i = rho_gs - rho_i``; per pair (S, B): ``lf`` loss factor
+    ``1 + l_ij``, ``allowed`` (Eq. 5.2c, ``a_i > 0`` and ``w_j >= mu``); per buyer ``j``: ``w``
+    demand ``w_j`` (kWh), ``c`` reference gap ``c_j``, ``kp, kn, zp, zn`` PT parameters
+    (float64, length B); ``mu`` the minimum trade (kWh, Eq. 5.2e)."""
+
+    r: np.ndarray
+    w: np.ndarray
+    a: np.ndarray
+    lf: np.ndarray
+    allowed: np.ndarray
+    c: np.ndarray
+    kp: np.ndarray
+    kn: np.ndarray
+    zp: np.ndarray
+    zn: np.ndarray
+    mu: float
+
+
+class Fill(NamedTuple):
+    """The allocation being built, updated in place: ``e`` (S, B) kWh delivered, ``used``
+    (S,) capacity used incl. losses, ``got`` (B,) kWh received, ``sav`` (B,) saving."""
+
+    e: np.ndarray
+    used: np.ndarray
+    got: np.ndarray
+    sav: np.ndarray
+
+
+class Orders(NamedTuple):
+    """Buyer ``j``'s allowed sellers, best first: ``order[j, :n_ord[j]]`` (int64)."""
+
+    order: np.ndarray
+    n_ord: np.ndarray
+
+
 @njit(cache=True, inline="always")
 def _phi(s, c, kp, kn, zp, zn):
     g = s - c
@@ -55,11 +97,26 @@ def _dphi(s, c, kp, kn, zp, zn):
     return 1e300
 
 
+@njit(cache=True, inline="always")
+def _phij(p, j, s):
+    """phi_j(s) = v_j(s - c_j), buyer j's PT value at saving s (Eq. 5.1)."""
+    return _phi(s, p.c[j], p.kp[j], p.kn[j], p.zp[j], p.zn[j])
+
+
+@njit(cache=True, inline="always")
+def _dphij(p, j, s):
+    """phi_j'(s) (1e300 at the reference point)."""
+    return _dphi(s, p.c[j], p.kp[j], p.kn[j], p.zp[j], p.zn[j])
+
+
 @njit(cache=True)
-def _best_fill(j, order, n_ord, e, used, got, sav, r, w, a, lf, mu, c, kp, kn, zp, zn):
+def _best_fill(p, st, ords, j):
     """Max over capacity C of the chord slope (phi(s(C)) - phi(s0)) / C when buyer j is
     filled cheapest-first with C kWh of sellers' capacity. Returns (slope, C*)."""
-    cj, kpj, knj, zpj, znj = c[j], kp[j], kn[j], zp[j], zn[j]
+    r, w, a, lf, mu = p.r, p.w, p.a, p.lf, p.mu
+    e, used, got, sav = st
+    order, n_ord = ords
+    cj, kpj, knj, zpj, znj = p.c[j], p.kp[j], p.kn[j], p.zp[j], p.zn[j]
     s0 = sav[j]
     phi0 = _phi(s0, cj, kpj, knj, zpj, znj)
     room = w[j] - got[j]
@@ -120,8 +177,11 @@ def _best_fill(j, order, n_ord, e, used, got, sav, r, w, a, lf, mu, c, kp, kn, z
 
 
 @njit(cache=True)
-def _fill_cap(j, capC, order, n_ord, e, used, got, sav, r, w, a, lf, mu):
+def _fill_cap(p, st, ords, j, capC):
     """Fill buyer j cheapest-first using at most capC kWh of sellers' capacity."""
+    r, w, a, lf, mu = p.r, p.w, p.a, p.lf, p.mu
+    e, used, got, sav = st
+    order, n_ord = ords
     room = w[j] - got[j]
     C = capC
     for t in range(n_ord[j]):
@@ -147,7 +207,11 @@ def _fill_cap(j, capC, order, n_ord, e, used, got, sav, r, w, a, lf, mu):
 
 
 @njit(cache=True)
-def _clear_buyer(j, e, used, got, sav, lf, S):
+def _clear_buyer(p, st, j):
+    """Take all of buyer j's energy back (its sellers' capacity is freed)."""
+    lf = p.lf
+    e, used, got, sav = st
+    S = e.shape[0]
     for i in range(S):
         if e[i, j] > 0.0:
             used[i] -= e[i, j] * lf[i, j]
@@ -159,8 +223,7 @@ def _clear_buyer(j, e, used, got, sav, lf, S):
 
 
 @njit(cache=True)
-def _greedy_repair(cand, n_cand, order, n_ord, e, used, got, sav, r, w, a, lf, mu, c, kp, kn, zp, zn,
-                   state, noise):
+def _greedy_repair(p, st, ords, cand, n_cand, state, noise):
     """S-shaped knapsack greedy: repeatedly fill the buyer whose best chord slope (value per
     kWh of capacity, Eq. 5.1 through the saving) is largest, up to its tangent point."""
     for _ in range(4 * n_cand + 4):
@@ -169,7 +232,7 @@ def _greedy_repair(cand, n_cand, order, n_ord, e, used, got, sav, r, w, a, lf, m
         best_C = 0.0
         for q in range(n_cand):
             j = cand[q]
-            sc, Cst = _best_fill(j, order, n_ord, e, used, got, sav, r, w, a, lf, mu, c, kp, kn, zp, zn)
+            sc, Cst = _best_fill(p, st, ords, j)
             if sc <= 0.0 or Cst <= 1e-12:
                 continue
             if noise > 0.0:
@@ -180,21 +243,25 @@ def _greedy_repair(cand, n_cand, order, n_ord, e, used, got, sav, r, w, a, lf, m
                 best_C = Cst
         if best < 0:
             return
-        _fill_cap(cand[best], best_C, order, n_ord, e, used, got, sav, r, w, a, lf, mu)
+        _fill_cap(p, st, ords, cand[best], best_C)
 
 
 @njit(cache=True)
-def _total(sav, c, kp, kn, zp, zn, B):
+def _total(p, sav):
+    """Buyers' total PT value, sum_j phi_j(s_j) (Eq. 5.2)."""
     t = 0.0
-    for j in range(B):
-        t += _phi(sav[j], c[j], kp[j], kn[j], zp[j], zn[j])
+    for j in range(sav.shape[0]):
+        t += _phij(p, j, sav[j])
     return t
 
 
 @njit(cache=True)
-def _transfer_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B):
+def _transfer_pass(p, st):
     """Best-improvement transfers of one seller's energy between two buyers (or from its
     unused capacity). Returns True if something improved."""
+    r, w, a, lf, allowed, c, mu = p.r, p.w, p.a, p.lf, p.allowed, p.c, p.mu
+    e, used, got, sav = st
+    S, B = e.shape
     improved = False
     for i in range(S):
         for j in range(-1, B):  # -1: the seller's unused capacity
@@ -247,8 +314,8 @@ def _transfer_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, z
                         # the exact 1-D optimum when the move helps at the margin
                         if j < 0 or k < 0:
                             continue
-                        gj = _dphi(sav[j], c[j], kp[j], kn[j], zp[j], zn[j]) / lf[i, j]
-                        gk = _dphi(sav[k], c[k], kp[k], kn[k], zp[k], zn[k]) / lf[i, k]
+                        gj = _dphij(p, j, sav[j]) / lf[i, j]
+                        gk = _dphij(p, k, sav[k]) / lf[i, k]
                         if gk <= gj:
                             continue
                         lo_ = 0.0
@@ -256,10 +323,10 @@ def _transfer_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, z
                         for _ in range(20):
                             m1 = lo_ + (hi_ - lo_) / 3.0
                             m2 = hi_ - (hi_ - lo_) / 3.0
-                            v1 = (_phi(sav[j] - a[i] * m1 / lf[i, j], c[j], kp[j], kn[j], zp[j], zn[j])
-                                  + _phi(sav[k] + a[i] * m1 / lf[i, k], c[k], kp[k], kn[k], zp[k], zn[k]))
-                            v2 = (_phi(sav[j] - a[i] * m2 / lf[i, j], c[j], kp[j], kn[j], zp[j], zn[j])
-                                  + _phi(sav[k] + a[i] * m2 / lf[i, k], c[k], kp[k], kn[k], zp[k], zn[k]))
+                            v1 = (_phij(p, j, sav[j] - a[i] * m1 / lf[i, j])
+                                  + _phij(p, k, sav[k] + a[i] * m1 / lf[i, k]))
+                            v2 = (_phij(p, j, sav[j] - a[i] * m2 / lf[i, j])
+                                  + _phij(p, k, sav[k] + a[i] * m2 / lf[i, k]))
                             if v1 < v2:
                                 lo_ = m1
                             else:
@@ -284,10 +351,10 @@ def _transfer_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, z
                     d = 0.0
                     if j >= 0:
                         sj = sav[j] - a[i] * mv / lf[i, j]
-                        d += _phi(sj, c[j], kp[j], kn[j], zp[j], zn[j]) - _phi(sav[j], c[j], kp[j], kn[j], zp[j], zn[j])
+                        d += _phij(p, j, sj) - _phij(p, j, sav[j])
                     if k >= 0:
                         sk = sav[k] + a[i] * mv / lf[i, k]
-                        d += _phi(sk, c[k], kp[k], kn[k], zp[k], zn[k]) - _phi(sav[k], c[k], kp[k], kn[k], zp[k], zn[k])
+                        d += _phij(p, k, sk) - _phij(p, k, sav[k])
                     if d > 1e-12:
                         if j >= 0:
                             de = mv / lf[i, j]
@@ -309,19 +376,23 @@ def _transfer_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, z
 
 
 @njit(cache=True, inline="always")
-def _pair_val(dl, sj, sk, cj, ck, j, k, kp, kn, zp, zn):
-    return (_phi(sj + dl, cj, kp[j], kn[j], zp[j], zn[j]) + _phi(sk - dl, ck, kp[k], kn[k], zp[k], zn[k]))
+def _pair_val(p, j, k, sj, sk, dl):
+    """phi_j(sj + dl) + phi_k(sk - dl): the pair's value after moving saving dl from k to j."""
+    return _phij(p, j, sj + dl) + _phij(p, k, sk - dl)
 
 
 @njit(cache=True)
-def _exchange_pass(e, used, got, sav, r, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B):
+def _exchange_pass(p, st):
     """Two buyers swap equal energy of two sellers: j gives seller i's energy to k and
     receives seller i2's energy from k. Demands are unchanged; saving moves between j and k
     along a line, optimised exactly in 1-D (endpoints, reference crossings, stationary point)."""
+    r, a, lf, allowed, c, mu = p.r, p.a, p.lf, p.allowed, p.c, p.mu
+    e, used, sav = st.e, st.used, st.sav
+    S, B = e.shape
     improved = False
     der = np.empty(B)
     for j in range(B):
-        der[j] = _dphi(sav[j], c[j], kp[j], kn[j], zp[j], zn[j])
+        der[j] = _dphij(p, j, sav[j])
     for j in range(B):
         for k in range(B):
             if k == j:
@@ -357,7 +428,7 @@ def _exchange_pass(e, used, got, sav, r, a, lf, allowed, mu, c, kp, kn, zp, zn, 
                         continue
                     sj = sav[j]
                     sk = sav[k]
-                    base = _pair_val(0.0, sj, sk, c[j], c[k], j, k, kp, kn, zp, zn)
+                    base = _pair_val(p, j, k, sj, sk, 0.0)
                     bestv = base
                     bestd = 0.0
                     # candidates: lo, hi, crossings, stationary point (bisection on derivative)
@@ -370,7 +441,7 @@ def _exchange_pass(e, used, got, sav, r, a, lf, allowed, mu, c, kp, kn, zp, zn, 
                         d = cands[q]
                         if d < lo or d > hi:
                             continue
-                        v = _pair_val(da * d, sj, sk, c[j], c[k], j, k, kp, kn, zp, zn)
+                        v = _pair_val(p, j, k, sj, sk, da * d)
                         if v > bestv:
                             bestv = v
                             bestd = d
@@ -379,12 +450,12 @@ def _exchange_pass(e, used, got, sav, r, a, lf, allowed, mu, c, kp, kn, zp, zn, 
                     for _ in range(12):
                         m1 = a_ + (b_ - a_) / 3.0
                         m2 = b_ - (b_ - a_) / 3.0
-                        if _pair_val(da * m1, sj, sk, c[j], c[k], j, k, kp, kn, zp, zn) < _pair_val(da * m2, sj, sk, c[j], c[k], j, k, kp, kn, zp, zn):
+                        if _pair_val(p, j, k, sj, sk, da * m1) < _pair_val(p, j, k, sj, sk, da * m2):
                             a_ = m1
                         else:
                             b_ = m2
                     d = 0.5 * (a_ + b_)
-                    v = _pair_val(da * d, sj, sk, c[j], c[k], j, k, kp, kn, zp, zn)
+                    v = _pair_val(p, j, k, sj, sk, da * d)
                     if v > bestv:
                         bestv = v
                         bestd = d
@@ -397,7 +468,7 @@ def _exchange_pass(e, used, got, sav, r, a, lf, allowed, mu, c, kp, kn, zp, zn, 
                             continue
                         if d <= lo - 1e-12 or d > hi + 1e-12:
                             continue
-                        if _pair_val(da * d, sj, sk, c[j], c[k], j, k, kp, kn, zp, zn) <= base + 1e-12:
+                        if _pair_val(p, j, k, sj, sk, da * d) <= base + 1e-12:
                             continue
                         e[i, j] -= d
                         e[i, k] += d
@@ -411,18 +482,21 @@ def _exchange_pass(e, used, got, sav, r, a, lf, allowed, mu, c, kp, kn, zp, zn, 
                         used[i2] += d * (lf[i2, j] - lf[i2, k])
                         sav[j] += da * d
                         sav[k] -= da * d
-                        der[j] = _dphi(sav[j], c[j], kp[j], kn[j], zp[j], zn[j])
-                        der[k] = _dphi(sav[k], c[k], kp[k], kn[k], zp[k], zn[k])
+                        der[j] = _dphij(p, j, sav[j])
+                        der[k] = _dphij(p, k, sav[k])
                         improved = True
     return improved
 
 
 
 @njit(cache=True)
-def _pull_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B):
+def _pull_pass(p, st):
     """Bring a buyer below its reference up to it by pulling energy from several sources at
     once (sellers' unused capacity first, then the buyers that lose the least value per $ of
     saving moved, first order), kept only if the total PT value improves."""
+    r, w, a, lf, allowed, c, mu = p.r, p.w, p.a, p.lf, p.allowed, p.c, p.mu
+    e, used, got, sav = st
+    S, B = e.shape
     improved = False
     src_i = np.empty(S * (B + 1), dtype=np.int64)
     src_j = np.empty(S * (B + 1), dtype=np.int64)
@@ -447,14 +521,14 @@ def _pull_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S
                 if j != k and e[i, j] > 0.0:
                     src_i[n] = i
                     src_j[n] = j
-                    cost[n] = _dphi(sav[j], c[j], kp[j], kn[j], zp[j], zn[j]) * lf[i, k] / lf[i, j]
+                    cost[n] = _dphij(p, j, sav[j]) * lf[i, k] / lf[i, j]
                     n += 1
         if n == 0:
             continue
         ordr = np.argsort(cost[:n])
         before = 0.0
         for j in range(B):
-            before += _phi(sav[j], c[j], kp[j], kn[j], zp[j], zn[j])
+            before += _phij(p, j, sav[j])
         old_e[:] = e
         old_used[:] = used
         old_got[:] = got
@@ -505,7 +579,7 @@ def _pull_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S
             used[i] += amt_k * lf[i, k]
         after = 0.0
         for j in range(B):
-            after += _phi(sav[j], c[j], kp[j], kn[j], zp[j], zn[j])
+            after += _phij(p, j, sav[j])
         if after > before + 1e-12:
             improved = True
         else:
@@ -517,9 +591,12 @@ def _pull_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S
 
 
 @njit(cache=True)
-def _seller_orders(order, n_ord, a, lf, allowed, S, B, noise, state):
+def _seller_orders(p, ords, noise, state):
     """Each buyer's allowed sellers by decreasing saving per kWh (then smaller loss); with
     ``noise > 0`` the keys are perturbed multiplicatively (randomised repairs in the LNS)."""
+    a, lf, allowed = p.a, p.lf, p.allowed
+    order, n_ord = ords
+    S, B = allowed.shape
     key = np.empty(S)
     for j in range(B):
         for i in range(S):
@@ -537,14 +614,16 @@ def _seller_orders(order, n_ord, a, lf, allowed, S, B, noise, state):
 
 
 @njit(cache=True)
-def _savings_kernel(r, w, a, lf, allowed, c, kp, kn, zp, zn, mu, seed, n_iter, stall):
-    """Construction (S-shaped knapsack greedy) + local search + ``n_iter`` LNS rounds."""
-    S = r.shape[0]
-    B = w.shape[0]
+def _savings_kernel(p, seed, n_iter, stall):
+    """Construction (S-shaped knapsack greedy) + local search + ``n_iter`` LNS rounds on the
+    day ``p`` (a :class:`Problem`); returns the best energy matrix and its value."""
+    S, B = p.lf.shape
+    a = p.a
     # per-buyer allowed sellers, cheapest (largest saving a_i) first, then smaller loss
     order = np.zeros((B, S), dtype=np.int64)
     n_ord = np.zeros(B, dtype=np.int64)
-    _seller_orders(order, n_ord, a, lf, allowed, S, B, 0.0, np.zeros(1, dtype=np.uint64))
+    ords = Orders(order, n_ord)
+    _seller_orders(p, ords, 0.0, np.zeros(1, dtype=np.uint64))
     base_order = order.copy()
     state = np.empty(1, dtype=np.uint64)
     state[0] = np.uint64(seed) | np.uint64(1)
@@ -552,19 +631,20 @@ def _savings_kernel(r, w, a, lf, allowed, c, kp, kn, zp, zn, mu, seed, n_iter, s
     used = np.zeros(S)
     got = np.zeros(B)
     sav = np.zeros(B)
+    st = Fill(e, used, got, sav)  # views of the arrays above: the moves update them in place
     allb = np.arange(B)
-    _greedy_repair(allb, B, order, n_ord, e, used, got, sav, r, w, a, lf, mu, c, kp, kn, zp, zn, state, 0.0)
+    _greedy_repair(p, st, ords, allb, B, state, 0.0)
     for _ in range(100):
-        t1 = _transfer_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B)
+        t1 = _transfer_pass(p, st)
         t2 = False
         if S * B <= 625:
-            t2 = _exchange_pass(e, used, got, sav, r, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B)
+            t2 = _exchange_pass(p, st)
         t3 = False
         if not (t1 or t2):
-            t3 = _pull_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B)
+            t3 = _pull_pass(p, st)
         if not (t1 or t2 or t3):
             break
-    best = _total(sav, c, kp, kn, zp, zn, B)
+    best = _total(p, sav)
     be = e.copy(); bu = used.copy(); bg = got.copy(); bs = sav.copy()
     rm = np.empty(B, dtype=np.int64)
     since = 0
@@ -585,7 +665,7 @@ def _savings_kernel(r, w, a, lf, allowed, c, kp, kn, zp, zn, mu, seed, n_iter, s
                 rm[cnt] = j
                 cnt += 1
         for t in range(cnt):
-            _clear_buyer(rm[t], e, used, got, sav, lf, S)
+            _clear_buyer(p, st, rm[t])
         if _rand(state) < 0.3:
             i = int(_rand(state) * S)
             for j in range(B):
@@ -595,17 +675,17 @@ def _savings_kernel(r, w, a, lf, allowed, c, kp, kn, zp, zn, mu, seed, n_iter, s
                     e[i, j] = 0.0
             used[i] = 0.0
         if _rand(state) < 0.5:
-            _seller_orders(order, n_ord, a, lf, allowed, S, B, 0.6, state)
-        _greedy_repair(allb, B, order, n_ord, e, used, got, sav, r, w, a, lf, mu, c, kp, kn, zp, zn, state, 0.3)
+            _seller_orders(p, ords, 0.6, state)
+        _greedy_repair(p, st, ords, allb, B, state, 0.3)
         order[:] = base_order
         for _ in range(20):
-            t1 = _transfer_pass(e, used, got, sav, r, w, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B)
+            t1 = _transfer_pass(p, st)
             t2 = False
             if S * B <= 625:
-                t2 = _exchange_pass(e, used, got, sav, r, a, lf, allowed, mu, c, kp, kn, zp, zn, S, B)
+                t2 = _exchange_pass(p, st)
             if not (t1 or t2):
                 break
-        tot = _total(sav, c, kp, kn, zp, zn, B)
+        tot = _total(p, sav)
         if tot > best + 1e-12:
             best = tot
             since = 0
@@ -667,8 +747,9 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
         w, mu = inst.demand_kwh, inst.min_trade_kwh
         allowed = inst.allowed & (a[:, None] > 0.0) & (w[None, :] >= mu) & (w[None, :] > 0.0)
         kp, kn, zp, zn = (np.ascontiguousarray(np.broadcast_to(v, (B,)), dtype=np.float64) for v in inst.pt_args())
-        e, _ = _savings_kernel(inst.surplus_kwh, w, a, 1.0 + inst.loss, allowed, inst.ref_gap,
-                               kp, kn, zp, zn, float(mu), seed, n_iter, stall)
+        day = Problem(r=inst.surplus_kwh, w=w, a=a, lf=1.0 + inst.loss, allowed=allowed, c=inst.ref_gap,
+                      kp=kp, kn=kn, zp=zp, zn=zn, mu=float(mu))
+        e, _ = _savings_kernel(day, seed, n_iter, stall)
         return finish(inst, x_from_energy(inst, e), seller_price_matrix(inst), "savings", t0,
                        {"lns_iters": n_iter, "lns_stall": stall})
 
