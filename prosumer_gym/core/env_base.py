@@ -82,6 +82,39 @@ class MarketParallelEnv(ParallelEnv):
     def action_space(self, agent: str) -> spaces.Space:
         return self._space(self.action_spaces, agent)
 
+    def _check_action_dict(self, actions: object, require_all: bool = True) -> dict[str, Any]:
+        """The step's action dict: a ``dict`` keyed by live agents only, every live agent
+        present unless ``require_all`` is false; ``RuntimeError`` after the episode ended."""
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict {{agent: action}} for the live agents, got {type(actions).__name__}")
+        live = self.agents
+        if len(actions) == len(live) and all(a in actions for a in live):
+            return actions
+        live_set = set(live)
+        unknown = sorted(str(a) for a in actions if a not in live_set)
+        if unknown:
+            shown = live if len(live) <= 10 else f"{live[0]}..{live[-1]} ({len(live)})"
+            raise ValueError(f"actions has unknown agents {unknown[:5]} (not among the live ones: unknown or absent); "
+                             f"live agents are {shown}")
+        if require_all:
+            missing = [a for a in live if a not in actions]
+            raise ValueError(f"actions is missing agents {missing[:5]}; every live agent must act")
+        return actions
+
+    def _end_step(self, agents: list[str], done: bool) -> tuple[dict[str, bool], dict[str, bool]]:
+        """``(terminations, truncations)`` of ``agents`` for a step after which the episode is
+        truncated iff ``done`` (the markets never terminate); clears ``agents`` when done and
+        renders in ``human`` mode."""
+        terminations = dict.fromkeys(agents, False)
+        truncations = dict.fromkeys(agents, done)
+        if done:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return terminations, truncations
+
     def render(self) -> np.ndarray | None:
         """``human``: print the text summary; ``rgb_array``: an ``(H, W, 3)`` uint8 figure."""
         if self.render_mode is None:

@@ -285,18 +285,7 @@ class raw_env(MarketParallelEnv):
         return obs, infos
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
-        if not isinstance(actions, dict):
-            raise ValueError(f"actions must be a dict {{agent: action}} for agents {self.agents[:3]}..., "
-                             f"got {type(actions).__name__}")
-        unknown = set(actions) - set(self.agents)
-        if unknown:
-            raise ValueError(f"actions has unknown agents {sorted(unknown)[:5]}; live agents are "
-                             f"{self.agents[:3]}...")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"actions is missing agents {missing[:5]}; every live agent must act")
+        self._check_action_dict(actions)
         act = np.empty(self.n_players)
         for i, a in enumerate(self.possible_agents):
             field = f"actions[{a!r}]"
@@ -316,12 +305,7 @@ class raw_env(MarketParallelEnv):
         if not done:
             self._prepare_slot()
         obs = self._observations()
-        terminations = dict.fromkeys(self.possible_agents, False)
-        truncations = dict.fromkeys(self.possible_agents, done)
-        if done:
-            self.agents = []
-        if self.render_mode == "human":
-            self.render()
+        terminations, truncations = self._end_step(self.possible_agents, done)
         return obs, rewards, terminations, truncations, infos
 
     # ------------------------------------------------------------------ mechanism

@@ -277,16 +277,7 @@ class raw_env(MarketParallelEnv):
         return out
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
-        if not isinstance(actions, dict):
-            raise ValueError(f"actions must be a dict {{agent: action}} for the live agents, got {type(actions).__name__}")
-        unknown = set(actions) - set(self.agents)
-        if unknown:
-            raise ValueError(f"actions has unknown or absent agents {sorted(unknown)}; live agents are {self.agents}")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"actions is missing agents {missing}; every live agent must act")
+        self._check_action_dict(actions)
         inst, mk = self._inst, self.market
         W, S = inst.n_workers, inst.n_tasks
         bids = np.full((W, S), np.inf)

@@ -255,13 +255,7 @@ class raw_env(MarketParallelEnv):
         return self._milp.solve(self.instance() if inst is None else inst, self._p)
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
-        if not isinstance(actions, dict):
-            raise ValueError(f"actions must be a dict {{agent: action}} for agents {self.agents}, got {type(actions).__name__}")
-        unknown = set(actions) - set(self.agents)
-        if unknown:
-            raise ValueError(f"actions has unknown agents {sorted(unknown)}; live agents are {self.agents}")
+        self._check_action_dict(actions, require_all=False)  # consumers may abstain (env card)
         if PLATFORM not in actions or actions[PLATFORM] is None:
             raise ValueError(f"actions must contain the {PLATFORM!r} recommendation matrix")
         x_sub = check_box(actions[PLATFORM], self._platform_act, f"actions[{PLATFORM!r}]")
@@ -331,12 +325,7 @@ class raw_env(MarketParallelEnv):
             for j, a in enumerate(self.consumers):
                 rewards[a] = float(recv[j])
                 infos[a] = {"demand_kwh": float(w[j]), "received_kwh": float(recv[j]), "n_recommended": int(nrec[j])}
-        terms = dict.fromkeys(self.possible_agents, False)
-        truncs = dict.fromkeys(self.possible_agents, done)
-        if done:
-            self.agents = []
-        if self.render_mode == "human":
-            self.render()
+        terms, truncs = self._end_step(self.possible_agents, done)
         return obs, rewards, terms, truncs, infos
 
     def _observations(self) -> dict[str, np.ndarray | dict]:

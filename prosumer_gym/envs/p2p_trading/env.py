@@ -288,16 +288,7 @@ class raw_env(MarketParallelEnv):
         return obs, infos
 
     def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
-        if not isinstance(actions, dict):
-            raise ValueError(f"actions must be a dict {{agent: action}} for agents {self.agents}, got {type(actions).__name__}")
-        unknown = set(actions) - set(self.agents)
-        if unknown:
-            raise ValueError(f"actions has unknown agents {sorted(unknown)}; live agents are {self.agents}")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"actions is missing agents {missing}; every live agent must act")
+        self._check_action_dict(actions)
         n = self.action_spaces[self.agents[0]].n
         act = np.fromiter(
             (check_discrete(actions[a], n, f"actions[{a!r}]") for a in self.possible_agents), dtype=np.int64,
@@ -391,12 +382,7 @@ class raw_env(MarketParallelEnv):
                 "pt_value": float(seller_pt[i]),
                 "market": market,
             }
-        terminations = dict.fromkeys(self.possible_agents, False)
-        truncations = dict.fromkeys(self.possible_agents, done)
-        if done:
-            self.agents = []
-        if self.render_mode == "human":
-            self.render()
+        terminations, truncations = self._end_step(self.possible_agents, done)
         return obs, rewards, terminations, truncations, infos
 
     def _season(self, d: int) -> tuple[float, float]:

@@ -201,19 +201,8 @@ class raw_env(MarketParallelEnv):
         return self._observations(), infos
 
     def _validated_actions(self, actions: object) -> np.ndarray:
-        if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
-        if not isinstance(actions, dict):
-            raise ValueError(
-                f"actions must be a dict {{agent: action}} for the live agents, got {type(actions).__name__}")
+        self._check_action_dict(actions)
         live = self.agents
-        if len(actions) != len(live) or set(actions) != set(live):
-            unknown = sorted(set(actions) - set(live))
-            if unknown:
-                raise ValueError(f"actions has unknown or inactive agents {unknown[:5]}; live agents are "
-                                 f"prosumer_0..prosumer_{len(live) - 1}")
-            missing = [a for a in live if a not in actions]
-            raise ValueError(f"actions is missing agents {missing[:5]}; every live agent must act")
         try:
             arr = np.asarray([actions[a] for a in live])
         except (TypeError, ValueError):
@@ -251,12 +240,7 @@ class raw_env(MarketParallelEnv):
         obs = self._observations()
         rewards = dict(zip(live, rew))
         done = self._t >= self.n_days
-        terminations = dict.fromkeys(live, False)
-        truncations = dict.fromkeys(live, done)
-        if done:
-            self.agents = []
-        if self.render_mode == "human":
-            self.render()
+        terminations, truncations = self._end_step(live, done)
         return obs, rewards, terminations, truncations, infos
 
     # ------------------------------------------------------------------ views

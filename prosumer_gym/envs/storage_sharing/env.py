@@ -386,16 +386,7 @@ class raw_env(MarketParallelEnv):
         return v
 
     def _check_actions(self, actions: dict[str, Any]) -> tuple[float, np.ndarray]:
-        if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset() first")
-        if not isinstance(actions, dict):
-            raise ValueError(f"actions must be a dict {{agent: action}} for agents {self.agents}, got {type(actions).__name__}")
-        if len(actions) != len(self.agents) or any(a not in actions for a in self.agents):
-            unknown = set(actions) - set(self.agents)
-            if unknown:
-                raise ValueError(f"actions has unknown agents {sorted(unknown)}; live agents are {self.agents}")
-            missing = [a for a in self.agents if a not in actions]
-            raise ValueError(f"actions is missing agents {missing}; every live agent must act (no-ops included)")
+        self._check_action_dict(actions)  # every agent acts in both phases (no-ops included)
         if self.price_levels is not None:
             k = check_discrete(actions[AUCTIONEER], self.price_levels, f"actions[{AUCTIONEER!r}]")
             price_pos = k / (self.price_levels - 1)
@@ -425,12 +416,7 @@ class raw_env(MarketParallelEnv):
             self._prepare_slot()
         done = self._steps >= self._max_steps
         obs = self._observations()
-        terminations = dict.fromkeys(self.possible_agents, False)
-        truncations = dict.fromkeys(self.possible_agents, done)
-        if done:
-            self.agents = []
-        if self.render_mode == "human":
-            self.render()
+        terminations, truncations = self._end_step(self.possible_agents, done)
         return obs, rewards, terminations, truncations, infos
 
     def _clear_slot(self, shares: np.ndarray) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
