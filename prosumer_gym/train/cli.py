@@ -29,6 +29,15 @@ Output (``--out``, default ``runs/train/<env>/<algo>-<view>-seed<seed>``)
     ``history.csv`` (one row per step) and ``episodes.csv``. ``--resume`` continues a killed
     run from its newest checkpoint without losing or duplicating logged history.
 
+Hyperparameter search (``--optimize``, SB3 algorithms, RL-Zoo style)
+    Optuna TPE (or random) sampling of the algorithm's hyperparameters, median pruning on
+    ``--n-evaluations`` evaluations per trial (``--n-eval-episodes`` episodes each, on a separate
+    eval env), ``--n-trials`` trials of ``--n-timesteps`` steps in one SQLite study per env,
+    algorithm and view (``--storage``, default ``runs/optimize/<env>-<algo>-<view>.db``): the
+    same command resumes a killed search. ``--out`` (default ``runs/optimize/<env>-<algo>-<view>``)
+    gets ``best_<algo>.yml``, to merge into the env's hyperparameter file, and ``trials.csv``;
+    :mod:`prosumer_gym.train.optimize`. ``--hyperparams`` entries are fixed (not searched).
+
 Examples::
 
     prosumer-gym-train --env P2PTrading-v0 --algo pqr --seed 0
@@ -36,6 +45,9 @@ Examples::
     prosumer-gym-train --env P2PTrading-v0 --algo ppo --view pettingzoo --total-steps 20000
     prosumer-gym-train --env P2PTrading-v0 --algo pqr --out runs/pqr --resume
     prosumer-gym-train --backend rllib --env StorageSharing-v0 --policy-mapping role --total-steps 20000
+    prosumer-gym-train --optimize --env P2PTrading-v0 --algo ppo --n-trials 50 --n-timesteps 36500
+    prosumer-gym-train --optimize --env StorageSharing-v0 --algo sac --n-trials 30 --n-timesteps 12000 \
+        --optimize-timeout 3600
     tensorboard --logdir runs/train
 """
 
@@ -63,6 +75,10 @@ SB3_ALGOS = ("ppo", "a2c", "dqn")
 ALGOS = REFERENCE_ALGOS + SB3_ALGOS
 BACKENDS = ("sb3", "rllib")
 RLLIB_ALGOS = ("ppo", "dqn")  # = prosumer_gym.train.rllib.RLLIB_ALGOS (kept here: no Ray import)
+OPTIMIZE_DEFAULTS = {"n_trials": 20, "n_eval_episodes": 5, "n_evaluations": 5, "n_startup_trials": 5,
+                     "pruner": "median", "sampler": "tpe"}
+OPTIMIZE_FLAGS = ("n_trials", "n_timesteps", "study_name", "storage", "optimize_timeout", "n_eval_episodes",
+                  "n_evaluations", "n_startup_trials", "pruner", "sampler")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +117,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Ray cluster to join (auto, <head-ip>:6379 or ray://<head-ip>:10001); "
                         "default: start a local Ray")
     g.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
+    o = p.add_argument_group("hyperparameter search (--optimize, --backend sb3, SB3 algorithms)")
+    o.add_argument("--optimize", action="store_true",
+                   help="search hyperparameters with Optuna instead of training (resumes the study if it exists)")
+    o.add_argument("--n-trials", type=int, default=None,
+                   help=f"complete + pruned trials of the study in total, earlier sessions included "
+                        f"(default {OPTIMIZE_DEFAULTS['n_trials']})")
+    o.add_argument("--n-timesteps", type=int, default=None,
+                   help="SB3 timesteps per trial (default: the YAML's total_steps)")
+    o.add_argument("--study-name", default=None, help="default <env>-<algo>-<view>")
+    o.add_argument("--storage", default=None,
+                   help="Optuna storage URL (default sqlite:///<out>.db = runs/optimize/<env>-<algo>-<view>.db)")
+    o.add_argument("--optimize-timeout", type=float, default=None, metavar="SECONDS",
+                   help="no new trial after this many seconds of this session")
+    o.add_argument("--n-eval-episodes", type=int, default=None,
+                   help=f"episodes per evaluation (default {OPTIMIZE_DEFAULTS['n_eval_episodes']})")
+    o.add_argument("--n-evaluations", type=int, default=None,
+                   help=f"evaluations during a trial, reported to the pruner "
+                        f"(default {OPTIMIZE_DEFAULTS['n_evaluations']}; 0: only the final one)")
+    o.add_argument("--n-startup-trials", type=int, default=None,
+                   help=f"random trials before TPE, and trials before the median pruner prunes "
+                        f"(default {OPTIMIZE_DEFAULTS['n_startup_trials']})")
+    o.add_argument("--pruner", choices=("median", "none"), default=None, help="default median")
+    o.add_argument("--sampler", choices=("tpe", "random"), default=None, help="default tpe")
     p.add_argument("--list", action="store_true", help="list envs, their hyperparameter files and exit")
     p.add_argument("-v", "--verbose", type=int, default=0)
     return p
@@ -122,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list()
     rllib = args.backend == "rllib"
     if args.algo is None:
-        args.algo = "ppo" if rllib else "pqr"
+        args.algo = "ppo" if rllib or args.optimize else "pqr"
+    _check_optimize_args(parser, args)
     if rllib:
         if args.algo not in RLLIB_ALGOS:
             parser.error(f"--backend rllib trains {', '.join(RLLIB_ALGOS)}, got --algo {args.algo}")
@@ -160,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.torch_threads)  # an entry point may set process-wide state
+    if args.optimize:
+        return _main_optimize(args, spec, top_env, section, hp_file, cli_hp, cli_env)
     section = deep_update(section, cli_hp)
     if rllib:
         return _main_rllib(args, spec, top_env, section, hp_file, cli_env)
@@ -223,6 +265,68 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main_rllib(args: argparse.Namespace, spec, top_env: dict, section: dict, hp_file, cli_env: dict) -> int:
     """``--backend rllib``: resolve the settings and call :func:`prosumer_gym.train.rllib.train_rllib`."""
+def _check_optimize_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--optimize`` and its options: only together, only for the SB3 algorithms."""
+    given = [f"--{f.replace('_', '-')}" for f in OPTIMIZE_FLAGS if getattr(args, f) is not None]
+    if not args.optimize:
+        if given:
+            parser.error(f"{', '.join(given)} need --optimize")
+        return
+    if args.backend != "sb3":
+        parser.error("--optimize searches Stable-Baselines3 hyperparameters: use --backend sb3")
+    if args.algo not in SB3_ALGOS:
+        parser.error(f"--optimize tunes the SB3 algorithms ({', '.join(SB3_ALGOS)}); {args.algo} is a reference "
+                     f"agent with the paper's hyperparameters")
+    training_only = [flag for flag, v in (("--total-steps", args.total_steps),
+                                          ("--checkpoint-freq", args.checkpoint_freq),
+                                          ("--keep-checkpoints", args.keep_checkpoints), ("--resume", args.resume),
+                                          ("--no-tensorboard", args.no_tensorboard))
+                     if v is not None and v is not False]
+    if training_only:
+        parser.error(f"{', '.join(training_only)} do not apply to --optimize (steps per trial: --n-timesteps; a study "
+                     f"resumes by itself)")
+    for flag, low in (("n_trials", 1), ("n_timesteps", 1), ("n_eval_episodes", 1), ("n_evaluations", 0),
+                      ("n_startup_trials", 0)):
+        v = getattr(args, flag)
+        if v is not None and v < low:
+            parser.error(f"--{flag.replace('_', '-')} must be >= {low}")
+    if args.optimize_timeout is not None and args.optimize_timeout <= 0:
+        parser.error("--optimize-timeout must be > 0")
+
+
+def _main_optimize(args: argparse.Namespace, spec, top_env: dict, section: dict, hp_file, cli_hp: dict,
+                   cli_env: dict) -> int:
+    """``--optimize``: :func:`prosumer_gym.train.optimize.optimize` with the YAML section as the
+    base, ``--hyperparams`` fixed and ``--env-kwargs`` on top of the file's env keywords."""
+    from prosumer_gym.train.optimize import default_out_dir, optimize
+    from prosumer_gym.train.sb3 import split_hyperparams
+
+    view = args.view or "gym"
+    control, _ = split_hyperparams(deep_update(section, cli_hp), view)
+    env_kwargs = deep_update(deep_update(top_env, control.get("env_kwargs") or {}), cli_env)
+    n_timesteps = args.n_timesteps if args.n_timesteps is not None else int(control.get("total_steps", 100_000))
+    out = Path(args.out) if args.out else default_out_dir(spec, args.algo, view)
+    opt = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in OPTIMIZE_DEFAULTS.items()}
+    t0 = time.perf_counter()
+    print(f"prosumer-gym-train --optimize: {spec.name} {args.algo} ({view}), {opt['n_trials']} trials of "
+          f"{n_timesteps} timesteps, seed {args.seed}, base hyperparameters "
+          f"{hp_file if hp_file else 'library defaults'}", file=sys.stderr)
+    try:
+        study = optimize(spec, args.algo, view, n_trials=opt["n_trials"], n_timesteps=n_timesteps,
+                         study_name=args.study_name, storage=args.storage, out_dir=out, seed=args.seed,
+                         n_eval_episodes=opt["n_eval_episodes"], n_evaluations=opt["n_evaluations"],
+                         env_kwargs=env_kwargs, hyperparams=section, fixed=cli_hp, sampler=opt["sampler"],
+                         pruner=opt["pruner"], n_startup_trials=opt["n_startup_trials"],
+                         timeout=args.optimize_timeout, progress=not args.no_progress, verbose=args.verbose)
+    except (ValueError, TypeError) as e:
+        print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
+        return 2
+    best = out / f"best_{args.algo}.yml"
+    print(f"done in {time.perf_counter() - t0:.0f} s; study {study.study_name!r}, output folder {out}"
+          + (f"; best hyperparameters: {best}" if best.exists() else ""))
+    return 0
+
+
     try:
         from prosumer_gym.train.rllib import require_ray
 

@@ -1,0 +1,199 @@
+"""Hyperparameter search (``prosumer_gym.train.optimize``, ``prosumer-gym-train --optimize``):
+SQLite study + best-hyperparameter YAML, resuming to ``n_trials`` in total, pruning that stops
+training, a killed trial retried, the CLI end to end, seeded sampling, and the search spaces
+producing valid SB3 keyword arguments."""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import numpy as np
+import optuna
+import pytest
+import torch
+import yaml
+
+from prosumer_gym.train import cli
+from prosumer_gym.train.common import resolve_env
+from prosumer_gym.train.optimize import (
+    OPTIMIZE_ALGOS,
+    action_noise_kwargs,
+    make_pruner,
+    make_sampler,
+    optimize,
+    sample_hyperparams,
+)
+
+SPEC = resolve_env("P2PTrading-v0")
+SMALL = dict(n_sellers=2, n_buyers=2, n_days=10)
+FIXED = {"n_steps": 16}  # rollouts of 16 steps: a trial of 64 timesteps is 4 PPO updates
+States = optuna.trial.TrialState
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _run(tmp_path, n_trials, **kw):
+    args = dict(n_timesteps=64, storage=f"sqlite:///{tmp_path / 'study.db'}", out_dir=tmp_path / "out",
+                env_kwargs=SMALL, fixed=FIXED, n_eval_episodes=2, n_evaluations=2, progress=False)
+    args.update(kw)
+    return optimize(SPEC, "ppo", "gym", n_trials=n_trials, **args)
+
+
+def _ppo_kwargs() -> set[str]:
+    from stable_baselines3 import PPO
+
+    return set(inspect.signature(PPO.__init__).parameters) - {"self", "policy", "env"}
+
+
+def test_study_writes_sqlite_best_yaml_and_trials_table(tmp_path, capsys):
+    study = _run(tmp_path, 2)
+    assert (tmp_path / "study.db").is_file()
+    assert study.study_name == "P2PTrading-v0-ppo-gym"
+    assert [t.state for t in study.trials] == [States.COMPLETE, States.COMPLETE]
+    for t in study.trials:  # periodic evaluations reported at SB3 timesteps 32 and 64
+        assert sorted(t.intermediate_values) == [32, 64]
+        assert t.user_attrs["num_timesteps"] == 64
+    # the storage holds it: a fresh handle sees the same trials
+    again = optuna.load_study(study_name=study.study_name, storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert [t.value for t in again.trials] == [t.value for t in study.trials]
+
+    doc = yaml.safe_load((tmp_path / "out" / "best_ppo.yml").read_text())
+    assert list(doc) == ["ppo"]
+    best = doc["ppo"]
+    assert best == {**FIXED, **study.best_trial.user_attrs["hyperparams"]}  # fixed entries + sampled ones
+    assert study.best_value == max(t.value for t in study.trials)
+    assert set(best) <= _ppo_kwargs()  # valid PPO keyword arguments, YAML form
+    assert {"learning_rate", "batch_size", "gamma", "gae_lambda", "ent_coef", "clip_range", "n_epochs",
+            "policy_kwargs"} <= set(best)
+    assert "n_steps" not in study.best_trial.params and best["n_steps"] == 16  # fixed: not searched, carried over
+    assert best["batch_size"] <= FIXED["n_steps"]  # a minibatch fits one rollout (n_steps * n_envs)
+    assert best["policy_kwargs"]["net_arch"] in ([64, 64], [256, 256])
+    rows = (tmp_path / "out" / "trials.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("number,value")
+    out = capsys.readouterr().out
+    assert "2 trials (2 complete, 0 pruned" in out and f"best trial {study.best_trial.number}" in out
+
+    # merged into the section, the values train through train_sb3 unchanged (1:1 transfer)
+    from prosumer_gym.train.sb3 import train_sb3
+
+    model = train_sb3(SPEC, "ppo", "gym", tmp_path / "train", total_steps=16, env_kwargs=SMALL,
+                      algo_kwargs=best, progress=False)
+    assert (model.learning_rate, model.n_steps, model.batch_size, model.gamma, model.n_epochs) == (
+        best["learning_rate"], 16, best["batch_size"], best["gamma"], best["n_epochs"])
+
+
+def test_resumed_study_continues_to_n_trials_in_total(tmp_path):
+    first = _run(tmp_path, 2)
+    before = [(t.number, t.params, t.value) for t in first.trials]
+    study = _run(tmp_path, 3)
+    assert len(study.trials) == 3  # not 2 + 3
+    assert [(t.number, t.params, t.value) for t in study.trials[:2]] == before  # kept, not rerun
+    assert study.trials[2].state == States.COMPLETE
+    assert study.trials[2].params != study.trials[0].params  # the resumed sampler does not replay trial 0
+    assert len(_run(tmp_path, 3).trials) == 3  # done: nothing more to run
+    with pytest.raises(ValueError, match="other settings.*n_timesteps"):
+        _run(tmp_path, 4, n_timesteps=32)  # another objective in the same study is refused
+
+
+def test_trial_left_running_by_a_killed_search_is_failed_and_retried(tmp_path):
+    study = _run(tmp_path, 1, heartbeat_interval=1)
+    storage = study._storage
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() is not optimize()
+        killed = study.ask()  # a trial that was running when its process died
+    killed.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
+    storage.record_heartbeat(killed._trial_id)
+    time.sleep(3.1)  # silent for longer than the grace period (2 heartbeats; SQLite's clock has 1 s steps)
+    study = _run(tmp_path, 2, heartbeat_interval=1)
+    states = [t.state for t in study.trials]
+    assert states[:2] == [States.COMPLETE, States.FAIL]
+    retry = study.trials[2]  # the killed trial's hyperparameters tried again
+    assert retry.state == States.COMPLETE and retry.params["learning_rate"] == killed.params["learning_rate"]
+    assert sum(s in (States.COMPLETE, States.PRUNED) for s in states) == 2
+
+
+def test_pruned_trials_stop_training_early(tmp_path, capsys):
+    prune_all = optuna.pruners.ThresholdPruner(lower=1e18)  # every reported return is below it
+    study = _run(tmp_path, 2, n_timesteps=128, n_evaluations=4, pruner=prune_all)
+    assert [t.state for t in study.trials] == [States.PRUNED, States.PRUNED]
+    for t in study.trials:
+        assert list(t.intermediate_values) == [32]  # the first evaluation, then stopped
+        assert t.user_attrs["num_timesteps"] == 32 < 128  # SB3 stopped learning there
+    assert not (tmp_path / "out" / "best_ppo.yml").exists()  # no complete trial, no best
+    assert "0 complete, 2 pruned" in capsys.readouterr().out
+    median = make_pruner("median", n_startup_trials=3, n_warmup_steps=40)
+    assert isinstance(median, optuna.pruners.MedianPruner)
+    assert (median._n_startup_trials, median._n_warmup_steps) == (3, 40)
+    assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
+    assert isinstance(make_sampler("random", 1), optuna.samplers.RandomSampler)
+    assert isinstance(make_sampler("tpe", 1), optuna.samplers.TPESampler)
+
+
+def test_cli_optimize_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["--optimize", "--env", "P2PTrading-v0", "--algo", "ppo", "--env-kwargs", "n_sellers=2", "n_buyers=2",
+            "n_days=10", "--hyperparams", "n_steps=16", "--n-trials", "2", "--n-timesteps", "32",
+            "--n-eval-episodes", "1", "--n-evaluations", "1", "--sampler", "random", "--pruner", "none",
+            "--out", str(out), "--no-progress"]
+    assert cli.main(args) == 0
+    assert (tmp_path / "cli.db").is_file()  # default storage: beside the output folder
+    best = yaml.safe_load((out / "best_ppo.yml").read_text())["ppo"]
+    assert set(best) <= _ppo_kwargs() and best["n_steps"] == 16 and best["batch_size"] <= 16
+    assert (out / "trials.csv").is_file()
+    printed = capsys.readouterr().out
+    assert "P2PTrading-v0-ppo-gym: 2 trials (2 complete" in printed and "best hyperparameters" in printed
+    study = optuna.load_study(study_name="P2PTrading-v0-ppo-gym", storage=f"sqlite:///{tmp_path / 'cli.db'}")
+    ident = study.user_attrs["identity"]
+    assert ident["env_kwargs"] == {**SMALL} and ident["n_timesteps"] == 32 and ident["fixed"] == {"n_steps": 16}
+    assert ident["base"]["gamma"] == 0.8  # the YAML section is the base; sampled values override it
+
+    for bad in (["--optimize", "--algo", "pqr"], ["--n-trials", "3", "--algo", "ppo"],
+                ["--optimize", "--backend", "rllib"], ["--optimize", "--algo", "ppo", "--total-steps", "10"],
+                ["--optimize", "--algo", "ppo", "--n-trials", "0"]):
+        with pytest.raises(SystemExit):
+            cli.main(bad + ["--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()
+
+
+def test_same_seed_same_first_trial(tmp_path):
+    def first(seed, name):
+        s = _run(tmp_path / name, 1, seed=seed, n_timesteps=16, n_evaluations=0, n_eval_episodes=1)
+        return s.trials[0]
+
+    a, b, c = first(0, "a"), first(0, "b"), first(1, "c")
+    assert a.params == b.params and a.user_attrs["hyperparams"] == b.user_attrs["hyperparams"]
+    assert a.value == b.value  # training and evaluation are seeded too
+    assert a.params != c.params
+
+
+@pytest.mark.parametrize("algo", OPTIMIZE_ALGOS)
+def test_search_spaces_give_valid_sb3_kwargs(algo):
+    import stable_baselines3 as sb3
+    from gymnasium import spaces
+
+    cls = {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC, "td3": sb3.TD3}[algo]
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    study = optuna.create_study(sampler=make_sampler("random", seed=3))
+    box = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+    for _ in range(25):
+        trial = study.ask()
+        kw = sample_hyperparams(trial, algo, n_envs=2)
+        sb3_kw = action_noise_kwargs(kw, box)
+        assert set(sb3_kw) <= accepted, set(sb3_kw) - accepted
+        assert kw["policy_kwargs"]["net_arch"] and 1e-5 <= kw["learning_rate"] <= 1e-2
+        if algo == "ppo":
+            assert kw["batch_size"] <= kw["n_steps"] * 2
+        if algo == "td3":
+            noise = sb3_kw["action_noise"]
+            assert np.allclose(noise._sigma, kw["noise_std"]) and noise._sigma.shape == (2,)
+        study.tell(trial, 0.0)
+    fixed = sample_hyperparams(study.ask(), algo, fixed={"learning_rate": 1e-3, "policy_kwargs": {"net_arch": [8]}})
+    assert "learning_rate" not in fixed and "policy_kwargs" not in fixed  # fixed keys are not searched
+    with pytest.raises(ValueError, match="tunes the SB3 algorithms"):
+        sample_hyperparams(study.ask(), "pqr")
