@@ -263,8 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _main_rllib(args: argparse.Namespace, spec, top_env: dict, section: dict, hp_file, cli_env: dict) -> int:
-    """``--backend rllib``: resolve the settings and call :func:`prosumer_gym.train.rllib.train_rllib`."""
 def _check_optimize_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``--optimize`` and its options: only together, only for the SB3 algorithms."""
     given = [f"--{f.replace('_', '-')}" for f in OPTIMIZE_FLAGS if getattr(args, f) is not None]
@@ -327,6 +325,8 @@ def _main_optimize(args: argparse.Namespace, spec, top_env: dict, section: dict,
     return 0
 
 
+def _main_rllib(args: argparse.Namespace, spec, top_env: dict, section: dict, hp_file, cli_env: dict) -> int:
+    """``--backend rllib``: resolve the settings and call :func:`prosumer_gym.train.rllib.train_rllib`."""
     try:
         from prosumer_gym.train.rllib import require_ray
 
