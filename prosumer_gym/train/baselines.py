@@ -33,11 +33,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from prosumer_gym.train.common import deep_update, hyperparams_path, resolve_env
 
-__all__ = ["RL_BASELINE_DIR", "baseline_groups", "train_group", "shipped_baselines", "main"]
+__all__ = ["RL_BASELINE_DIR", "baseline_groups", "train_group", "shipped_baselines", "shipped_cards",
+           "training_curve_band", "main"]
 
 #: where published baselines ship inside the package
 RL_BASELINE_DIR = Path(__file__).resolve().parents[1] / "eval" / "leaderboard" / "rl_baselines"
@@ -140,6 +142,36 @@ def shipped_baselines(env_id: str, root: str | Path | None = None) -> list[tuple
     if not folder.is_dir():
         return []
     return sorted((p.stem, p) for p in folder.glob("*.pt") if p.with_suffix(".json").is_file())
+
+
+def shipped_cards(env_id: str, root: str | Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``{group: [card of each training seed, by seed]}`` of the baselines shipped for ``env_id``."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for _, path in shipped_baselines(env_id, root):
+        card = json.loads(path.with_suffix(".json").read_text())
+        out.setdefault(str(card.get("group")), []).append(card)
+    return {g: sorted(cs, key=lambda c: int(c.get("seed", 0))) for g, cs in sorted(out.items())}
+
+
+def training_curve_band(cards: Sequence[Mapping[str, Any]], points: int = 40) -> dict[str, list[float]]:
+    """Mean learning curve of a group with its 95% CI over training seeds (Student t): each
+    seed's episode returns interpolated onto a common grid of environment steps (up to the
+    shortest run's last point)."""
+    from scipy import stats as st
+
+    curves = [(np.asarray(c["curve"]["env_steps"], float), np.asarray(c["curve"]["return"], float))
+              for c in cards if c.get("curve") and len(c["curve"].get("env_steps", [])) >= 2]
+    if not curves:
+        return {"env_steps": [], "mean": [], "lo": [], "hi": [], "n": 0}
+    start = max(x[0] for x, _ in curves)
+    end = min(x[-1] for x, _ in curves)
+    grid = np.linspace(start, end, points) if end > start else np.asarray([end])
+    ys = np.stack([np.interp(grid, x, y) for x, y in curves])
+    mean = ys.mean(axis=0)
+    n = ys.shape[0]
+    half = st.t.ppf(0.975, n - 1) * ys.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
+    return {"env_steps": grid.tolist(), "mean": mean.tolist(), "lo": (mean - half).tolist(),
+            "hi": (mean + half).tolist(), "n": int(n)}
 
 
 def build_parser() -> argparse.ArgumentParser:

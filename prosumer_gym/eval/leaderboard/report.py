@@ -194,13 +194,22 @@ def markdown(boards: Mapping[str, list[dict[str, Any]]], img_prefix: str = "lead
         verdict = _verdict_line(st, "`")
         if verdict:
             lines += ["", verdict]
+        lines += [""] + rl_baseline_table(env_id)
         lines += ["", f"![{env_id} metrics]({img_prefix}/{slug}_metrics.png)",
                   f"![{env_id} learning curves]({img_prefix}/{slug}_curves.png)"]
+        if _has_training_plot(env_id):
+            lines.append(f"![{env_id} training curves]({img_prefix}/{slug}_training.png)")
         if st is not None:
             lines += [f"![{env_id} IQM]({img_prefix}/{slug}_iqm.png)",
                       f"![{env_id} performance profiles]({img_prefix}/{slug}_profile.png)"]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _has_training_plot(env_id: str) -> bool:
+    from prosumer_gym.train.baselines import shipped_baselines
+
+    return bool(shipped_baselines(env_id))
 
 
 def _slug(env_id: str) -> str:
@@ -304,6 +313,9 @@ def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img",
             parts.append('<p class="verdict">' + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(verdict)) + "</p>")
         parts += [f'<img class="plot" src="{img_dir}/{slug}_metrics.png" alt="{html.escape(env_id)} metrics">',
                   f'<img class="plot" src="{img_dir}/{slug}_curves.png" alt="{html.escape(env_id)} learning curves">']
+        if _has_training_plot(env_id):
+            parts.append(f'<img class="stats-plot" src="{img_dir}/{slug}_training.png" '
+                         f'alt="{html.escape(env_id)} training curves">')
         if st is not None:
             parts += [f'<img class="stats-plot" src="{img_dir}/{slug}_iqm.png" alt="{html.escape(env_id)} IQM">',
                       f'<img class="stats-plot" src="{img_dir}/{slug}_profile.png" '
@@ -370,10 +382,60 @@ def plot_track(tr: Track, entries: Sequence[Mapping[str, Any]], rows: Sequence[M
     ax.set_title(f"{tr.env_id}: {tr.curve_label} (mean over seeds, moving average)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     out["curves"] = _png(fig)
+    training = _plot_training(tr)
+    if training is not None:
+        out["training"] = training
     if stats is not None:
         out["iqm"] = _plot_iqm(tr, stats, colors)
         out["profile"] = _plot_profiles(tr, stats, [n for n in order if n in stats.profiles.profile], colors)
     return out
+
+
+def _plot_training(tr: Track) -> bytes | None:
+    """Learning curves of the shipped deep-RL baselines: episode return (the learner's reward)
+    against environment steps, mean and 95% CI over training seeds; ``None`` without any."""
+    from prosumer_gym.train.baselines import shipped_cards, training_curve_band
+
+    cards = shipped_cards(tr.env_id)
+    if not cards:
+        return None
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cards), figsize=(4.2 * len(cards), 3.4), squeeze=False)
+    for ax, (group, cs) in zip(axes[0], cards.items()):
+        band = training_curve_band(cs)
+        if band["n"]:
+            ax.plot(band["env_steps"], band["mean"], lw=1.4)
+            ax.fill_between(band["env_steps"], band["lo"], band["hi"], alpha=0.25)
+        c0 = cs[0]
+        ax.set_title(f"{group}: {str(c0.get('algo')).upper()}, {c0.get('view')} view, {band['n']} seeds", fontsize=9)
+        ax.set_xlabel("environment steps", fontsize=8)
+        ax.set_ylabel("episode return" + (" (mean over agents)" if c0.get("view") == "pettingzoo" else ""), fontsize=8)
+    fig.suptitle(f"{tr.env_id}: training curves of the deep-RL baselines (mean, 95% CI over training seeds)",
+                 fontsize=10)
+    return _png(fig)
+
+
+def rl_baseline_table(env_id: str) -> list[str]:
+    """Markdown lines: each shipped deep-RL baseline group's recipe and budget."""
+    from prosumer_gym.train.baselines import shipped_cards
+
+    cards = shipped_cards(env_id)
+    if not cards:
+        return []
+    lines = ["Deep-RL baselines (`rl-baseline`, trained by us on the training homes and seeds 0..k-1; "
+             "[docs/baselines.md](docs/baselines.md)):", "",
+             "| group | algorithm | interface | role | training seeds | env steps / run | wall s / run | "
+             "hyperparameters | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for group, cs in cards.items():
+        c0 = cs[0]
+        steps = sorted({int(c["total_steps"]) // (int(c.get("n_agents", 1)) if c.get("view") == "pettingzoo" else 1)
+                        for c in cs})
+        wall = np.mean([float(c.get("train_wall_seconds", math.nan)) for c in cs])
+        lines.append(f"| `{group}` | SB3 {str(c0.get('algo')).upper()} | {c0.get('view')} | {c0.get('role')} | "
+                     f"{len(cs)} | {'/'.join(str(s) for s in steps)} | {wall:.0f} | "
+                     f"`{c0.get('hyperparams_file')}` | `{c0.get('command')}` |")
+    return lines + [""]
 
 
 def _plot_iqm(tr: Track, stats: TrackStats, colors: Mapping[str, Any]) -> bytes:
@@ -428,7 +490,7 @@ def write_report(entries: Sequence[Mapping[str, Any]], md_path: str | Path = "LE
                  reps: int = DEFAULT_REPS, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """Write ``LEADERBOARD.md``, ``site/index.html`` and ``site/img/*.png`` atomically;
     ``reps``/``seed``: the bootstrap of the statistics. Returns the board rows per track."""
-    from prosumer_gym.eval.compare_mechanisms import atomic_write_bytes, atomic_write_text
+    from prosumer_gym.core.io import atomic_write_bytes, atomic_write_text
     from prosumer_gym.eval.leaderboard.results import latest_entries
 
     versions = {e: track(e).version for e in track_ids()}
