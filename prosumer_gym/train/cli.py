@@ -71,7 +71,7 @@ from prosumer_gym.train.common import (
 __all__ = ["main", "build_parser", "ALGOS"]
 
 REFERENCE_ALGOS = ("pqr", "prodqn", "constant", "random")
-SB3_ALGOS = ("ppo", "a2c", "dqn")
+SB3_ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")  # = prosumer_gym.train.sb3.SB3_ALGOS
 ALGOS = REFERENCE_ALGOS + SB3_ALGOS
 BACKENDS = ("sb3", "rllib")
 RLLIB_ALGOS = ("ppo", "dqn")  # = prosumer_gym.train.rllib.RLLIB_ALGOS (kept here: no Ray import)
@@ -255,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       n_envs=int(control.get("n_envs", 1)), checkpoint_freq=freq,
                       keep_checkpoints=int(args.keep_checkpoints or control.get("keep_checkpoints", 2)),
                       black_death=bool(control.get("black_death", False)), resume=args.resume,
-                      progress=not args.no_progress, verbose=args.verbose)
+                      progress=not args.no_progress, verbose=args.verbose,
+                      normalize=bool(control.get("normalize", False)),
+                      normalize_kwargs=control.get("normalize_kwargs") or {})
         except (ValueError, FileExistsError, TypeError) as e:
             print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
             return 2

@@ -174,6 +174,12 @@ def markdown(boards: Mapping[str, list[dict[str, Any]]], img_prefix: str = "lead
              "scenario seeds and runs resampled); training seeds of one method are one row with their number "
              "of runs ([Statistics](docs/leaderboard.md#statistics)). Static page with sortable tables and plots: `leaderboard/site/index.html`. How to submit: "
              "[docs/leaderboard.md](docs/leaderboard.md).", ""]
+    if stats and any(r["kind"] == "rl-baseline" for rows in boards.values() for r in rows):
+        lines += ["## Deep-RL baselines at a glance", "",
+                  "IQM of the normalised composite score (baseline 0, top 100) over training runs x held-out seeds; "
+                  "a baseline is beaten when the IQM's 95% bootstrap CI lies above 0. Recipes, budgets and the "
+                  "analysis per track: [docs/baselines.md](docs/baselines.md).", ""]
+        lines += baselines_summary(boards, stats) + [""]
     for env_id, rows in boards.items():
         tr = track(env_id)
         lines += [f"## {env_id} (track v{tr.version})", "", tr.description, "",
@@ -436,6 +442,39 @@ def rl_baseline_table(env_id: str) -> list[str]:
                      f"{len(cs)} | {'/'.join(str(s) for s in steps)} | {wall:.0f} | "
                      f"`{c0.get('hyperparams_file')}` | `{c0.get('command')}` |")
     return lines + [""]
+
+
+def baselines_summary(boards: Mapping[str, list[dict[str, Any]]], stats: Mapping[str, TrackStats]) -> list[str]:
+    """Markdown lines answering, per track: does the best deep-RL baseline (highest IQM of
+    the ``rl-baseline`` groups) beat the track baseline (IQM CI above 0, the baseline's
+    score) and the best of the papers' agents (``P(RL > agent)`` with its CI)?"""
+    from prosumer_gym.eval.leaderboard.stats import probability_of_improvement
+
+    lines = ["| track | best deep-RL baseline | IQM [95% CI] | beats the track baseline? | P(improve over baseline) "
+             "| best paper agent | its IQM [95% CI] | P(deep RL > agent) [95% CI] |", "|---|---|---|---|---|---|---|---|"]
+    for env_id, rows in boards.items():
+        st = stats.get(env_id)
+        if st is None:
+            continue
+        kinds = {r["name"]: r["kind"] for r in rows}
+        rl = sorted((n for n in st.estimates if kinds.get(n) == "rl-baseline"), key=lambda n: -st.estimates[n].iqm)
+        agents = sorted((n for n in st.estimates if kinds.get(n) == "agent"), key=lambda n: -st.estimates[n].iqm)
+        if not rl:
+            lines.append(f"| {env_id} | none trained (docs/baselines.md) | | | | | | |")
+            continue
+        best, e = rl[0], st.estimates[rl[0]]
+        beats = "yes" if e.iqm_ci[0] > 0 else ("no (worse)" if e.iqm_ci[1] < 0 else "not resolved (CI holds 0)")
+        imp = st.improvement.get(best)
+        imp_txt = _interval(imp.p, imp.ci, 2) if imp is not None else "n/a"
+        if agents:
+            a, ea = agents[0], st.estimates[agents[0]]
+            pa = probability_of_improvement(st.matrices[best], st.matrices[a], st.reps, st.seed, st.confidence)
+            agent_cells = [f"`{a}`", _interval(ea.iqm, ea.iqm_ci, 1), _interval(pa.p, pa.ci, 2) if pa else "n/a"]
+        else:
+            agent_cells = ["(no agent on this track)", "", ""]
+        lines.append(f"| {env_id} | `{best}` ({e.n_runs} runs) | {_interval(e.iqm, e.iqm_ci, 1)} | {beats} | {imp_txt} | "
+                     + " | ".join(agent_cells) + " |")
+    return lines
 
 
 def _plot_iqm(tr: Track, stats: TrackStats, colors: Mapping[str, Any]) -> bytes:
