@@ -240,7 +240,9 @@ def test_report_has_statistics_columns_line_and_plots(tmp_path, board):
     rows = {r["name"]: r for r in boards[P2P]}
     assert set(rows) == {"rule", "pqr", "twin", "better", "peer"}  # runs grouped into one row
     assert rows["better"]["kind"] == "rl-baseline" and rows["better"]["n_runs"] == N_RUNS
-    line = next(x for x in md.splitlines() if x.startswith("| ") and "`better`" in x)
+    line = next(x for x in md.splitlines() if x.startswith("| ") and "`better`" in x and "| rl-baseline |" in x)
+    glance = next(x for x in md.splitlines() if x.startswith(f"| {P2P} | `better`"))  # the at-a-glance row
+    assert "| yes |" in glance  # +20 points over 30 seeds: the CI excludes the baseline's 0
     r = rows["better"]
     assert f"{r['iqm']:.1f} [{r['iqm_ci'][0]:.1f}, {r['iqm_ci'][1]:.1f}]" in line
     assert f"{r['improve']:.2f} [{r['improve_ci'][0]:.2f}, {r['improve_ci'][1]:.2f}]" in line
@@ -253,7 +255,10 @@ def test_report_has_statistics_columns_line_and_plots(tmp_path, board):
     page = (tmp_path / "site" / "index.html").read_text()
     assert "<th>IQM [95% CI]</th><th>P(improve over baseline) [CI]</th><th>runs</th><th>seeds</th>" in page
     assert '<p class="verdict"><code>pqr</code> and <code>better</code> are distinguishable: ' in page
-    assert page.count('class="stats-plot"') == 2 and page.count("<tr class=") == 5
+    from prosumer_gym.train.baselines import shipped_baselines
+
+    n_training = 1 if shipped_baselines(P2P) else 0  # the shipped baselines' training curves
+    assert page.count('class="stats-plot"') == 2 + n_training and page.count("<tr class=") == 5
     assert '<tr class="rl-baseline"' in page
     # the same inputs write the same bytes
     write_report(ents, tmp_path / "again.md", tmp_path / "site2", reps=REPS)
@@ -273,7 +278,10 @@ def test_statistics_plots_render_in_headless_chromium(tmp_path, board):
            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
            (tmp_path / "site" / "index.html").as_uri()]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
-    assert 'data-stats-images="2/2"' in dom and dom.count('data-stats-loaded="1"') == 2
+    from prosumer_gym.train.baselines import shipped_baselines
+
+    n = 2 + (1 if shipped_baselines(P2P) else 0)  # + the shipped baselines' training curves
+    assert f'data-stats-images="{n}/{n}"' in dom and dom.count('data-stats-loaded="1"') == n
     assert 'data-images="2/2"' in dom
     cells = re.findall(r'<td data-v="([^"]*)">([^<]*\[[^<]*\])</td>', dom)
     assert cells and all(math.isfinite(float(v)) for v, _ in cells)
