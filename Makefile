@@ -23,11 +23,12 @@ $(VENV)/.installed: pyproject.toml $(wildcard constraints/*.txt) Makefile
 
 ## run: PQR and ProDQN sellers learn a year of P2PTrading-v0, then are compared with Rule and Zhu
 ## (comparison table, TensorBoard logs and PNG plots in $(RUN_DIR)); then the P2PTrading
-## leaderboard track: every reference on the held-out households and seeds, scored
+## leaderboard track: every reference and the shipped deep-RL baselines (evaluated, not
+## retrained) on the held-out households and the first 10 held-out seeds, scored
 ## ($(RUN_DIR)/LEADERBOARD.md, $(RUN_DIR)/leaderboard/site/index.html)
 run: setup
 	$(PY) -m prosumer_gym.eval.main_job --out $(RUN_DIR)
-	$(PY) -m prosumer_gym.eval.leaderboard rebuild --envs P2PTrading-v0 --workers 2 --no-progress \
+	$(PY) -m prosumer_gym.eval.leaderboard rebuild --envs P2PTrading-v0 --workers 2 --n-seeds 10 --no-progress \
 	    --results $(RUN_DIR)/leaderboard/results.jsonl --md $(RUN_DIR)/LEADERBOARD.md --site $(RUN_DIR)/leaderboard/site
 
 ## test: the test suite

@@ -82,6 +82,67 @@ def test_export_multibinary_parameter_sharing(tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(a_sb3).astype(int).ravel(), f(o).astype(int).ravel())
 
 
+def test_export_dict_observation_flattened(tmp_path: Path) -> None:
+    """P2PRecommendation's platform (a Dict observation, trained through FlattenObservation):
+    the predictor flattens the raw dict in the space's key order and acts like SB3."""
+    import pickle
+
+    from gymnasium.wrappers import FlattenObservation
+    from stable_baselines3 import PPO
+
+    files = train_group("P2PRecommendation-v0", "ppo", [0], tmp_path, quick=True, progress=False)
+    state, card = load_exported(files[0])
+    assert [k for k, _ in card["dict_keys"]] == sorted(k for k, _ in card["dict_keys"])
+    run = files[0].parent
+    model = PPO.load(run / "model.zip", device="cpu")
+    with open(run / "vecnormalize.pkl", "rb") as fh:  # our own file, written by the run above
+        vn = pickle.load(fh)
+    f = predict_fn(state, card)
+    env = gym.make("P2PRecommendation-v0", n_producers=16, n_consumers=10, n_days=8, oracle=False)
+    flat = FlattenObservation(env)
+    obs, _ = env.reset(seed=2)
+    for _ in range(8):
+        x = vn.normalize_obs(flat.observation(obs)[None])[0]
+        a_sb3, _ = model.predict(x, deterministic=True)
+        a = f(obs)
+        assert np.allclose(a_sb3, a, atol=1e-5)
+        obs, *_ = env.step(a)
+
+
+def test_stochastic_head_samples_sb3_probabilities() -> None:
+    """The Bernoulli head draws each bit with SB3's probability (frequency over many draws)
+    and is reproducible from the generator."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from prosumer_gym.envs import prosumer_sharing_v0
+
+    penv = prosumer_sharing_v0.parallel_env(n_prosumers=4, n_days=3)
+    obs_space, act_space = penv.observation_space("prosumer_0"), penv.action_space("prosumer_0")
+
+    class One(gym.Env):
+        observation_space, action_space = obs_space, act_space
+
+        def reset(self, *, seed=None, options=None):
+            return obs_space.sample(), {}
+
+        def step(self, a):
+            return obs_space.sample(), 0.0, True, False, {}
+
+    model = PPO("MlpPolicy", DummyVecEnv([One]), seed=3, device="cpu", n_steps=8, batch_size=8)
+    state, card = export_sb3(model, None, stochastic=True)
+    assert card["head"] == "bernoulli"
+    f = predict_fn(state, card)
+    o = np.array([0.2, -0.1, 0.5, 0.7], dtype=np.float32)
+    with torch.no_grad():
+        dist = model.policy.get_distribution(torch.as_tensor(o[None]))
+        p_sb3 = dist.distribution.probs.numpy().ravel()
+    draws = np.array([f(o, np.random.default_rng(k)) for k in range(4000)])
+    assert np.allclose(draws.mean(axis=0), p_sb3, atol=0.03)
+    assert np.array_equal(f(o, np.random.default_rng(7)), f(o, np.random.default_rng(7)))
+
+
 def test_quick_training_writes_a_complete_card(tmp_path: Path) -> None:
     files = train_group("StorageSharing-v0", "ppo", [0, 1], tmp_path, quick=True, progress=False)
     assert len(files) == 2

@@ -112,7 +112,9 @@ def train_group(env_id: str, group: str, seeds: Sequence[int], out_root: str | P
                   n_envs=int(control.get("n_envs", 1)), checkpoint_freq=int(control.get("checkpoint_freq", 0)),
                   black_death=bool(control.get("black_death", False)), resume=resume, progress=progress,
                   normalize=bool(control.get("normalize", False)),
-                  normalize_kwargs=control.get("normalize_kwargs") or {})
+                  normalize_kwargs=control.get("normalize_kwargs") or {},
+                  stochastic_export=bool(control.get("stochastic_export", False)),
+                  flatten_obs=bool(control.get("flatten_obs", False)))
         wall = time.perf_counter() - t0
         card_path = out / "policy.json"
         card = json.loads(card_path.read_text())

@@ -257,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       black_death=bool(control.get("black_death", False)), resume=args.resume,
                       progress=not args.no_progress, verbose=args.verbose,
                       normalize=bool(control.get("normalize", False)),
-                      normalize_kwargs=control.get("normalize_kwargs") or {})
+                      normalize_kwargs=control.get("normalize_kwargs") or {},
+                      stochastic_export=bool(control.get("stochastic_export", False)),
+                      flatten_obs=bool(control.get("flatten_obs", False)))
         except (ValueError, FileExistsError, TypeError) as e:
             print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
             return 2

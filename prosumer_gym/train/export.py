@@ -14,6 +14,13 @@ for an ``MlpPolicy`` on a flat ``Box`` observation:
   ``tanh_rescale`` (SAC: ``tanh`` then rescaled to the ``Box``; TD3's actor ends in
   ``tanh`` already and is exported the same way).
 
+With ``stochastic=True`` a PPO/A2C policy on ``MultiBinary``/``Discrete`` is exported with
+a sampling head instead (``bernoulli``: each bit 1 with probability ``sigmoid(logit)``;
+``categorical``: a draw from ``softmax(logits)``), SB3's ``predict(deterministic=False)``:
+the predictor then takes a ``numpy.random.Generator`` (the leaderboard seeds one per
+episode from the scenario seed). Identical agents sharing one deterministic policy make
+identical choices; a population that must split (ProsumerSharing's quota) needs the draw.
+
 ``predict_fn(state, card)`` rebuilds it; a test checks it reproduces SB3's deterministic
 actions on every track's baseline.
 """
@@ -29,7 +36,8 @@ import numpy as np
 
 __all__ = ["HEADS", "ACTIVATIONS", "export_sb3", "predict_fn", "load_exported", "save_exported"]
 
-HEADS = ("argmax", "threshold", "clip", "tanh_rescale")
+HEADS = ("argmax", "threshold", "clip", "tanh_rescale", "bernoulli", "categorical")
+STOCHASTIC_HEADS = ("bernoulli", "categorical")
 ACTIVATIONS = ("tanh", "relu")
 CARD_SCHEMA = 1
 
@@ -49,8 +57,13 @@ def _activation_name(fn: Any) -> str:
     raise ValueError(f"cannot export activation {fn!r}; supported: {ACTIVATIONS}")
 
 
-def export_sb3(model: Any, vecnormalize: Any | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(state, card)`` for an SB3 PPO/A2C/DQN/SAC/TD3 ``MlpPolicy`` model (see module doc)."""
+def export_sb3(model: Any, vecnormalize: Any | None = None, stochastic: bool = False,
+               dict_space: Any | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, card)`` for an SB3 PPO/A2C/DQN/SAC/TD3 ``MlpPolicy`` model (see module doc).
+
+    ``dict_space``: the env's ``Dict`` observation space when the model was trained on it
+    through Gymnasium's ``FlattenObservation``; the card then records its keys and shapes
+    and the predictor flattens a dict observation the same way."""
     import stable_baselines3 as sb3
     import torch
     from gymnasium import spaces
@@ -63,9 +76,9 @@ def export_sb3(model: Any, vecnormalize: Any | None = None) -> tuple[dict[str, A
         layers = _linear_layers(pol.mlp_extractor.policy_net) + _linear_layers(pol.action_net)
         act = _activation_name(pol.activation_fn)
         if isinstance(act_space, spaces.Discrete):
-            head = "argmax"
+            head = "categorical" if stochastic else "argmax"
         elif isinstance(act_space, spaces.MultiBinary):
-            head = "threshold"
+            head = "bernoulli" if stochastic else "threshold"
         elif isinstance(act_space, spaces.Box):
             if getattr(pol, "squash_output", False):
                 raise ValueError("squashed Gaussian PPO policies are not supported")
@@ -81,6 +94,8 @@ def export_sb3(model: Any, vecnormalize: Any | None = None) -> tuple[dict[str, A
         layers, act, head = _linear_layers(pol.actor.mu), _activation_name(pol.actor.activation_fn), "tanh_rescale"
     else:
         raise ValueError(f"cannot export {type(model).__name__}")
+    if stochastic and head not in STOCHASTIC_HEADS:
+        raise ValueError(f"stochastic export is for PPO/A2C on Discrete or MultiBinary actions, not {head!r}")
     dim = int(np.prod(obs_space.shape))
     if vecnormalize is not None and getattr(vecnormalize, "norm_obs", False):
         rms = vecnormalize.obs_rms
@@ -103,6 +118,7 @@ def export_sb3(model: Any, vecnormalize: Any | None = None) -> tuple[dict[str, A
         "obs_clip": clip,
         "obs_dim": dim,
         "obs_shape": list(obs_space.shape),
+        **({"dict_keys": [[k, list(sp.shape)] for k, sp in dict_space.spaces.items()]} if dict_space is not None else {}),
         "action_space": _space_card(act_space),
         "n_layers": len(layers),
     }
@@ -122,8 +138,9 @@ def _space_card(space: Any) -> dict[str, Any]:
     raise ValueError(f"unsupported action space {space}")
 
 
-def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[[Any], Any]:
-    """A function ``obs -> action`` computing the exported policy in numpy (float64)."""
+def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[..., Any]:
+    """A function ``obs -> action`` computing the exported policy in numpy (float64); for a
+    sampling head ``(obs, rng) -> action`` (its attribute ``stochastic`` is true)."""
     if card.get("head") not in HEADS or card.get("activation") not in ACTIVATIONS:
         raise ValueError(f"card: head must be one of {HEADS} and activation one of {ACTIVATIONS}")
     arr = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
@@ -140,15 +157,33 @@ def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[[A
         raise ValueError("state: the first layer does not take the observation")
     act = np.tanh if card["activation"] == "tanh" else (lambda z: np.maximum(z, 0.0))
     aspace, head = card["action_space"], card["head"]
+    keys = [k for k, _ in card.get("dict_keys", [])]
+
+    def flat(obs: Any) -> np.ndarray:
+        if keys:  # FlattenObservation's order: the Dict space's keys
+            return np.concatenate([np.asarray(obs[k], dtype=np.float64).reshape(-1) for k in keys])
+        return np.asarray(obs, dtype=np.float64).reshape(-1)
 
     def forward(obs: Any) -> np.ndarray:
-        x = np.clip((np.asarray(obs, dtype=np.float64).reshape(-1) - mean) / std, -clip, clip)
+        x = np.clip((flat(obs) - mean) / std, -clip, clip)
         for i, (w, b) in enumerate(layers):
             x = w @ x + b
             if i < n - 1:
                 x = act(x)
         return x
 
+    if head in STOCHASTIC_HEADS:
+        shape = tuple(aspace.get("shape", ()))
+
+        def sample(obs: Any, rng: np.random.Generator) -> Any:
+            z = forward(obs)
+            if head == "bernoulli":
+                return (rng.random(z.shape) < 1.0 / (1.0 + np.exp(-z))).astype(np.int8).reshape(shape)
+            p = np.exp(z - z.max())
+            return int(rng.choice(z.size, p=p / p.sum()))
+
+        sample.stochastic = True  # type: ignore[attr-defined]
+        return sample
     if head == "argmax":
         return lambda obs: int(np.argmax(forward(obs)))
     if head == "threshold":

@@ -64,7 +64,7 @@ __all__ = ["SB3_ALGOS", "VIEWS", "make_gym_vec_env", "make_pettingzoo_vec_env", 
 SB3_ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")
 VIEWS = ("gym", "pettingzoo")
 CONTROL_KEYS = ("policy", "n_envs", "total_steps", "checkpoint_freq", "keep_checkpoints", "env_kwargs", "pettingzoo",
-                "gym", "black_death", "normalize", "normalize_kwargs")
+                "gym", "black_death", "normalize", "normalize_kwargs", "stochastic_export", "flatten_obs")
 
 
 def sb3_class(algo: str):
@@ -170,15 +170,21 @@ def make_pettingzoo_vec_env(spec: EnvSpec, env_kwargs: Mapping[str, Any] | None 
 
 
 def make_gym_vec_env(spec: EnvSpec, env_kwargs: Mapping[str, Any] | None = None, n_envs: int = 1,
-                     seed: int | None = None):
-    """``n_envs`` copies of ``gym.make(spec.gym_id, **env_kwargs)`` with ``Monitor``; returns ``(venv, [name])``."""
+                     seed: int | None = None, flatten_obs: bool = False):
+    """``n_envs`` copies of ``gym.make(spec.gym_id, **env_kwargs)`` with ``Monitor`` (and
+    Gymnasium's ``FlattenObservation`` for ``flatten_obs``: a ``Dict`` observation as one
+    ``Box``, keys in the space's order); returns ``(venv, [name])``."""
     import gymnasium as gym
     from stable_baselines3.common.env_util import make_vec_env
 
     if spec.gym_id is None:
         raise ValueError(f"{spec.name} has no Gymnasium view; use --view pettingzoo")
     kw = dict(env_kwargs or {})
-    venv = make_vec_env(lambda **k: gym.make(spec.gym_id, **k), n_envs=int(n_envs), seed=seed, env_kwargs=kw)
+    wrapper = None
+    if flatten_obs:
+        from gymnasium.wrappers import FlattenObservation as wrapper
+    venv = make_vec_env(lambda **k: gym.make(spec.gym_id, **k), n_envs=int(n_envs), seed=seed, env_kwargs=kw,
+                        wrapper_class=wrapper)
     try:
         name = str(venv.get_attr("ego_agent")[0])
     except AttributeError:
@@ -354,7 +360,8 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
               algo_kwargs: Mapping[str, Any] | None = None, policy: str = "MlpPolicy", n_envs: int = 1,
               checkpoint_freq: int = 0, keep_checkpoints: int = 2, black_death: bool = False, resume: bool = False,
               progress: bool = True, verbose: int = 0, normalize: bool = False,
-              normalize_kwargs: Mapping[str, Any] | None = None):
+              normalize_kwargs: Mapping[str, Any] | None = None, stochastic_export: bool = False,
+              flatten_obs: bool = False):
     """Train (or resume) an SB3 model; see the module docstring. Returns the model."""
     from stable_baselines3.common.logger import Logger
 
@@ -365,7 +372,7 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
     ckpt_dir, tb_dir = out / "checkpoints", out / "tb"
     identity = to_jsonable({"env": spec.name, "algo": algo, "view": view, "seed": seed, "env_kwargs": dict(env_kwargs or {}),
                             "algo_kwargs": dict(algo_kwargs or {}), "policy": policy, "n_envs": n_envs,
-                            "black_death": black_death, "normalize": bool(normalize),
+                            "black_death": black_death, "normalize": bool(normalize), "flatten_obs": bool(flatten_obs),
                             "normalize_kwargs": dict(normalize_kwargs or {})})
     latest = latest_sb3_checkpoint(ckpt_dir)
     if latest is not None and not resume:
@@ -380,7 +387,7 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
             raise ValueError(f"cannot resume: the saved run differs from this one\n  saved: {saved}\n  now:   {identity}")
 
     if view == "gym":
-        venv, agents = make_gym_vec_env(spec, env_kwargs, n_envs, seed)
+        venv, agents = make_gym_vec_env(spec, env_kwargs, n_envs, seed, flatten_obs)
     else:
         venv, agents = make_pettingzoo_vec_env(spec, env_kwargs, n_envs, black_death)
     from gymnasium import spaces
@@ -447,7 +454,12 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
     if isinstance(venv.observation_space, spaces.Box):
         from prosumer_gym.train.export import export_sb3, save_exported
 
-        state, card = export_sb3(model, vn)
+        dict_space = None
+        if flatten_obs and view == "gym":
+            import gymnasium as gym
+
+            dict_space = gym.make(spec.gym_id, **dict(env_kwargs or {})).observation_space
+        state, card = export_sb3(model, vn, stochastic=stochastic_export, dict_space=dict_space)
         card.update({"env": spec.name, "view": view, "seed": int(seed), "total_steps": int(model.num_timesteps),
                      "n_agents": len(agents), "identity": identity,
                      "curve": learning_curve(callbacks[0].episodes, len(agents) if view == "pettingzoo" else 1)})

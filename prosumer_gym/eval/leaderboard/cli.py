@@ -112,7 +112,6 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
     entries shipped in the package (:data:`PUBLISHED_REFERENCES`). Returns the new entries."""
     from prosumer_gym.eval.leaderboard.policies import load_policy
     from prosumer_gym.eval.leaderboard.runner import make_entry, reference_jobs, rl_baseline_label, run_jobs
-    from prosumer_gym.train.baselines import shipped_baselines
 
     ids = list(env_ids) if env_ids else track_ids()
     for env_id in ids:
@@ -134,8 +133,8 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
             res = sorted(grouped[(env_id, ref.name)], key=lambda r: r["seed"])
             new.append(make_entry(env_id, ref.name, ref.kind, ref.description,
                                   {"type": "reference", "spec": ref.name}, res))
-        for name, _ in shipped_baselines(env_id):
-            spec = f"rlb:{name}"
+        # the baselines that were shipped when the jobs were made (not what appeared since)
+        for spec in sorted({j.policy for j in jobs if j.env_id == env_id and j.policy.startswith("rlb:")}):
             _, source, _, kind = load_policy(spec, tr)
             res = sorted(grouped[(env_id, spec)], key=lambda r: r["seed"])
             desc, label, group = rl_baseline_label(source)

@@ -300,6 +300,8 @@ class SharedModelPolicy(JointPolicy):
         self.predict, self.controlled, self.co_players, self.name = predict, controlled, co_players, name
 
     def reset(self, env, observations, infos, seed) -> None:
+        # a sampling predictor draws from a generator of the scenario seed (own stream)
+        self._rng = np.random.default_rng([int(seed), 0x5A3B]) if getattr(self.predict, "stochastic", False) else None
         others = [a for a in env.possible_agents if not self.controlled(a)]
         if others and self.co_players is None:
             raise ValueError(f"the model does not control {others[:5]} and this track has no co-players")
@@ -307,7 +309,11 @@ class SharedModelPolicy(JointPolicy):
             self.co_players.reset(env, observations, infos, seed)
 
     def act(self, observations, infos) -> dict[str, Any]:
-        acts = {a: self.predict(o) for a, o in observations.items() if self.controlled(a)}
+        rng = getattr(self, "_rng", None)
+        if rng is not None:
+            acts = {a: self.predict(o, rng) for a, o in observations.items() if self.controlled(a)}
+        else:
+            acts = {a: self.predict(o) for a, o in observations.items() if self.controlled(a)}
         if len(acts) < len(observations) and self.co_players is not None:
             co = self.co_players.act(observations, infos)
             acts.update({a: v for a, v in co.items() if a not in acts and a in observations})
