@@ -65,11 +65,12 @@ def test_export_multibinary_parameter_sharing(tmp_path: Path) -> None:
     from prosumer_gym.envs import prosumer_sharing_v0
 
     files = train_group("ProsumerSharing-v0", "ppo-ps", [0], tmp_path, quick=True, progress=False)
-    state, card = load_exported(files[0])
-    assert card["head"] == "threshold" and card["group"] == "ppo-ps" and card["role"] == "prosumer"
+    _, card = load_exported(files[0])
+    assert card["head"] == "bernoulli" and card["group"] == "ppo-ps" and card["role"] == "prosumer"  # shipped
     run = files[0].parent
     model = PPO.load(run / "model.zip", device="cpu")
-    f = predict_fn(state, card)
+    state, card = export_sb3(model, None)  # the deterministic head of the same network
+    assert card["head"] == "threshold"
     penv = prosumer_sharing_v0.parallel_env(n_prosumers=10, n_days=5)
     obs, _ = penv.reset(seed=1)
     import pickle
@@ -77,6 +78,8 @@ def test_export_multibinary_parameter_sharing(tmp_path: Path) -> None:
     with open(run / "vecnormalize.pkl", "rb") as fh:  # our own file, written by the run above
         vn = pickle.load(fh)
     assert isinstance(vn, VecNormalize)
+    state, card = export_sb3(model, vn)
+    f = predict_fn(state, card)
     for o in list(obs.values())[:10]:
         a_sb3, _ = model.predict(vn.normalize_obs(o[None].astype(np.float32))[0], deterministic=True)
         assert np.array_equal(np.asarray(a_sb3).astype(int).ravel(), f(o).astype(int).ravel())

@@ -200,16 +200,21 @@ def markdown(boards: Mapping[str, list[dict[str, Any]]], img_prefix: str = "lead
         verdict = _verdict_line(st, "`")
         if verdict:
             lines += ["", verdict]
-        lines += [""] + rl_baseline_table(env_id)
+        if _has_rl_baselines(rows):
+            lines += [""] + rl_baseline_table(env_id)
         lines += ["", f"![{env_id} metrics]({img_prefix}/{slug}_metrics.png)",
                   f"![{env_id} learning curves]({img_prefix}/{slug}_curves.png)"]
-        if _has_training_plot(env_id):
+        if _has_rl_baselines(rows) and _has_training_plot(env_id):
             lines.append(f"![{env_id} training curves]({img_prefix}/{slug}_training.png)")
         if st is not None:
             lines += [f"![{env_id} IQM]({img_prefix}/{slug}_iqm.png)",
                       f"![{env_id} performance profiles]({img_prefix}/{slug}_profile.png)"]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _has_rl_baselines(rows: Sequence[Mapping[str, Any]]) -> bool:
+    return any(r.get("kind") == "rl-baseline" for r in rows)
 
 
 def _has_training_plot(env_id: str) -> bool:
@@ -319,7 +324,7 @@ def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img",
             parts.append('<p class="verdict">' + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(verdict)) + "</p>")
         parts += [f'<img class="plot" src="{img_dir}/{slug}_metrics.png" alt="{html.escape(env_id)} metrics">',
                   f'<img class="plot" src="{img_dir}/{slug}_curves.png" alt="{html.escape(env_id)} learning curves">']
-        if _has_training_plot(env_id):
+        if _has_rl_baselines(rows) and _has_training_plot(env_id):
             parts.append(f'<img class="stats-plot" src="{img_dir}/{slug}_training.png" '
                          f'alt="{html.escape(env_id)} training curves">')
         if st is not None:
@@ -388,7 +393,7 @@ def plot_track(tr: Track, entries: Sequence[Mapping[str, Any]], rows: Sequence[M
     ax.set_title(f"{tr.env_id}: {tr.curve_label} (mean over seeds, moving average)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     out["curves"] = _png(fig)
-    training = _plot_training(tr)
+    training = _plot_training(tr) if _has_rl_baselines(rows) else None
     if training is not None:
         out["training"] = training
     if stats is not None:
