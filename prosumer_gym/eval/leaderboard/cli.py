@@ -144,9 +144,9 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
                                                    and not (e.get("kind") == "rl-baseline" and e["env_id"] in ids))
                                 or e["kind"] == "submission"] + new, results)
     if publish and n_seeds is None:  # the shipped normalisers follow the published board
+        refs = [e for e in new if e["kind"] != "rl-baseline"]  # the normalisers: references only
         update_entries(lambda now: [e for e in now if (e["env_id"], e["name"]) not in replaced
-                                    and not (e.get("kind") == "rl-baseline" and e["env_id"] in ids)] + new,
-                       PUBLISHED_REFERENCES)
+                                    and e.get("kind") != "rl-baseline"] + refs, PUBLISHED_REFERENCES)
     return new
 
 
