@@ -88,7 +88,7 @@ def _train_env_kwargs(env_id: str, view: str) -> dict[str, Any]:
 def train_group(env_id: str, group: str, seeds: Sequence[int], out_root: str | Path = "runs/baselines",
                 quick: bool = False, publish: bool = False, resume: bool = False, progress: bool = True) -> list[Path]:
     """Train ``group`` of ``env_id`` for each training seed; returns the exported policy files."""
-    from prosumer_gym.train.sb3 import split_hyperparams, train_sb3
+    from prosumer_gym.train.sb3 import control_kwargs, split_hyperparams, train_sb3
 
     spec = resolve_env(env_id)
     groups = baseline_groups(env_id)
@@ -108,13 +108,7 @@ def train_group(env_id: str, group: str, seeds: Sequence[int], out_root: str | P
         out = Path(out_root) / env_id / f"{group}-seed{seed}"
         t0 = time.perf_counter()
         train_sb3(spec, g["algo"], g["view"], out, seed=int(seed), total_steps=total, env_kwargs=env_kwargs,
-                  algo_kwargs=algo_kwargs, policy=str(control.get("policy", "MlpPolicy")),
-                  n_envs=int(control.get("n_envs", 1)), checkpoint_freq=int(control.get("checkpoint_freq", 0)),
-                  black_death=bool(control.get("black_death", False)), resume=resume, progress=progress,
-                  normalize=bool(control.get("normalize", False)),
-                  normalize_kwargs=control.get("normalize_kwargs") or {},
-                  stochastic_export=bool(control.get("stochastic_export", False)),
-                  flatten_obs=bool(control.get("flatten_obs", False)))
+                  algo_kwargs=algo_kwargs, resume=resume, progress=progress, **control_kwargs(control))
         wall = time.perf_counter() - t0
         card_path = out / "policy.json"
         card = json.loads(card_path.read_text())
@@ -122,7 +116,8 @@ def train_group(env_id: str, group: str, seeds: Sequence[int], out_root: str | P
             "group": group, "role": g["role"], "description": g.get("description", ""),
             "train_wall_seconds": round(wall, 1), "hyperparams_file": f"prosumer_gym/train/hyperparams/{hp_file.name}",
             "hyperparams": {"algo_kwargs": algo_kwargs, "control": {k: v for k, v in control.items() if k != "env_kwargs"}},
-            "command": f"python -m prosumer_gym.train.baselines --env {env_id} --group {group} --seeds {len(seeds)}",
+            "command": f"python -m prosumer_gym.train.baselines --env {env_id} --group {group} --seeds {len(seeds)}"
+                       + (f" --first-seed {min(seeds)}" if min(seeds) else ""),
             "quick": bool(quick),
         })
         card_path.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")

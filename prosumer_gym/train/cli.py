@@ -243,23 +243,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             keys = [k for k in ("reward_mean", "buyers_pt_value", "sellers_revenue_usd", "mean_price") if k in ep]
             print("last episode: " + ", ".join(f"{k} {ep[k]:.4g}" for k in keys))
     else:
-        from prosumer_gym.train.sb3 import split_hyperparams, train_sb3
+        from prosumer_gym.train.sb3 import control_kwargs, split_hyperparams, train_sb3
 
         control, algo_kwargs = split_hyperparams(section, view)
         env_kwargs = deep_update(deep_update(top_env, control.get("env_kwargs") or {}), cli_env)
         total = args.total_steps if args.total_steps is not None else int(control.get("total_steps", 100_000))
         freq = args.checkpoint_freq if args.checkpoint_freq is not None else int(control.get("checkpoint_freq", 0))
         try:
+            kw = control_kwargs(control)
+            kw["checkpoint_freq"] = freq
+            if args.keep_checkpoints:
+                kw["keep_checkpoints"] = int(args.keep_checkpoints)
             train_sb3(spec, args.algo, view, out, seed=args.seed, total_steps=total, env_kwargs=env_kwargs,
-                      algo_kwargs=algo_kwargs, policy=str(control.get("policy", "MlpPolicy")),
-                      n_envs=int(control.get("n_envs", 1)), checkpoint_freq=freq,
-                      keep_checkpoints=int(args.keep_checkpoints or control.get("keep_checkpoints", 2)),
-                      black_death=bool(control.get("black_death", False)), resume=args.resume,
-                      progress=not args.no_progress, verbose=args.verbose,
-                      normalize=bool(control.get("normalize", False)),
-                      normalize_kwargs=control.get("normalize_kwargs") or {},
-                      stochastic_export=bool(control.get("stochastic_export", False)),
-                      flatten_obs=bool(control.get("flatten_obs", False)))
+                      algo_kwargs=algo_kwargs, resume=args.resume, progress=not args.no_progress,
+                      verbose=args.verbose, **kw)
         except (ValueError, FileExistsError, TypeError) as e:
             print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
             return 2

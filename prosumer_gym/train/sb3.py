@@ -355,6 +355,23 @@ def split_hyperparams(section: Mapping[str, Any], view: str) -> tuple[dict[str, 
     return control, sec
 
 
+def control_kwargs(control: Mapping[str, Any]) -> dict[str, Any]:
+    """The :func:`train_sb3` keywords a YAML section's control keys set (``policy``,
+    ``n_envs``, ``checkpoint_freq``, ``keep_checkpoints``, ``black_death``, ``normalize``,
+    ``normalize_kwargs``, ``stochastic_export``, ``flatten_obs``), with their defaults."""
+    return {
+        "policy": str(control.get("policy", "MlpPolicy")),
+        "n_envs": int(control.get("n_envs", 1)),
+        "checkpoint_freq": int(control.get("checkpoint_freq", 0)),
+        "keep_checkpoints": int(control.get("keep_checkpoints", 2)),
+        "black_death": bool(control.get("black_death", False)),
+        "normalize": bool(control.get("normalize", False)),
+        "normalize_kwargs": dict(control.get("normalize_kwargs") or {}),
+        "stochastic_export": bool(control.get("stochastic_export", False)),
+        "flatten_obs": bool(control.get("flatten_obs", False)),
+    }
+
+
 def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: int = 0,
               total_steps: int = 10_000, env_kwargs: Mapping[str, Any] | None = None,
               algo_kwargs: Mapping[str, Any] | None = None, policy: str = "MlpPolicy", n_envs: int = 1,

@@ -421,6 +421,8 @@ def _plot_training(tr: Track) -> bytes | None:
         c0 = cs[0]
         ax.set_title(f"{group}: {str(c0.get('algo')).upper()}, {c0.get('view')} view, {band['n']} seeds", fontsize=9)
         ax.set_xlabel("environment steps", fontsize=8)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
         ax.set_ylabel("episode return" + (" (mean over agents)" if c0.get("view") == "pettingzoo" else ""), fontsize=8)
     fig.suptitle(f"{tr.env_id}: training curves of the deep-RL baselines (mean, 95% CI over training seeds)",
                  fontsize=10)

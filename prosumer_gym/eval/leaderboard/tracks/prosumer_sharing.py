@@ -9,10 +9,17 @@ part is the reset seeds (``HELD_OUT_SEED_BASE + k``), which draw every prosumer'
 
 Metrics: the platform's tracking error ``|sum_i x_i - C_x| + |sum_i y_i - C_y|`` (mean per
 day, weight 0.3), the median relative distance of the long-term averages to the optimum
-at the end of the episode (weight 0.3) and the social-cost gap ``sum_i g_i(x_bar, y_bar)``
-vs the optimum of Problem III.2 at the end (weight 0.4); all lower is better. Shown with
-weight 0: the allocation (Lagrangian) gap, which prices the aggregates' deviation from the
-contracts at the optimal multipliers (>= 0, 0 only at the optimum), and the p90 distance.
+at the end of the episode (weight 0.3) and the absolute social-cost gap
+``|sum_i g_i(x_bar, y_bar) - g*| / g*`` vs the optimum of Problem III.2 at the end (weight
+0.4); all lower is better. Shown with weight 0: the signed social-cost gap, the allocation
+(Lagrangian) gap, which prices the aggregates' deviation from the contracts at the optimal
+multipliers (>= 0, 0 only at the optimum), and the p90 distance.
+Track v1 scored the *signed* gap: it is negative for allocations that undershoot the
+contracts (cheaper for the prosumers, infeasible for Problem III.2), so a policy that
+ignores the contracts scored far above the optimum on it (PPO with parameter sharing: gap
+-31.9 %, metric score 289, composite 21.9 above always-1 while missing the contracts by 74
+units a day). Scoring the Lagrangian gap instead was tried and rejected: its range between
+always-1 (0.60 %) and the optimum is so narrow that Algorithm 2 (23.6 %) scored -4,000.
 
 Baseline (score 0): always-1 (every prosumer consumes and produces every day: no response
 to the platform, the status quo the contracts are meant to change). The contract-ratio rule
@@ -60,6 +67,7 @@ def summarise(log: EpisodeLog) -> dict[str, float]:
         "tracking_error_units": float(np.mean([abs(d["error_x"]) + abs(d["error_y"]) for d in days])),
         "rel_distance_median": float(last["rel_distance_median"]),
         "social_cost_gap_pct": float(100.0 * (last["social_cost"] - last["optimal_cost"]) / last["optimal_cost"]),
+        "social_cost_gap_abs_pct": float(100.0 * abs(last["social_cost"] - last["optimal_cost"]) / last["optimal_cost"]),
         "allocation_gap_pct": float(lagrangian_gap_pct(last)),
         "rel_distance_p90": float(last["rel_distance_p90"]),
     }
@@ -189,7 +197,7 @@ REFERENCES = (
 
 TRACK = Track(
     env_id="ProsumerSharing-v0",
-    version=1,
+    version=2,  # v2: the absolute social-cost gap is scored (see the module docstring)
     description="Binary prosumption steered by Algorithm 1's broadcast signal: 99 prosumers (Eq. 30), "
                 "200 days per seed.",
     env_kwargs=ENV_KWARGS,
@@ -201,7 +209,10 @@ TRACK = Track(
         Metric("rel_distance_median", "Distance to optimum", "", False, 0.3,
                "Median over prosumers of ||(x_bar_i, y_bar_i) - (x_i*, y_i*)|| / ||(x_i*, y_i*)|| on the last day "
                "(long-term averages of Eq. 3 vs the optimum of Problem III.2, Eqs. 8-12)"),
-        Metric("social_cost_gap_pct", "Social-cost gap", "%", False, 0.4,
+        Metric("social_cost_gap_abs_pct", "|Social-cost gap|", "%", False, 0.4,
+               "|social-cost gap| (below): an allocation cheaper than the optimum misses the contracts, and is "
+               "scored as far from the optimum as one that costs as much more (track v2)"),
+        Metric("social_cost_gap_pct", "Social-cost gap", "%", False, 0.0,
                "100 (sum_i g_i(x_bar_i, y_bar_i) - sum_i g_i(x_i*, y_i*)) / sum_i g_i(x_i*, y_i*) on the last day "
                "(objective of Problem III.2, Eq. 8, costs of Eq. 30; also reflects the aggregates' deviation from "
                "the contracts, about mu (sum x_bar - C) to first order)"),
