@@ -72,3 +72,10 @@ def test_versioned_entry_points_are_thin() -> None:
     for pz in prosumer_gym.PETTINGZOO_MODULES.values():
         path = PKG / "envs" / (pz.rsplit(".", 1)[1] + ".py")
         assert len(path.read_text().splitlines()) < 60, path
+
+
+def test_package_cites_only_files_it_ships() -> None:
+    """Nothing in the package points at the source specs outside the repository."""
+    bad = [str(p.relative_to(PKG)) for p in PKG.rglob("*") if p.suffix in (".py", ".md", ".yml", ".json")
+           and "shared/spec" in p.read_text(errors="ignore")]
+    assert not bad, bad

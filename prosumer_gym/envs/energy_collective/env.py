@@ -1,8 +1,8 @@
 """EnergyCollective-v0: community-based market (ADMM, cost allocation) and P2P market.
 
 Slides ``002`` (energy collectives, problem (1)-(5), ADMM; P2P MBED with product
-differentiation, consensus+innovation). Spec: ``shared/spec/energy_collective.md``;
-mechanisms: :mod:`prosumer_gym.envs.energy_collective.market`; every choice and the
+differentiation, consensus+innovation).
+Mechanisms: :mod:`prosumer_gym.envs.energy_collective.market`; every choice and the
 measured figures: ``docs/energy_collective.md``.
 
 Env card

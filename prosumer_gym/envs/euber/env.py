@@ -1,7 +1,7 @@
 """EUber-v0: EV ride- and energy-sharing crowdsourcing (recommendation + reverse auction).
 
-Dissertation ``001``, chapter 6 (Eqs. 6.1-6.9, Algs. 7-8, Section 6.4). Spec:
-``shared/spec/euber.md``; choices and reproduction: ``docs/euber.md``.
+Dissertation ``001``, chapter 6 (Eqs. 6.1-6.9, Algs. 7-8, Section 6.4). Choices
+and reproduction: ``docs/euber.md``.
 
 Env card
 --------

@@ -1,7 +1,7 @@
 """EUber-v0 market core: workers, tasks, POTR, bids, WiBS (``opt``/``bmw``/``bg``), payments.
 
-Dissertation ``001``, chapter 6 (Eqs. 6.1-6.3, Alg. 8, Section 6.4.1). Spec:
-``shared/spec/euber.md``; choices: ``docs/euber.md``. Both views (PettingZoo
+Dissertation ``001``, chapter 6 (Eqs. 6.1-6.3, Alg. 8, Section 6.4.1). Choices:
+``docs/euber.md``. Both views (PettingZoo
 ``euber_v0``, Gymnasium ``euber_gym``) drive one :class:`EUberMarket`.
 
 One slot (15 min) of the market:

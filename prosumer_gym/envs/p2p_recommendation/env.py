@@ -1,7 +1,7 @@
 """P2PRecommendation-v0: preference-aware P2P energy recommendation as a combinatorial bandit.
 
-Dissertation ``001``, chapter 4 (Eq. 4.1-4.7, Algs. 1-3, Section 4.5). Spec:
-``shared/spec/p2p_recommendation.md``. Docs: ``docs/p2p_recommendation.md``.
+Dissertation ``001``, chapter 4 (Eq. 4.1-4.7, Algs. 1-3, Section 4.5). Docs:
+``docs/p2p_recommendation.md``.
 
 Env card
 --------

@@ -1,7 +1,7 @@
 """P2PTrading-v0: prospect-theory P2P energy trading with sellers learning their prices.
 
-Dissertation ``001``, chapter 5 (Eqs. 5.1-5.9, Algs. 4-6, Section 5.3). Spec:
-``shared/spec/p2p_trading.md``.
+Dissertation ``001``, chapter 5 (Eqs. 5.1-5.9, Algs. 4-6, Section 5.3). Docs:
+``docs/p2p_trading.md``.
 
 Env card
 --------

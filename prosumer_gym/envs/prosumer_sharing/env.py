@@ -1,7 +1,7 @@
 """ProsumerSharing-v0: binary prosumption steered by a broadcast feedback signal.
 
-Paper ``000`` (Problem III.2, Eqs. 19-24, Algorithms 1-2, Sections V-VI). Spec:
-``shared/spec/prosumer_sharing.md``; docs: ``docs/prosumer_sharing.md``. Mechanism, costs
+Paper ``000`` (Problem III.2, Eqs. 19-24, Algorithms 1-2, Sections V-VI). Docs:
+``docs/prosumer_sharing.md``. Mechanism, costs
 and oracle: :mod:`prosumer_gym.envs.prosumer_sharing.market`.
 
 Env card

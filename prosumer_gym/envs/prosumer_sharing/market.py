@@ -2,7 +2,7 @@
 
 Paper ``000`` (Alam, Shorten, Wirth, Yu: distributed algorithms for IoT-enabled prosumer
 markets), Problem III.2 (Eqs. 8-12), Eqs. 19-24, Algorithms 1-2, Section V (Eqs. 25-29),
-Section VI (Eq. 30). Spec: ``shared/spec/prosumer_sharing.md``. Everything is plain numpy
+Section VI (Eq. 30). Docs: ``docs/prosumer_sharing.md``. Everything is plain numpy
 on arrays whose last axis runs over prosumers, so one call handles one community ``(N,)``
 or ``K`` communities at once ``(K, N)``.
 

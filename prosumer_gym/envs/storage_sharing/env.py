@@ -1,7 +1,7 @@
 """StorageSharing-v0: energy-storage sharing by a modified auction and a Stackelberg game.
 
-Paper ``003`` (Tushar et al., IEEE Trans. Smart Grid 7(3), 2016), Sections III-V. Spec:
-``shared/spec/storage_sharing.md``. The paper's formulas are masked in our copy: the RU
+Paper ``003`` (Tushar et al., IEEE Trans. Smart Grid 7(3), 2016), Sections III-V. Docs:
+``docs/storage_sharing.md``. The paper's formulas are masked in our copy: the RU
 utility, best response, SFC saving, closed-form price and inter-slot update are a
 RECONSTRUCTION (``prosumer_gym.envs.storage_sharing.market``; ``docs/storage_sharing.md``).
 

@@ -2,7 +2,7 @@
 
 Paper ``003`` (Tushar, Chai, Yuen, Huang, Smith, Poor, Yang: "Energy storage sharing in
 smart grid: a modified auction-based approach", IEEE Trans. Smart Grid 7(3), 2016).
-Spec: ``shared/spec/storage_sharing.md``. Every formula of the paper is masked (``@xmath``)
+Docs: ``docs/storage_sharing.md``. Every formula of the paper is masked (``@xmath``)
 in our copy: the utilities, the best response, the saving, the closed-form price and the
 inter-slot update are a **RECONSTRUCTION** consistent with the paper's prose and the
 spec, each behind one small documented function so that it can be replaced once the real
