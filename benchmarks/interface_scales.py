@@ -30,7 +30,7 @@ def _flat(o) -> np.ndarray:
 
 
 def gym_view(env_id: str, steps: int, seed: int) -> dict[str, float]:
-    kw = _train_env_kwargs(env_id, "gym")
+    kw = _train_env_kwargs(env_id)
     kw.pop("absent_agents", None)
     env = gym.make(env_id, **kw)
     env.action_space.seed(seed)
@@ -49,7 +49,7 @@ def gym_view(env_id: str, steps: int, seed: int) -> dict[str, float]:
 
 def pettingzoo(env_id: str, steps: int, seed: int) -> dict[str, float]:
     env = importlib.import_module(prosumer_gym.PETTINGZOO_MODULES[env_id]).parallel_env(
-        **_train_env_kwargs(env_id, "pettingzoo"))
+        **_train_env_kwargs(env_id))
     agent = ROLE_AGENT[env_id]
     obs, _ = env.reset(seed=seed)
     for i, a in enumerate(env.possible_agents):

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from prosumer_gym.core.io import atomic_write_text
 from prosumer_gym.train.common import deep_update, hyperparams_path, resolve_env
 
 __all__ = ["RL_BASELINE_DIR", "baseline_groups", "train_group", "shipped_baselines", "shipped_cards",
@@ -74,7 +75,7 @@ def baseline_groups(env_id: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _train_env_kwargs(env_id: str, view: str) -> dict[str, Any]:
+def _train_env_kwargs(env_id: str) -> dict[str, Any]:
     """The track's env keywords, on the training households where the env has a split (the
     YAML's top-level ``env_kwargs`` are the paper-size defaults of the CLI, not used here)."""
     from prosumer_gym.eval.leaderboard.core import track
@@ -101,7 +102,7 @@ def train_group(env_id: str, group: str, seeds: Sequence[int], out_root: str | P
     if not isinstance(section, Mapping):
         raise ValueError(f"{hp_file}: no section {sec_name!r} for baseline {group!r}")
     control, algo_kwargs = split_hyperparams(section, g["view"])
-    env_kwargs = deep_update(_train_env_kwargs(env_id, g["view"]), control.get("env_kwargs") or {})
+    env_kwargs = deep_update(_train_env_kwargs(env_id), control.get("env_kwargs") or {})
     total = QUICK_STEPS if quick else int(g["total_steps"])
     files = []
     for seed in seeds:
@@ -120,7 +121,7 @@ def train_group(env_id: str, group: str, seeds: Sequence[int], out_root: str | P
                        + (f" --first-seed {min(seeds)}" if min(seeds) else ""),
             "quick": bool(quick),
         })
-        card_path.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(card_path, json.dumps(card, indent=1, sort_keys=True) + "\n")
         files.append(out / "policy.pt")
         print(f"{env_id} {group} seed {seed}: {card['total_steps']} steps in {wall:.0f} s -> {out}", flush=True)
         if publish:

@@ -203,7 +203,7 @@ def save_exported(path: str | Path, state: Mapping[str, Any], card: Mapping[str,
 
     import torch
 
-    from prosumer_gym.train.common import atomic_write_bytes, atomic_write_text
+    from prosumer_gym.core.io import atomic_write_bytes, atomic_write_text
 
     path = Path(path)
     buf = io.BytesIO()

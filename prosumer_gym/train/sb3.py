@@ -279,20 +279,12 @@ def _callbacks():
                 if isinstance(fmt, TensorBoardOutputFormat):
                     fmt.writer.flush()
             if self.save_replay_buffer and getattr(self.model, "replay_buffer", None) is not None:
-                rb = Path(self._checkpoint_path("replay_buffer_", extension="pkl"))
-                tmp = rb.with_name(f".{rb.stem}.tmp.pkl")
-                self.model.save_replay_buffer(tmp)
-                os.replace(tmp, rb)
+                _save_atomically(Path(self._checkpoint_path("replay_buffer_", extension="pkl")),
+                                 self.model.save_replay_buffer)
             vn = self.model.get_vec_normalize_env()
             if vn is not None:
-                stats = Path(self._checkpoint_path("vecnormalize_", extension="pkl"))
-                tmp = stats.with_name(f".{stats.stem}.tmp.pkl")
-                vn.save(str(tmp))
-                os.replace(tmp, stats)
-            path = Path(self._checkpoint_path(extension="zip"))
-            tmp = path.with_name(f".{path.stem}.tmp.zip")
-            self.model.save(tmp)
-            os.replace(tmp, path)
+                _save_atomically(Path(self._checkpoint_path("vecnormalize_", extension="pkl")), vn.save)
+            _save_atomically(Path(self._checkpoint_path(extension="zip")), self.model.save)
             for steps, old in _list_sb3_checkpoints(Path(self.save_path))[: -self.keep]:
                 old.unlink(missing_ok=True)
                 Path(self.save_path, f"model_replay_buffer_{steps}_steps.pkl").unlink(missing_ok=True)
@@ -307,6 +299,14 @@ def _callbacks():
             self._is_closed = False
 
     return TqdmCallback, MarketMetricsCallback, AtomicCheckpointCallback, PurgingTensorBoardOutputFormat
+
+
+def _save_atomically(path: Path, save: Any) -> None:
+    """``save(tmp)`` (an SB3 ``save``-style writer) into a temporary file beside ``path``, then
+    ``os.replace``: a kill mid-save never leaves a half-written file under ``path``."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    save(str(tmp))
+    os.replace(tmp, path)
 
 
 _SB3_CKPT = re.compile(r"^model_(\d+)_steps\.zip$")
@@ -461,21 +461,17 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
                 raise ValueError(f"{spec.name}: agents leave during an episode; parameter sharing needs "
                                  f"--hyperparams black_death=true") from e
             raise
-    tmp = out / ".model.tmp.zip"
-    model.save(tmp)
-    os.replace(tmp, out / "model.zip")
+    _save_atomically(out / "model.zip", model.save)
     vn = model.get_vec_normalize_env()
     if vn is not None:
-        vn.save(str(out / ".vecnormalize.tmp.pkl"))
-        os.replace(out / ".vecnormalize.tmp.pkl", out / "vecnormalize.pkl")
+        _save_atomically(out / "vecnormalize.pkl", vn.save)
     if isinstance(venv.observation_space, spaces.Box):
         from prosumer_gym.train.export import export_sb3, save_exported
 
         dict_space = None
         if flatten_obs and view == "gym":
-            import gymnasium as gym
-
-            dict_space = gym.make(spec.gym_id, **dict(env_kwargs or {})).observation_space
+            # the view's own Dict space, under FlattenObservation (no extra env is built)
+            dict_space = venv.unwrapped.envs[0].unwrapped.observation_space
         state, card = export_sb3(model, vn, stochastic=stochastic_export, dict_space=dict_space)
         card.update({"env": spec.name, "view": view, "seed": int(seed), "total_steps": int(model.num_timesteps),
                      "n_agents": len(agents), "identity": identity,

@@ -271,13 +271,12 @@ def _exported_card(path: Path) -> dict[str, Any]:
     return card
 
 
-def _exported_predictor(path: Path, obs_space: Any, act_space: Any) -> Callable[[Any], Any]:
-    """The predictor of an exported policy (:mod:`prosumer_gym.train.export`), checked
-    against the agent's spaces."""
+def _exported_predictor(path: Path, card: Mapping[str, Any], obs_space: Any, act_space: Any) -> Callable[[Any], Any]:
+    """The predictor of an exported policy (:mod:`prosumer_gym.train.export`; ``card``: its
+    :func:`_exported_card`), checked against the agent's spaces."""
     from prosumer_gym.train.export import _space_card, predict_fn
 
     what = f"exported policy {str(path)!r}"
-    card = _exported_card(path)
     state = _tensor_dict(safe_torch_load(path, what), what)
     if int(card.get("obs_dim", -1)) != _flat_dim(obs_space):
         raise ValueError(f"{what}: trained on {card.get('obs_dim')} observation components, this agent has "
@@ -298,6 +297,7 @@ class SharedModelPolicy(JointPolicy):
     def __init__(self, predict: Callable[[Any], Any], controlled: Callable[[str], bool],
                  co_players: JointPolicy | None, name: str = "model") -> None:
         self.predict, self.controlled, self.co_players, self.name = predict, controlled, co_players, name
+        self._rng: np.random.Generator | None = None  # a sampling predictor's draws, set by reset
 
     def reset(self, env, observations, infos, seed) -> None:
         # a sampling predictor draws from a generator of the scenario seed (own stream)
@@ -309,7 +309,7 @@ class SharedModelPolicy(JointPolicy):
             self.co_players.reset(env, observations, infos, seed)
 
     def act(self, observations, infos) -> dict[str, Any]:
-        rng = getattr(self, "_rng", None)
+        rng = self._rng
         if rng is not None:
             acts = {a: self.predict(o, rng) for a, o in observations.items() if self.controlled(a)}
         else:
@@ -415,7 +415,7 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
         source = PolicySource(type=kind, spec=spec, file=path.name, sha256=_sha256(path), role=role)
         co = track.co_players
         if kind == "exported":
-            predict = _exported_predictor(path, o_space, a_space)
+            predict = _exported_predictor(path, card, o_space, a_space)
             source.update(algo=card.get("algo"), group=card.get("group"), train_seed=card.get("seed"),
                           total_steps=card.get("total_steps"), view=card.get("view"), role=role)
         elif kind == "sb3":
