@@ -21,7 +21,7 @@ from prosumer_gym.envs.p2p_trading.clearing._common import (
 )
 from prosumer_gym.envs.p2p_trading.market import Allocation, FloatArray, MarketInstance, objective
 
-__all__ = ["make_milp", "max_saving"]
+__all__ = ["make_milp", "max_saving", "no_trade_value", "gain_lost_share"]
 
 
 def max_saving(inst: MarketInstance, a: FloatArray | None = None) -> FloatArray:
@@ -41,6 +41,28 @@ def max_saving(inst: MarketInstance, a: FloatArray | None = None) -> FloatArray:
     before = np.cumsum(cap_s, axis=0) - cap_s
     take = np.clip(np.minimum(cap_s, inst.demand_kwh[None, :] - before), 0.0, None)
     return (take * a_s).sum(axis=0)
+
+
+def no_trade_value(inst: MarketInstance) -> float:
+    """Objective of clearing nothing: every buyer at zero saving, ``sum_j v(-c_j)`` (Eq. 5.1)."""
+    kp, kn, zp, zn = inst.pt_args()
+    return float(np.sum(pt_value(-inst.ref_gap, kp, kn, zp, zn)))
+
+
+def gain_lost_share(value: float, upper_bound: float, base: float) -> float:
+    """Share of the attainable gain lost, ``(UB - value) / (UB - base)``.
+
+    ``base`` is :func:`no_trade_value`, ``UB`` a certified upper bound on the optimum (e.g.
+    ``stats["upper_bound"]`` of ``milp``). 0 when nothing can be gained (``UB <= base``);
+    ``nan`` when the bound is not finite. Unlike the % of the objective, it does not hide
+    a loss behind the fixed loss of buyers who get nothing.
+    """
+    if not np.isfinite(upper_bound):
+        return float("nan")
+    span = upper_bound - base
+    if span <= 1e-12 * max(1.0, abs(upper_bound)):
+        return 0.0
+    return float((upper_bound - value) / span)
 
 
 def _make_feasible(inst: MarketInstance, e: FloatArray) -> FloatArray:
@@ -187,7 +209,7 @@ def make_milp(S: int, B: int, **options: Any) -> Clearer:
         t_slope = np.where(U[:, None] > 0, t_slope, 0.0)
         t_icpt = np.where(U[:, None] > 0, t_icpt, 0.0)
         t_cap = kp * U ** zp
-        base = float(pt_value(-c, kp, kn, zp, zn).sum())  # every buyer at zero saving
+        base = no_trade_value(inst)  # every buyer at zero saving
 
         # per-day coefficients
         emax = np.where(inst.allowed & (w[None, :] >= mu), np.minimum(w[None, :], r[:, None] / lossf), 0.0)
@@ -227,6 +249,7 @@ def make_milp(S: int, B: int, **options: Any) -> Clearer:
             "model_objective": res.objective + base if res.success else float("nan"),
             "upper_bound": res.bound + base if (valid and np.isfinite(res.bound)) else float("nan"),
             "upper_bound_valid": valid,
+            "no_trade_value": base,
             "solver_seconds": res.seconds,
             "n_breakpoints": K,
             "n_tangents": M,
