@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from prosumer_gym.eval.leaderboard.core import Track, mean_ci95, track, track_ids
+from prosumer_gym.eval.leaderboard.policies import ran_code
 from prosumer_gym.eval.leaderboard.stats import (
     DEFAULT_REPS,
     DEFAULT_SEED,
@@ -97,7 +98,8 @@ def merge_runs(tr: Track, name: str, members: Sequence[Mapping[str, Any]]) -> di
     return {"schema": first.get("schema"), "env_id": first.get("env_id"), "track_version": first.get("track_version"),
             "name": name, "kind": first["kind"], "group": name, "runs": names,
             "description": f"{len(names)} training runs ({', '.join(names)}); {first.get('description', '')}",
-            "source": {"type": "group", "members": names}, "seeds": seeds, "metrics": metrics,
+            "source": {"type": "group", "members": names, "ran_code": any(ran_code(e.get("source")) for e in members)},
+            "seeds": seeds, "metrics": metrics,
             "curve": [float(v) for v in np.mean([c[:n] for c in curves], axis=0)] if n else [],
             "curve_steps": min(int(e.get("curve_steps") or 0) for e in members)}
 
@@ -136,6 +138,8 @@ def _stats_cells(r: Mapping[str, Any]) -> list[tuple[str, float]]:
             (_interval(r.get("improve", math.nan), r.get("improve_ci", nan2), 2), r.get("improve", math.nan))]
 
 
+_CODE_NOTE = ("† ran submitted code: a `MODULE:ATTRIBUTE` policy evaluated with `--allow-code` (its numbers "
+              "are what that code did on the evaluator's machine, not a model file read as data).")
 _STATS_HEADERS = ("IQM [95% CI]", "P(improve over baseline) [CI]", "runs")
 
 
@@ -189,12 +193,15 @@ def markdown(boards: Mapping[str, list[dict[str, Any]]], img_prefix: str = "lead
                 + list(_STATS_HEADERS) + ["seeds"])
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for k, r in enumerate(rows, 1):
-            cells = [str(k), f"`{r['name']}`", r["kind"], _num(r["score"], r["score_ci95"], 1)]
+            mark = " †" if ran_code(r.get("source")) else ""
+            cells = [str(k), f"`{r['name']}`{mark}", r["kind"], _num(r["score"], r["score_ci95"], 1)]
             for m in tr.metrics:
                 v = r["metrics"][m.key]
                 cells.append(f"{_num(v['mean'], v['ci95'])}" + (f" (score {_num(v['score'], None, 1)})" if m.weight > 0 else ""))
             cells += [text for text, _ in _stats_cells(r)] + [str(r.get("n_runs", 1)), str(r["n_seeds"])]
             lines.append("| " + " | ".join(cells) + " |")
+        if any(ran_code(r.get("source")) for r in rows):
+            lines += ["", _CODE_NOTE]
         slug = _slug(env_id)
         st = (stats or {}).get(env_id)
         verdict = _verdict_line(st, "`")
@@ -307,7 +314,10 @@ def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img",
                          f"[w={m.weight:g}]</th><th>score</th>")
         parts.append("".join(f"<th>{html.escape(h)}</th>" for h in _STATS_HEADERS) + "<th>seeds</th></tr></thead><tbody>")
         for k, r in enumerate(rows, 1):
-            cells = [_td(str(k), k), _td(r["name"], r["name"], True), _td(r["kind"], r["kind"], True),
+            name_td = _td(r["name"], r["name"], True)
+            if ran_code(r.get("source")):
+                name_td = name_td.replace("</td>", ' <span class="ran-code" title="ran submitted code">&dagger;</span></td>')
+            cells = [_td(str(k), k), name_td, _td(r["kind"], r["kind"], True),
                      _td(_num(r["score"], r["score_ci95"], 1), r["score"])]
             for m in tr.metrics:
                 v = r["metrics"][m.key]
@@ -318,6 +328,9 @@ def html_page(boards: Mapping[str, list[dict[str, Any]]], img_dir: str = "img",
             parts.append(f'<tr class="{html.escape(r["kind"])}" title="{html.escape(r["description"])}">'
                          + "".join(cells) + "</tr>")
         parts.append("</tbody></table>")
+        if any(ran_code(r.get("source")) for r in rows):
+            parts.append("<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(_CODE_NOTE))
+                         .replace("†", "&dagger;") + "</p>")
         st = (stats or {}).get(env_id)
         verdict = _verdict_line(st, "`")
         if verdict:

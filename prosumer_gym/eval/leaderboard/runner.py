@@ -34,7 +34,7 @@ class Job:
     env_id: str
     policy: str
     seed: int
-    options: Mapping[str, Any] = field(default_factory=dict)  # algo, arch, role, activation
+    options: Mapping[str, Any] = field(default_factory=dict)  # algo, arch, role, activation, allow_code
     env_overrides: Mapping[str, Any] = field(default_factory=dict)  # test-size shrinking only (not for entries)
 
 
@@ -208,15 +208,18 @@ def make_entry(env_id: str, name: str, kind: str, description: str, source: Mapp
 def evaluate(env_id: str, policy: str, name: str | None = None, n_seeds: int | None = None,
              backend: str = "serial", workers: int | None = None, ray_address: str | None = None,
              options: Mapping[str, Any] | None = None, progress: bool = False,
-             env_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             env_overrides: Mapping[str, Any] | None = None, allow_code: bool = False) -> dict[str, Any]:
     """Evaluate ``policy`` on ``env_id``'s held-out scenarios (the first ``n_seeds`` seeds,
     default all) and return the results-file entry (means, 95% CIs, per-seed values, curve).
 
     ``env_overrides`` changes the track's env keywords (quick checks, tests): the entry
-    records them and the board does not show it.
+    records them and the board does not show it. ``allow_code``: accept a ``MODULE:ATTRIBUTE``
+    policy (submitted code; refused otherwise).
     """
     tr = track(env_id)
     opts = {k: v for k, v in dict(options or {}).items() if v is not None}
+    if allow_code:
+        opts["allow_code"] = True
     _, source, _, kind = load_policy(policy, tr, **opts)  # refuse bad files before any work
     seeds = _seeds(tr, n_seeds)
     ov = dict(env_overrides or {})
