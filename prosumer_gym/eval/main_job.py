@@ -336,6 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         mk = {"NP": args.debate_np, "G_max": args.debate_gmax}
         specs[:0] = [RunSpec("debate + PQR", "debate", "pqr", mechanism_kwargs=mk, **common),
                      RunSpec("debate + ProDQN", "debate", "prodqn", mechanism_kwargs=mk, **common)]
+    if not args.no_progress:  # the numba compile is its own step, not a bar's first (bogus-ETA) step
+        from prosumer_gym.eval.leaderboard.runner import warm_clearing_kernel
+
+        warm_clearing_kernel()
     runs, seconds = run_all(specs, out, args.workers, not args.no_progress)
     summaries = [summarise(label, rows) for label, rows in runs.items()]
     add_ratios(summaries, "rule")

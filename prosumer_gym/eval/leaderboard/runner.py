@@ -20,7 +20,7 @@ import numpy as np
 from prosumer_gym.eval.leaderboard.core import mean_ci95, run_episode, track
 from prosumer_gym.eval.leaderboard.policies import load_policy
 
-__all__ = ["Job", "run_job", "run_jobs", "evaluate", "make_entry", "reference_jobs", "BACKENDS", "CURVE_POINTS"]
+__all__ = ["Job", "run_job", "run_jobs", "warm_clearing_kernel", "evaluate", "make_entry", "reference_jobs", "BACKENDS", "CURVE_POINTS"]
 
 BACKENDS = ("serial", "process", "ray")
 #: Learning curves are stored with at most this many points (bin means).
@@ -77,6 +77,28 @@ def _metrics(tr, log) -> dict[str, float]:
     return {m.key: float(got[m.key]) for m in tr.metrics}
 
 
+def warm_clearing_kernel(announce: bool = True) -> float:
+    """Compile (first run) or load from numba's cache the P2PTrading-v0 clearing kernel by
+    clearing one day of a 2 x 2 market through the public env; returns the seconds taken.
+    Called before progress bars start so no bar's first step includes the compilation."""
+    t0 = time.perf_counter()
+    if announce:
+        print("compiling the clearing kernel (first run only; later runs load numba's cache)...", end=" ",
+              file=sys.stderr, flush=True)
+    from prosumer_gym.envs import p2p_trading_v0
+
+    env = p2p_trading_v0.parallel_env(n_sellers=2, n_buyers=2, n_days=1)
+    try:
+        env.reset(seed=0)
+        env.step({a: env.action_space(a).sample() for a in env.agents})
+    finally:
+        env.close()
+    dt = time.perf_counter() - t0
+    if announce:
+        print(f"{dt:.1f} s", file=sys.stderr, flush=True)
+    return dt
+
+
 def _init_worker() -> None:
     try:
         import torch
@@ -97,6 +119,9 @@ def run_jobs(jobs: Sequence[Job], backend: str = "serial", workers: int | None =
     bar = None
     if progress:
         from prosumer_gym.train.common import progress_bar
+
+        if any(j.env_id == "P2PTrading-v0" for j in jobs):
+            warm_clearing_kernel()  # its own step: the bar's ETA then starts with real episodes
 
         bar = progress_bar(len(jobs), desc="leaderboard", unit="episode")
     try:
