@@ -496,3 +496,16 @@ def test_shipped_references_are_the_published_board():
         assert set(got) == want, env_id  # every reference of every track is shipped...
         pub = {e["name"]: e["metrics"] for e in published.get(env_id, [])}
         assert all(got[n] == pub[n] for n in want), env_id  # ...with the board's numbers
+
+
+def test_board_links_to_the_docs_resolve_wherever_it_is_written(tmp_path):
+    from prosumer_gym.eval.leaderboard.report import DOCS_URL, docs_link_base
+
+    repo = Path(__file__).resolve().parents[1]
+    assert docs_link_base(repo / "LEADERBOARD.md") == "docs"  # the shipped board: unchanged links
+    assert docs_link_base(repo / "runs" / "main" / "LEADERBOARD.md") == "../../docs"
+    assert (repo / "runs" / "main" / "../../docs" / "leaderboard.md").is_file()
+    assert docs_link_base(tmp_path / "LEADERBOARD.md") == DOCS_URL  # outside the checkout: the web docs
+    write_report(_board_entries(), tmp_path / "LEADERBOARD.md", tmp_path / "site")
+    md = (tmp_path / "LEADERBOARD.md").read_text()
+    assert f"]({DOCS_URL}/leaderboard.md)" in md and "](docs/" not in md
