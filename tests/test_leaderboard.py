@@ -90,7 +90,7 @@ def _by_hand(env_id, policy_fn, seed, overrides):
 def test_runner_equals_stepping_by_hand():
     tr = track(P2P)
     spec = f"{__name__}:hold_prices"
-    entry = evaluate(P2P, spec, n_seeds=3, env_overrides=SMALL)
+    entry = evaluate(P2P, spec, n_seeds=3, env_overrides=SMALL, allow_code=True)
     for k, seed in enumerate(tr.seeds[:3]):
         hand = _by_hand(P2P, hold_prices, seed, SMALL)
         for m in tr.metrics:
@@ -115,7 +115,7 @@ def test_reference_runs_are_deterministic_and_seed_dependent():
 
 def test_process_backend_equals_serial():
     tr = track(P2P)
-    jobs = [Job(P2P, name, s, {}, SMALL) for name in ("prodqn", "random", f"{__name__}:RaiseOnceThenHold")
+    jobs = [Job(P2P, name, s, {"allow_code": True} if ":" in name else {}, SMALL) for name in ("prodqn", "random", f"{__name__}:RaiseOnceThenHold")
             for s in tr.seeds[:2]]
     serial = run_jobs(jobs, "serial")
     parallel = run_jobs(jobs, "process", workers=2)
@@ -130,7 +130,7 @@ def test_bad_specifications_are_rejected_clearly(tmp_path):
     with pytest.raises(ValueError, match="not a reference"):
         load_policy("no_such_policy", tr)
     with pytest.raises(ValueError, match="cannot import"):
-        load_policy("no_such_module_xyz:f", tr)
+        load_policy("no_such_module_xyz:f", tr, allow_code=True)
     with pytest.raises(ValueError, match="does not exist"):
         load_policy(f"sb3:{tmp_path / 'missing.zip'}", tr)
     with pytest.raises(ValueError, match="n_seeds must be"):
@@ -333,6 +333,82 @@ def test_results_file_appends_atomically_and_concurrently(tmp_path):
         append_entries([{"name": "x"}], path)
 
 
+# ------------------------------------------------------------------------------ crafted submissions
+def _refused(capsys, argv):
+    """The CLI's exit code and stderr for ``eval`` of a crafted submission."""
+    code = cli_main(["eval", "--env", P2P, "--no-progress", "--no-append", "--n-seeds", "1"] + argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_zip_bomb_is_refused_from_the_directory(tmp_path, capsys):
+    # a `data` member declaring 8 GiB uncompressed (its bytes are 1 KiB): refused before reading
+    z = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as f:
+        f.writestr("policy.pth", b"x")
+        f.writestr("data", b"{" + b" " * 1024 + b"}")
+    raw = bytearray(z.read_bytes())
+    with zipfile.ZipFile(z) as f:
+        info = f.getinfo("data")
+    # patch the central directory's uncompressed size of `data` (offset 24 in its record) to 2**32-1
+    rec = raw.index(b"PK\x01\x02", raw.index(b"PK\x01\x02") + 1)
+    assert raw[rec + 46:rec + 50] == b"data" and info.file_size == 1026
+    raw[rec + 24:rec + 28] = (2 ** 32 - 1).to_bytes(4, "little")
+    z.write_bytes(bytes(raw))
+    code, err = _refused(capsys, ["--policy", f"sb3:{z}"])
+    assert code == 2 and err.startswith("refused: ") and "'data' declares 4294967295 bytes" in err, err
+    assert len(err.splitlines()) == 1
+
+
+def test_nested_json_and_code_specs_are_refused_with_exit_2(tmp_path, capsys):
+    from prosumer_gym.eval.leaderboard.policies import JSON_MAX_DEPTH, SubmissionRefused, safe_json_loads
+
+    z = tmp_path / "nested.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as f:
+        f.writestr("policy.pth", b"x")
+        f.writestr("data", "[" * 200_000 + "]" * 200_000)  # json.loads: RecursionError
+    code, err = _refused(capsys, ["--policy", f"sb3:{z}"])
+    assert code == 2 and err.startswith("refused: ") and "nested 200000 levels" in err, err
+    assert safe_json_loads('{"a": [[1]], "s": "[[[[{{"}', "t") == {"a": [[1]], "s": "[[[[{{"}  # strings don't nest
+    with pytest.raises(SubmissionRefused):
+        safe_json_loads("[" * (JSON_MAX_DEPTH + 1) + "]" * (JSON_MAX_DEPTH + 1), "t")
+    # module:function is code: refused before anything is imported unless --allow-code
+    marker = tmp_path / "pwned"
+    for spec in ("os:system", f"{__name__}:hold_prices"):
+        code, err = _refused(capsys, ["--policy", spec])
+        assert code == 2 and err.startswith("refused: ") and "--allow-code" in err, err
+    assert not marker.exists()
+    assert _refused(capsys, ["--policy", f"{__name__}:hold_prices", "--allow-code"])[0] == 0
+
+
+def test_torch_file_with_a_bomb_record_is_refused(tmp_path):
+    from prosumer_gym.eval.leaderboard.policies import SubmissionRefused
+
+    p = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as f:
+        f.writestr("archive/data/0", b"")
+    raw = bytearray(p.read_bytes())
+    rec = raw.index(b"PK\x01\x02")
+    raw[rec + 24:rec + 28] = (2 ** 32 - 1).to_bytes(4, "little")
+    p.write_bytes(bytes(raw))
+    with pytest.raises(SubmissionRefused, match="declares 4294967295 bytes"):
+        safe_torch_load(p, "bomb")
+    with pytest.raises(SubmissionRefused, match="not a zip-format"):
+        safe_torch_load(pickle.dumps({"a": 1}), "legacy")
+
+
+def test_board_marks_entries_that_ran_code(tmp_path):
+    ents = _board_entries()
+    ents.append(_fake_entry("my-code", "submission", [(-21 + s, 3, 30) for s in range(3)]))
+    ents[-1]["source"] = {"type": "callable", "spec": "mypkg:f", "ran_code": True}
+    write_report(ents, tmp_path / "LEADERBOARD.md", tmp_path / "site")
+    md = (tmp_path / "LEADERBOARD.md").read_text()
+    assert "`my-code` †" in md and "† ran submitted code" in md
+    assert md.count("` †") == 1  # only the code entry
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert html.count('class="ran-code"') == 1 and "ran submitted code" in html
+
+
 # ------------------------------------------------------------------------------ CLI + page
 def test_cli_eval_appends_and_reports_errors(tmp_path, capsys):
     res = tmp_path / "r.jsonl"
@@ -420,3 +496,16 @@ def test_shipped_references_are_the_published_board():
         assert set(got) == want, env_id  # every reference of every track is shipped...
         pub = {e["name"]: e["metrics"] for e in published.get(env_id, [])}
         assert all(got[n] == pub[n] for n in want), env_id  # ...with the board's numbers
+
+
+def test_board_links_to_the_docs_resolve_wherever_it_is_written(tmp_path):
+    from prosumer_gym.eval.leaderboard.report import DOCS_URL, docs_link_base
+
+    repo = Path(__file__).resolve().parents[1]
+    assert docs_link_base(repo / "LEADERBOARD.md") == "docs"  # the shipped board: unchanged links
+    assert docs_link_base(repo / "runs" / "main" / "LEADERBOARD.md") == "../../docs"
+    assert Path(os.path.normpath(repo / "runs" / "main" / "../../docs" / "leaderboard.md")).is_file()
+    assert docs_link_base(tmp_path / "LEADERBOARD.md") == DOCS_URL  # outside the checkout: the web docs
+    write_report(_board_entries(), tmp_path / "LEADERBOARD.md", tmp_path / "site")
+    md = (tmp_path / "LEADERBOARD.md").read_text()
+    assert f"]({DOCS_URL}/leaderboard.md)" in md and "](docs/" not in md

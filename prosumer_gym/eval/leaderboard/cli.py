@@ -9,13 +9,13 @@ Commands
     ``report``                    LEADERBOARD.md + leaderboard/site/index.html + PNGs from the results
 
 ``--policy``: a reference name (``pqr``), ``sb3:model.zip`` (``--algo``), ``torch:weights.pt``
-(``--arch``), or ``module:function`` (see :mod:`prosumer_gym.eval.leaderboard.policies`).
+(``--arch``), or ``module:function`` (code: only with ``--allow-code``; see :mod:`prosumer_gym.eval.leaderboard.policies`).
 
 Examples::
 
     prosumer-gym-leaderboard eval --env P2PTrading-v0 --policy sb3:runs/ppo/model.zip --algo ppo --name my-ppo
     prosumer-gym-leaderboard eval --env StorageSharing-v0 --policy torch:ru.pt --arch mlp --role ru
-    prosumer-gym-leaderboard eval --env ProsumerSharing-v0 --policy mypkg.policies:MyTeam
+    prosumer-gym-leaderboard eval --env ProsumerSharing-v0 --policy mypkg.policies:MyTeam --allow-code
     prosumer-gym-leaderboard rebuild --workers 2
 """
 
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prosumer_gym.eval.leaderboard.core import track, track_ids
+from prosumer_gym.eval.leaderboard.policies import SubmissionRefused
 from prosumer_gym.eval.leaderboard.results import (
     DEFAULT_RESULTS,
     PUBLISHED_REFERENCES,
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--activation", default=None, help="hidden activation of an SB3 model if not the default")
     e.add_argument("--role", default=None, help="which agents a shared model controls (a role of the track)")
     e.add_argument("--no-append", action="store_true", help="print only, do not write the results file")
+    e.add_argument("--allow-code", action="store_true",
+                   help="allow a MODULE:ATTRIBUTE policy (imports and runs that code; the board marks the entry)")
     common(e)
 
     r = sub.add_parser("rebuild", help="evaluate every reference on every track, then write the report")
@@ -172,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             entry = evaluate(args.env, args.policy, name=args.name, n_seeds=args.n_seeds, backend=_backend(args),
                              workers=args.workers, ray_address=args.ray_address,
                              options=dict(algo=args.algo, arch=args.arch, role=args.role, activation=args.activation),
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, allow_code=args.allow_code)
             tr = track(args.env)
             others = [e for e in board_entries(args.env, tr.version, args.results) if e["name"] != entry["name"]]
             others.append(entry)
@@ -191,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         boards = write_report(load_entries(args.results), args.md, args.site)
         print(f"wrote {args.md} and {Path(args.site) / 'index.html'} ({len(boards)} tracks)")
         return 0
+    except SubmissionRefused as e:
+        print(f"refused: {e.reason}", file=sys.stderr)
+        return 2
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -24,8 +24,12 @@ Submissions are data, not code: model files are read without executing anything 
 State dicts go through ``torch.load(..., weights_only=True)``; an SB3 zip is opened as a zip,
 its ``data`` JSON is parsed as JSON and *every* pickled (``:serialized:``) entry in it is
 ignored, the policy network is rebuilt from the env's spaces with layer sizes read from
-``policy.pth`` (loaded with ``weights_only=True``). A hostile or malformed file raises
-``ValueError`` ("refused ..."). A ``MODULE:ATTRIBUTE`` *is* code: use it for your own policies.
+``policy.pth`` (loaded with ``weights_only=True``). Every zip member's declared size is capped
+(:data:`ZIP_CAPS`) from the zip directory before anything is read, JSON is parsed only when
+nested at most :data:`JSON_MAX_DEPTH` deep. A hostile or malformed file raises
+:class:`SubmissionRefused` (a ``ValueError``, "refused: ..."; the CLI exits 2). A
+``MODULE:ATTRIBUTE`` *is* code: refused unless ``allow_code`` (``--allow-code``), and the
+board marks the entries that ran it.
 """
 
 from __future__ import annotations
@@ -47,15 +51,77 @@ from prosumer_gym.eval.leaderboard.core import JointPolicy, Track
 # SB3 zips are rebuilt from policy.pth for these (SAC/TD3 models: export them, see exported:)
 SB3_ALGOS = ("ppo", "a2c", "dqn")
 
-__all__ = ["load_policy", "PolicySource", "safe_torch_load", "sb3_policy_from_zip", "state_dict_network",
+__all__ = ["load_policy", "PolicySource", "SubmissionRefused", "safe_json_loads", "ran_code", "ZIP_CAPS", "safe_torch_load", "sb3_policy_from_zip", "state_dict_network",
            "SharedModelPolicy", "CallablePolicy", "ARCHS", "SB3_ALGOS"]
 
 ARCHS = ("mlp", "qnet")
 _MAX_BYTES = 512 * 1024 * 1024
+#: Caps of an SB3 zip, checked from its central directory before any member is read.
+ZIP_CAPS = {"data": 16 * 1024 * 1024, "member": 256 * 1024 * 1024, "total": 768 * 1024 * 1024, "members": 64}
+#: Deepest nesting of ``[``/``{`` accepted in a submitted JSON document (an SB3 ``data``: < 10).
+JSON_MAX_DEPTH = 64
+
+
+class SubmissionRefused(ValueError):
+    """A submitted file or specification that is refused; ``str()`` is one line."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.reason = " ".join(f"{what}: {reason}".split())
+        super().__init__(f"refused: {self.reason}")
+
+
+def _json_depth(text: str) -> int:
+    """Deepest ``[``/``{`` nesting of ``text`` outside strings (vectorised, no recursion)."""
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", text).encode("ascii", "replace")
+    b = np.frombuffer(bare, dtype=np.uint8)
+    step = (np.isin(b, (ord("["), ord("{"))).astype(np.int64) - np.isin(b, (ord("]"), ord("}"))))
+    return int(np.cumsum(step).max()) if step.size else 0
+
+
+def safe_json_loads(text: str, what: str) -> Any:
+    """``json.loads`` of a submitted document, refused when nested deeper than :data:`JSON_MAX_DEPTH`."""
+    depth = _json_depth(text)
+    if depth > JSON_MAX_DEPTH:
+        raise SubmissionRefused(what, f"JSON nested {depth} levels deep (at most {JSON_MAX_DEPTH})")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise SubmissionRefused(what, f"not JSON ({type(e).__name__}: {e})") from None
+
+
+def _check_zip_directory(z: zipfile.ZipFile, what: str, caps: Mapping[str, int] = ZIP_CAPS) -> None:
+    """Refuse a zip whose directory declares too many members or too large ones (nothing read)."""
+    infos = z.infolist()
+    if len(infos) > caps["members"]:
+        raise SubmissionRefused(what, f"{len(infos)} zip members (at most {caps['members']})")
+    total = 0
+    for info in infos:
+        cap = caps["data"] if info.filename == "data" else caps["member"]
+        if info.file_size > cap:
+            raise SubmissionRefused(what, f"zip member {info.filename!r} declares {info.file_size} bytes "
+                                          f"uncompressed (cap {cap})")
+        total += info.file_size
+    if total > caps["total"]:
+        raise SubmissionRefused(what, f"zip members declare {total} bytes uncompressed (cap {caps['total']})")
+
+
+def _read_member(z: zipfile.ZipFile, name: str, what: str) -> bytes:
+    """A member, read no further than its declared (capped) size."""
+    info = z.getinfo(name)
+    with z.open(info) as f:
+        blob = f.read(info.file_size + 1)
+    if len(blob) > info.file_size:
+        raise SubmissionRefused(what, f"zip member {name!r} is longer than declared")
+    return blob
 
 
 class PolicySource(dict):
     """What was evaluated (stored with the results): ``type``, ``spec``, file ``sha256``..."""
+
+
+def ran_code(source: Mapping[str, Any] | None) -> bool:
+    """Whether an entry's ``source`` ran submitted code (a ``MODULE:ATTRIBUTE`` policy)."""
+    return bool(source) and (source.get("type") == "callable" or bool(source.get("ran_code")))
 
 
 def _sha256(path: Path) -> str:
@@ -76,7 +142,14 @@ def safe_torch_load(data: bytes | str | Path, what: str) -> Any:
         if not buf.is_file():
             raise ValueError(f"{what}: no such file {str(buf)!r}")
         if buf.stat().st_size > _MAX_BYTES:
-            raise ValueError(f"{what}: refused, file larger than {_MAX_BYTES} bytes")
+            raise SubmissionRefused(what, f"file larger than {_MAX_BYTES} bytes")
+    try:  # torch's format is a zip: its records' declared sizes are capped before torch reads them
+        with zipfile.ZipFile(buf) as z:
+            _check_zip_directory(z, what, {**ZIP_CAPS, "members": 4096, "data": ZIP_CAPS["member"]})
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
+        raise SubmissionRefused(what, f"not a zip-format torch file ({type(e).__name__}: {e})") from None
+    if isinstance(buf, io.BytesIO):
+        buf.seek(0)
     import warnings
 
     try:
@@ -86,8 +159,8 @@ def safe_torch_load(data: bytes | str | Path, what: str) -> Any:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError,
             zipfile.BadZipFile, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{what}: refused: not a plain tensor file loadable with weights_only=True "
-                         f"(a pickle with code or custom objects is never executed): {first}") from None
+        raise SubmissionRefused(what, "not a plain tensor file loadable with weights_only=True "
+                                f"(a pickle with code or custom objects is never executed): {first}") from None
 
 
 def _tensor_dict(obj: Any, what: str) -> dict[str, Any]:
@@ -217,19 +290,25 @@ def sb3_policy_from_zip(path: str | Path, algo: str, obs_space: Any, act_space: 
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{what}: no such file")
+    if p.stat().st_size > _MAX_BYTES:
+        raise SubmissionRefused(what, f"file larger than {_MAX_BYTES} bytes")
     try:
         with zipfile.ZipFile(p) as z:
+            _check_zip_directory(z, what)  # every member's declared size, before reading any
             names = set(z.namelist())
             if "policy.pth" not in names:
-                raise ValueError(f"{what}: refused: no policy.pth inside (members: {sorted(names)[:8]})")
-            info = z.getinfo("policy.pth")
-            if info.file_size > _MAX_BYTES:
-                raise ValueError(f"{what}: refused: policy.pth larger than {_MAX_BYTES} bytes")
-            blob = z.read("policy.pth")
+                raise SubmissionRefused(what, f"no policy.pth inside (members: {sorted(names)[:8]})")
+            blob = _read_member(z, "policy.pth", what)
             if "data" in names:  # JSON only: checked for a plain JSON object, pickled entries ignored
-                json.loads(z.read("data").decode("utf-8"))
-    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{what}: refused: not a Stable-Baselines3 zip ({type(e).__name__}: {e})") from None
+                data = safe_json_loads(_read_member(z, "data", what).decode("utf-8"), f"{what} data")
+                if not isinstance(data, dict):
+                    raise SubmissionRefused(what, f"data is a JSON {type(data).__name__}, not an object")
+    except SubmissionRefused:
+        raise
+    # a trust boundary: whatever a crafted zip makes zipfile/zlib raise is a refusal, not a traceback
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, UnicodeDecodeError, NotImplementedError, OSError, EOFError,
+            RuntimeError, ValueError, MemoryError) as e:
+        raise SubmissionRefused(what, f"not a Stable-Baselines3 zip ({type(e).__name__}: {e})") from None
     sd = _tensor_dict(safe_torch_load(blob, f"{what} policy.pth"), f"{what} policy.pth")
     cls = sb3_class(algo)
     policy_name = "MultiInputPolicy" if isinstance(obs_space, spaces.Dict) else "MlpPolicy"
@@ -260,14 +339,18 @@ def _exported_card(path: Path) -> dict[str, Any]:
     card_path = path.with_suffix(".json")
     if not path.is_file() or not card_path.is_file():
         raise ValueError(f"exported policy {str(path)!r}: needs the state dict and its card {card_path.name}")
+    what = f"exported policy {str(path)!r}"
     if card_path.stat().st_size > 4 * 1024 * 1024:
-        raise ValueError(f"exported policy {str(path)!r}: refused: card larger than 4 MiB")
+        raise SubmissionRefused(what, "card larger than 4 MiB")
     try:
-        card = json.loads(card_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"exported policy {str(path)!r}: refused: card is not JSON ({e})") from None
+        text = card_path.read_text()
+    except UnicodeDecodeError as e:
+        raise SubmissionRefused(what, f"card is not JSON ({e})") from None
+    card = safe_json_loads(text, f"{what} card")
     if not isinstance(card, dict):
-        raise ValueError(f"exported policy {str(path)!r}: refused: card is not a JSON object")
+        raise SubmissionRefused(what, "card is not a JSON object")
+    if card.get("role") is not None and not isinstance(card["role"], str):
+        raise SubmissionRefused(what, f"card role must be a string, got {type(card['role']).__name__}")
     return card
 
 
@@ -278,6 +361,8 @@ def _exported_predictor(path: Path, card: Mapping[str, Any], obs_space: Any, act
 
     what = f"exported policy {str(path)!r}"
     state = _tensor_dict(safe_torch_load(path, what), what)
+    if not isinstance(card.get("obs_dim", -1), int) or isinstance(card.get("obs_dim"), bool):
+        raise SubmissionRefused(what, f"card obs_dim must be an integer, got {card.get('obs_dim')!r:.40}")
     if int(card.get("obs_dim", -1)) != _flat_dim(obs_space):
         raise ValueError(f"{what}: trained on {card.get('obs_dim')} observation components, this agent has "
                          f"{_flat_dim(obs_space)}")
@@ -286,8 +371,8 @@ def _exported_predictor(path: Path, card: Mapping[str, Any], obs_space: Any, act
         raise ValueError(f"{what}: trained for action space {card.get('action_space')}, this agent has {want}")
     try:
         return predict_fn(state, card)
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{what}: {e}") from None
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        raise SubmissionRefused(what, f"card and weights do not describe a policy ({type(e).__name__}: {e})") from None
 
 
 # ----------------------------------------------------------------------------- joint policies
@@ -365,12 +450,15 @@ def _role_of(track: Track, role: str | None, env: Any, obs_space_of: Callable[[s
 
 
 def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | None = None,
-                role: str | None = None, activation: str | None = None) -> tuple[Callable[[], JointPolicy], PolicySource,
+                role: str | None = None, activation: str | None = None,
+                allow_code: bool = False) -> tuple[Callable[[], JointPolicy], PolicySource,
                                                                                dict[str, Any], str]:
     """``(factory, source, env_overrides, kind)`` for ``spec`` on ``track`` (see the module docstring).
 
     ``factory()`` builds a fresh policy (one per episode / worker). Files are read and
-    checked here, once, so a hostile file is refused before anything runs.
+    checked here, once, so a hostile file is refused before anything runs. A
+    ``MODULE:ATTRIBUTE`` spec is code: it is refused (:class:`SubmissionRefused`) before
+    anything is imported unless ``allow_code`` (the CLI's ``--allow-code``).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError("policy must be a non-empty string (a reference name, sb3:PATH, torch:PATH or MODULE:ATTR)")
@@ -437,13 +525,16 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
         mod_name, _, attr = spec.partition(":")
         if not re.fullmatch(r"[A-Za-z_][\w.]*", mod_name) or not re.fullmatch(r"[A-Za-z_][\w.]*", attr):
             raise ValueError(f"policy {spec!r}: MODULE:ATTRIBUTE must be dotted Python names")
+        if not allow_code:
+            raise SubmissionRefused(f"policy {spec!r}", "MODULE:ATTRIBUTE imports and runs code; pass --allow-code "
+                                                       "(allow_code=True) to evaluate submitted code")
         try:
             obj = importlib.import_module(mod_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except (ImportError, AttributeError) as e:
             raise ValueError(f"policy {spec!r}: cannot import: {e}") from None
-        source = PolicySource(type="callable", spec=spec)
+        source = PolicySource(type="callable", spec=spec, ran_code=True)
         if isinstance(obj, type):
             if not all(callable(getattr(obj, m, None)) for m in ("reset", "act", "observe")):
                 raise ValueError(f"policy {spec!r}: a class must implement reset/act/observe (JointPolicy)")
