@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
+from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, parallel_seed_test
 
 import prosumer_gym  # noqa: F401  (registers the ids)
 from prosumer_gym import data as pgdata
@@ -135,8 +135,23 @@ def test_parallel_api_mask_mode():
     parallel_api_test(euber_v0.parallel_env(**SMALL, n_slots=12, absent_agents="mask"), num_cycles=15)
 
 
-def test_parallel_seed_leave_mode():
+def test_parallel_api_default():
+    """The default (absent_agents="mask") passes PettingZoo's battery, absences included."""
+    env = euber_v0.parallel_env(n_workers=12, n_ride_tasks=8, n_v2g_tasks=4, n_slots=30, min_range_frac=0.6,
+                                init_range_frac=(0.6, 0.7), charger_kw=7.0)
+    assert env.absent_agents == "mask"
+    parallel_api_test(env, num_cycles=30)
     parallel_seed_test(functools.partial(euber_v0.parallel_env, **SMALL, n_slots=10), num_cycles=12)
+    max_cycles_test(euber_v0)
+
+
+def test_parallel_seed_revive_mode():
+    parallel_seed_test(functools.partial(euber_v0.parallel_env, **SMALL, n_slots=10, absent_agents="revive"),
+                       num_cycles=12)
+
+
+def test_leave_is_the_former_name_of_revive():
+    assert euber_v0.parallel_env(**SMALL, n_slots=2, absent_agents="leave").absent_agents == "revive"
 
 
 def test_aec_api():
@@ -156,9 +171,9 @@ def test_gym_make_without_prior_import():
 
 
 def test_agents_leave_and_return():
-    """'leave' mode: absent workers leave env.agents with truncated=True and come back later."""
+    """'revive' mode: absent workers leave env.agents with truncated=True and come back later."""
     env = euber_v0.parallel_env(n_workers=12, n_ride_tasks=8, n_v2g_tasks=4, n_slots=60, min_range_frac=0.6,
-                                init_range_frac=(0.6, 0.7), charger_kw=7.0)
+                                init_range_frac=(0.6, 0.7), charger_kw=7.0, absent_agents="revive")
     obs, infos = env.reset(seed=5)
     assert set(obs) == set(env.agents) and set(env.agents) <= set(env.possible_agents)
     left, returned = 0, 0
@@ -196,9 +211,9 @@ def test_agents_leave_and_return():
     assert env.market.slot == 60  # the episode is not cut short when everybody is away
 
 
-def test_aec_leave_mode_runs_to_the_end():
+def test_aec_revive_mode_runs_to_the_end():
     e = euber_v0.env(n_workers=12, n_ride_tasks=8, n_v2g_tasks=4, n_slots=30, min_range_frac=0.6,
-                     init_range_frac=(0.6, 0.7), charger_kw=7.0)
+                     init_range_frac=(0.6, 0.7), charger_kw=7.0, absent_agents="revive")
     e.reset(seed=1)
     for a in e.agent_iter(max_iter=5000):
         _, _, te, tr, _ = e.last()

@@ -29,7 +29,7 @@ def _need_ray() -> None:
 SMALL = {
     "P2PTrading-v0": dict(n_sellers=3, n_buyers=3, n_days=6),
     "P2PRecommendation-v0": dict(n_producers=4, n_consumers=3, n_days=4),
-    "EUber-v0": dict(n_workers=6, n_slots=16),
+    "EUber-v0": dict(n_workers=6, n_slots=16, absent_agents="revive"),  # the hard case: workers leave and return
     "StorageSharing-v0": dict(n_rus=3, n_sfcs=2, n_slots=3),
     "ProsumerSharing-v0": dict(n_prosumers=5, n_days=5),
     "EnergyCollective-v0": dict(n_prosumers=2, n_flexible=1, n_inflexible=1, n_chp=1, n_peak=1, n_steps=4),
@@ -198,7 +198,7 @@ def test_adapter_bad_config():
 
 
 def test_adapter_euber_agents_leave_and_return():
-    """EUber-v0's default absent_agents="leave": a worker truncated mid-episode gets no
+    """EUber-v0's absent_agents="revive": a worker truncated mid-episode gets no
     observation while away (its action stays pending in RLlib) and comes back with one; the
     agents away at the end get their last observation and truncated=True."""
     _need_ray()

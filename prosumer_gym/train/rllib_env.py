@@ -5,7 +5,7 @@ PettingZoo ``ParallelEnv`` of :mod:`prosumer_gym.envs`. RLlib's own
 ``ParallelPettingZooEnv`` falls short for these envs in five places, which the adapter
 closes (everything else is passed through unchanged):
 
-* **Agents that leave and return** (EUber-v0, ``absent_agents="leave"``, the default): the
+* **Agents that leave and return** (EUber-v0 with ``absent_agents="revive"``; the default ``"mask"`` keeps everyone): the
   env reports ``truncated=True`` for a worker that goes charging or is busy and brings it
   back later; RLlib forbids data for an agent after its truncation. The adapter turns a
   truncation *while the episode goes on* into "no observation this step": RLlib keeps the

@@ -42,15 +42,16 @@ Observation (``Box(4 + 8 K,)`` float32, per worker; ``OBS_NAMES``)
 Rewards
     Payment received minus the energy used at ``energy_price_usd_per_kwh`` (0.15 $/kWh).
 Agents leaving and returning (``absent_agents``)
-    ``"leave"`` (default): a worker that goes charging or is busy on a trip longer than the
-    slot leaves ``env.agents``; in the step it leaves it gets ``truncated=True`` and
-    ``info["status"]`` ``"charging"``/``"busy"``; when available again it re-enters
-    ``env.agents`` (with an observation in that step's ``obs`` and ``info["status"] ==
-    "returned"``). PettingZoo's ``parallel_api_test`` forbids an agent to come back after
-    ``truncated=True``, so ``"mask"`` keeps every worker in ``env.agents`` for the whole
-    episode and shows absence as an empty list plus ``info["status"]`` (this mode is the one
-    the PettingZoo test suite checks; ``"leave"`` has its own protocol test). If no worker at
-    all is available, the following slots run without workers (nothing served, counted in
+    ``"mask"`` (default): every worker stays in ``env.agents`` for the whole episode; a worker
+    that is charging or busy on a trip longer than the slot sees an empty candidate list, its
+    action is ignored, its reward is 0 and ``info["status"]`` says ``"charging"``/``"busy"``.
+    This is the PettingZoo contract (agents never come back after ``truncated=True``), so
+    ``parallel_api_test``, SuperSuit and RLlib's wrapper work on the default.
+    ``"revive"`` (opt-in; ``"leave"`` is accepted as its former name, the default of earlier
+    releases): an absent worker leaves ``env.agents`` with ``truncated=True`` and re-enters
+    under the same name when available again (an observation in that step's ``obs``,
+    ``info["status"] == "returned"``). This breaks PettingZoo's "no revival" rule, so
+    PettingZoo's own tests reject it; it has its own protocol test. If no worker at
     ``info["market"]["skipped_slots"]`` and in the totals) until one is back or the episode
     ends.
 Infos (per agent; ``info["market"]`` shared)
@@ -88,7 +89,9 @@ __all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "RECOMMENDERS", "PROJE
 
 RECOMMENDERS = ("cars", "pk", "random")
 PROJECTIONS = ("potr", "topk")
-ABSENT_MODES = ("leave", "mask")
+ABSENT_MODES = ("mask", "revive")
+#: former name of ``"revive"`` (the default before the PettingZoo-conforming ``"mask"``)
+_ABSENT_ALIASES = {"leave": "revive"}
 TASK_FEATURES = ("present", "is_ride", "is_swap", "is_v2g", "approach", "task_km", "need_frac", "ref_bid")
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(EUberConfig)}
 
@@ -160,7 +163,7 @@ class raw_env(MarketParallelEnv):
         self,
         recommender: str | RecommenderFactory = "cars",
         projection: str = "potr",
-        absent_agents: str = "leave",
+        absent_agents: str = "mask",
         energy_price_usd_per_kwh: float = 0.15,
         max_bid_multiplier: float = 3.0,
         ucb_scale: float = 1.0,
@@ -179,8 +182,10 @@ class raw_env(MarketParallelEnv):
         self._recommender = resolve_co_players("EUber.recommender", recommender, "recommender")
         if projection not in PROJECTIONS:
             raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+        absent_agents = _ABSENT_ALIASES.get(absent_agents, absent_agents) if isinstance(absent_agents, str) \
+            else absent_agents
         if absent_agents not in ABSENT_MODES:
-            raise ValueError(f"absent_agents must be one of {ABSENT_MODES}, got {absent_agents!r}")
+            raise ValueError(f"absent_agents must be one of {ABSENT_MODES} ('leave' = 'revive'), got {absent_agents!r}")
         self.recommender_name = recommender if isinstance(recommender, str) else getattr(
             recommender, "__name__", type(recommender).__name__)
         self.projection, self.absent_agents = projection, absent_agents
@@ -310,7 +315,7 @@ class raw_env(MarketParallelEnv):
         skipped = 0
         if not done:
             self._prepare_slot()
-            while not self._live():  # "leave" mode, nobody available: the slot runs without workers
+            while not self._live():  # "revive" mode, nobody available: the slot runs without workers
                 empty = select_winners(self.config.mechanism, np.full((W, S), np.inf), self._inst,
                                        time_limit=self.config.milp_time_limit)
                 self.platform.update(self._x, np.zeros((W, S), dtype=bool), self._inst.task_type)
@@ -333,7 +338,7 @@ class raw_env(MarketParallelEnv):
             infos[a]["status"] = status
             truncs[a] = done or a not in nxt
         returning = [a for a in nxt if a not in acted]
-        for a in returning:  # re-entering workers ("leave" mode)
+        for a in returning:  # re-entering workers ("revive" mode)
             rewards[a] = 0.0
             terms[a] = False
             truncs[a] = False
