@@ -79,3 +79,31 @@ def test_package_cites_only_files_it_ships() -> None:
     bad = [str(p.relative_to(PKG)) for p in PKG.rglob("*") if p.suffix in (".py", ".md", ".yml", ".json")
            and "shared/spec" in p.read_text(errors="ignore")]
     assert not bad, bad
+
+
+
+def test_bare_gym_make_ids_after_import():
+    """The README's call: every registered id by its bare name once prosumer_gym is imported
+    (the namespaced form without an import is tested per env in a subprocess)."""
+    import gymnasium as gym
+
+    import prosumer_gym
+
+    for env_id in prosumer_gym.ENV_IDS:
+        env = gym.make(env_id)
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs), env_id
+        env.close()
+
+
+def test_cards_show_import_and_bare_id():
+    """Every env card shows ``import prosumer_gym`` and the bare id first, then the namespaced form."""
+    import importlib
+
+    import prosumer_gym
+
+    for env_id, module in prosumer_gym.PETTINGZOO_MODULES.items():
+        doc = importlib.import_module(module).__doc__
+        usage = doc[doc.index("Usage::"):]
+        assert usage.index("import prosumer_gym") < usage.index(f'gym.make("{env_id}")') \
+            < usage.index(f'gym.make("prosumer_gym:{env_id}")'), env_id

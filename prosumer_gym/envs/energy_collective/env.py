@@ -1,5 +1,14 @@
 """EnergyCollective-v0: community-based market (ADMM, cost allocation) and P2P market.
 
+Usage::
+
+    import gymnasium as gym
+    import prosumer_gym                          # registers the ids
+    env = gym.make("EnergyCollective-v0")                      # Gymnasium view (one learner)
+    # without the import: gym.make("prosumer_gym:EnergyCollective-v0")
+    from prosumer_gym.envs import energy_collective_v0
+    penv = energy_collective_v0.parallel_env()                 # PettingZoo ParallelEnv (all agents)
+
 Slides ``002`` (energy collectives, problem (1)-(5), ADMM; P2P MBED with product
 differentiation, consensus+innovation).
 Mechanisms: :mod:`prosumer_gym.envs.energy_collective.market`; every choice and the

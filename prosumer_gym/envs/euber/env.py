@@ -1,5 +1,14 @@
 """EUber-v0: EV ride- and energy-sharing crowdsourcing (recommendation + reverse auction).
 
+Usage::
+
+    import gymnasium as gym
+    import prosumer_gym                          # registers the ids
+    env = gym.make("EUber-v0")                      # Gymnasium view (one learner)
+    # without the import: gym.make("prosumer_gym:EUber-v0")
+    from prosumer_gym.envs import euber_v0
+    penv = euber_v0.parallel_env()                 # PettingZoo ParallelEnv (all agents)
+
 Dissertation ``001``, chapter 6 (Eqs. 6.1-6.9, Algs. 7-8, Section 6.4). Choices
 and reproduction: ``docs/euber.md``.
 

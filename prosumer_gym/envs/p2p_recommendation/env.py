@@ -1,5 +1,14 @@
 """P2PRecommendation-v0: preference-aware P2P energy recommendation as a combinatorial bandit.
 
+Usage::
+
+    import gymnasium as gym
+    import prosumer_gym                          # registers the ids
+    env = gym.make("P2PRecommendation-v0")                      # Gymnasium view (one learner)
+    # without the import: gym.make("prosumer_gym:P2PRecommendation-v0")
+    from prosumer_gym.envs import p2p_recommendation_v0
+    penv = p2p_recommendation_v0.parallel_env()                 # PettingZoo ParallelEnv (all agents)
+
 Dissertation ``001``, chapter 4 (Eq. 4.1-4.7, Algs. 1-3, Section 4.5). Docs:
 ``docs/p2p_recommendation.md``.
 

@@ -1,5 +1,14 @@
 """P2PTrading-v0: prospect-theory P2P energy trading with sellers learning their prices.
 
+Usage::
+
+    import gymnasium as gym
+    import prosumer_gym                          # registers the ids
+    env = gym.make("P2PTrading-v0")                      # Gymnasium view (one learner)
+    # without the import: gym.make("prosumer_gym:P2PTrading-v0")
+    from prosumer_gym.envs import p2p_trading_v0
+    penv = p2p_trading_v0.parallel_env()                 # PettingZoo ParallelEnv (all agents)
+
 Dissertation ``001``, chapter 5 (Eqs. 5.1-5.9, Algs. 4-6, Section 5.3). Docs:
 ``docs/p2p_trading.md``.
 

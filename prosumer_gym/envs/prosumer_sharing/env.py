@@ -1,5 +1,14 @@
 """ProsumerSharing-v0: binary prosumption steered by a broadcast feedback signal.
 
+Usage::
+
+    import gymnasium as gym
+    import prosumer_gym                          # registers the ids
+    env = gym.make("ProsumerSharing-v0")                      # Gymnasium view (one learner)
+    # without the import: gym.make("prosumer_gym:ProsumerSharing-v0")
+    from prosumer_gym.envs import prosumer_sharing_v0
+    penv = prosumer_sharing_v0.parallel_env()                 # PettingZoo ParallelEnv (all agents)
+
 Paper ``000`` (Problem III.2, Eqs. 19-24, Algorithms 1-2, Sections V-VI). Docs:
 ``docs/prosumer_sharing.md``. Mechanism, costs
 and oracle: :mod:`prosumer_gym.envs.prosumer_sharing.market`.

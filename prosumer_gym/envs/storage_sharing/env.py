@@ -1,5 +1,14 @@
 """StorageSharing-v0: energy-storage sharing by a modified auction and a Stackelberg game.
 
+Usage::
+
+    import gymnasium as gym
+    import prosumer_gym                          # registers the ids
+    env = gym.make("StorageSharing-v0")                      # Gymnasium view (one learner)
+    # without the import: gym.make("prosumer_gym:StorageSharing-v0")
+    from prosumer_gym.envs import storage_sharing_v0
+    penv = storage_sharing_v0.parallel_env()                 # PettingZoo ParallelEnv (all agents)
+
 Paper ``003`` (Tushar et al., IEEE Trans. Smart Grid 7(3), 2016), Sections III-V. Docs:
 ``docs/storage_sharing.md``. The paper's formulas are masked in our copy: the RU
 utility, best response, SFC saving, closed-form price and inter-slot update are a
