@@ -117,11 +117,11 @@ def check_numeric_action(action: object, field: str, allowed: str) -> np.ndarray
     naming ``field`` and the ``allowed`` space for complex, object, string, ``None`` and
     ragged inputs. Shapes and bounds are the space check's job."""
     if action is None or isinstance(action, (str, bytes, Mapping, complex, np.complexfloating)):
-        raise ValueError(f"{field} must be {allowed}, got {type(action).__name__} {action!r:.80}")
+        raise ValueError(f"{field} must be {allowed}, got {type(action).__name__} {action!r:.80} (real numeric values only)")
     try:
         arr = np.asarray(action)
     except (TypeError, ValueError, OverflowError, RecursionError):
-        raise ValueError(f"{field} must be {allowed}, got an unreadable {type(action).__name__}") from None
+        raise ValueError(f"{field} must be {allowed}, got an unreadable {type(action).__name__} (real numeric values only)") from None
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{field} must be {allowed}, got an array of dtype {arr.dtype} (real numbers only)")
+        raise ValueError(f"{field} must be {allowed}, got an array of dtype {arr.dtype} (real numeric values only)")
     return arr
