@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from gymnasium import spaces
 
+from prosumer_gym.core.validation import check_numeric_action
+
 __all__ = ["NamedBox", "check_discrete", "check_multidiscrete", "check_box", "check_multibinary", "check_binary_array"]
 
 
@@ -45,6 +47,7 @@ def check_discrete(action: object, n: int, field: str) -> int:
     if isinstance(action, (bool, np.bool_)):
         raise ValueError(f"{field} must be an integer in [0, {n - 1}], got {action!r}")
     if isinstance(action, np.ndarray):
+        check_numeric_action(action, field, f"an integer in [0, {n - 1}]")
         if action.shape not in ((), (1,)):
             raise ValueError(f"{field} must be a scalar integer in [0, {n - 1}], got array of shape {action.shape}")
         action = action.reshape(()).item()
@@ -62,7 +65,7 @@ def check_discrete(action: object, n: int, field: str) -> int:
 
 def check_multidiscrete(action: object, nvec: np.ndarray, field: str) -> np.ndarray:
     """Validate a ``MultiDiscrete(nvec)`` action and return it as an int64 array."""
-    arr = np.asarray(action)
+    arr = check_numeric_action(action, field, f"an integer array of shape {nvec.shape}")
     if arr.shape != nvec.shape:
         raise ValueError(f"{field} must have shape {nvec.shape}, got {arr.shape}")
     if arr.dtype.kind == "f":
@@ -80,10 +83,8 @@ def check_multidiscrete(action: object, nvec: np.ndarray, field: str) -> np.ndar
 
 def check_box(action: object, space: spaces.Box, field: str) -> np.ndarray:
     """Validate a ``Box`` action (shape, finiteness, bounds) and return it as float64."""
-    try:
-        arr = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field} must be a numeric array of shape {space.shape}, got {action!r}") from None
+    arr = check_numeric_action(action, field, f"a real array of shape {space.shape} in "
+                               f"[{space.low.min()}, {space.high.max()}]").astype(np.float64)
     if arr.shape != space.shape:
         raise ValueError(f"{field} must have shape {space.shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -114,10 +115,7 @@ def check_multibinary(action: object, n: int, field: str) -> np.ndarray:
     """Validate one ``MultiBinary(n)`` action and return it as an ``int8`` array of shape ``(n,)``."""
     if isinstance(action, (str, bytes, dict)):
         raise ValueError(f"{field} must be a sequence of {n} values in {{0, 1}}, got {type(action).__name__}")
-    try:
-        arr = np.asarray(action)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field} must be a sequence of {n} values in {{0, 1}}, got {action!r}") from None
+    arr = check_numeric_action(action, field, f"a sequence of {n} values in {{0, 1}}")
     if arr.shape != (n,):
         raise ValueError(f"{field} must have shape ({n},) with values in {{0, 1}}, got shape {arr.shape}")
     return _as_binary(arr, field)
@@ -125,10 +123,7 @@ def check_multibinary(action: object, n: int, field: str) -> np.ndarray:
 
 def check_binary_array(actions: object, shape: Sequence[int], field: str) -> np.ndarray:
     """Validate a batch of binary actions of exactly ``shape``; return ``int8``."""
-    try:
-        arr = np.asarray(actions)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field} must be an array of shape {tuple(shape)} with values in {{0, 1}}") from None
+    arr = check_numeric_action(actions, field, f"an array of shape {tuple(shape)} with values in {{0, 1}}")
     if arr.shape != tuple(shape):
         raise ValueError(f"{field} must have shape {tuple(shape)} with values in {{0, 1}}, got {arr.shape}")
     return _as_binary(arr, field)
