@@ -111,3 +111,20 @@ def test_reseed_semantics():
     assert isinstance(reseed(None, None), np.random.Generator)
     with pytest.raises(ValueError, match="seed"):
         reseed(g, -2)
+
+
+def test_complex_and_object_action_arrays_are_rejected_by_every_view():
+    """Issue 19 item 2: a complex (or object) array used to pass with its imaginary part dropped."""
+    import gymnasium as gym
+
+    import prosumer_gym
+
+    for env_id in prosumer_gym.ENV_IDS:
+        env = gym.make(env_id)
+        env.reset(seed=0)
+        a = np.asarray(env.action_space.sample())
+        for bad in (a.astype(np.complex128) + 1j, a.astype(object)):
+            with pytest.raises(ValueError):
+                env.step(bad)
+        env.step(a)  # still usable after the rejected actions
+        env.close()
