@@ -83,8 +83,9 @@ def check_multidiscrete(action: object, nvec: np.ndarray, field: str) -> np.ndar
 
 def check_box(action: object, space: spaces.Box, field: str) -> np.ndarray:
     """Validate a ``Box`` action (shape, finiteness, bounds) and return it as float64."""
-    arr = check_numeric_action(action, field, f"a real array of shape {space.shape} in "
-                               f"[{space.low.min()}, {space.high.max()}]").astype(np.float64)
+    arr = np.asarray(check_numeric_action(
+        action, field, lambda: f"a real array of shape {space.shape} in [{space.low.min()}, {space.high.max()}]"),
+        dtype=np.float64)
     if arr.shape != space.shape:
         raise ValueError(f"{field} must have shape {space.shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):

@@ -11,7 +11,7 @@ complex, object, string and ``None`` actions out of every space check.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,16 +112,22 @@ def check_size(env_name: str, fields: str, n_bytes: float, cap: float = MAX_ENV_
                          f"{n_bytes / 2**30:.3g} GiB, above the cap of {cap / 2**30:.3g} GiB; use smaller sizes")
 
 
-def check_numeric_action(action: object, field: str, allowed: str) -> np.ndarray:
+def check_numeric_action(action: object, field: str, allowed: str | Callable[[], str]) -> np.ndarray:
     """``action`` as an array of a real numeric kind (bool, int, uint, float); ``ValueError``
     naming ``field`` and the ``allowed`` space for complex, object, string, ``None`` and
-    ragged inputs. Shapes and bounds are the space check's job."""
+    ragged inputs. Shapes and bounds are the space check's job. ``allowed`` may be a callable:
+    the message is then built only when an action is refused (the check runs every step)."""
+
+    def refuse(got: str) -> ValueError:
+        what = allowed() if callable(allowed) else allowed
+        return ValueError(f"{field} must be {what}, got {got} (real numeric values only)")
+
     if action is None or isinstance(action, (str, bytes, Mapping, complex, np.complexfloating)):
-        raise ValueError(f"{field} must be {allowed}, got {type(action).__name__} {action!r:.80} (real numeric values only)")
+        raise refuse(f"{type(action).__name__} {action!r:.80}")
     try:
         arr = np.asarray(action)
     except (TypeError, ValueError, OverflowError, RecursionError):
-        raise ValueError(f"{field} must be {allowed}, got an unreadable {type(action).__name__} (real numeric values only)") from None
+        raise refuse(f"an unreadable {type(action).__name__}") from None
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{field} must be {allowed}, got an array of dtype {arr.dtype} (real numeric values only)")
+        raise refuse(f"an array of dtype {arr.dtype}")
     return arr
