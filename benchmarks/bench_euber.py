@@ -8,9 +8,10 @@ Measures (single process):
   recommender (POTR by HiGHS) + behavioural bids + BMW + movement/charging, total seconds;
   also PK-OPT for comparison;
 * ``per_slot``: on ``--sample-slots`` slots of a PK trajectory, the time of each winner
-  selection (``opt`` HiGHS MILP, ``bmw`` Alg. 8, ``bg``) on the *same* bids, and of the POTR
-  projection; mean / median / max in milliseconds, plus the mean number of bids and OPT's
-  cost advantage over BMW (%).
+  selection (``opt`` HiGHS MILP, ``bmw`` Alg. 8, ``bg``) on the *same* bids, of the POTR
+  projection (``potr``: the default min-cost flow; ``potr_highs``: the LP by HiGHS) and of
+  the fare model's prices of the recommended pairs (``fare``); mean / median / max in
+  milliseconds, plus the mean number of bids and OPT's cost advantage over BMW (%).
 
 ``--clock cpu`` divides by process CPU time (less sensitive to other jobs on a shared machine).
 """
@@ -53,14 +54,20 @@ def per_slot(n: int, clock) -> dict:
     m = EUberMarket(EUberConfig())
     m.reset(np.random.default_rng(0))
     pk = PKRecommender(m.alpha)
-    times: dict[str, list[float]] = {"potr": [], "opt": [], "bmw": [], "bg": []}
+    times: dict[str, list[float]] = {"potr": [], "potr_highs": [], "fare": [], "opt": [], "bmw": [], "bg": []}
     nb, gap = [], []
     for _ in range(n):
         inst = m.instance()
         t0 = clock()
         x = solve_potr(pk.scores(inst.task_type), inst)
         times["potr"].append(clock() - t0)
-        bids = m.behavioural_bids(inst, x)
+        t0 = clock()
+        solve_potr(pk.scores(inst.task_type), inst, solver="highs")
+        times["potr_highs"].append(clock() - t0)
+        t0 = clock()
+        ref = m.reference_bids(inst, x > 0)
+        times["fare"].append(clock() - t0)
+        bids = m.behavioural_bids(inst, x, ref)
         nb.append(int(np.isfinite(bids).sum()))
         sels = {}
         for mech in ("opt", "bmw", "bg"):

@@ -3,6 +3,7 @@ checker on every winner selection, POTR, payments, the fare model, CARS, orderin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -343,6 +344,87 @@ def test_potr_hard_constraints_and_optimality():
 
     xt = topk_recommend(score, inst)
     assert (score * x).sum() <= (score * xt).sum() + 1e-9  # top-K is the unconstrained optimum
+
+
+def potr_lexicographic(x, score, inst):
+    """POTR's objective of a 0/1 list set, by plain loops: (coverage shortfall, Eq. 6.1b + 6.1c
+    shortfall units, total score): the flow and the LP both maximise it in this order."""
+    W, S = inst.n_workers, inst.n_tasks
+    elig_w = [sum(bool(inst.eligible[i, j]) for i in range(W)) for j in range(S)]
+    uncovered = short = 0
+    for j in range(S):
+        psi = min(inst.psi, elig_w[j])
+        got = sum(int(x[i, j]) for i in range(W))
+        uncovered += int(psi > 0 and got == 0)
+        short += max(psi - got, 0)
+    for i in range(W):
+        n_v = sum(bool(inst.eligible[i, j]) and bool(inst.is_v2g[j]) for j in range(S))
+        need = min(math.ceil(inst.v2g_min - 1e-9), inst.K, n_v)
+        short += max(need - sum(int(x[i, j]) for j in range(S) if inst.is_v2g[j]), 0)
+    return uncovered, short, float(sum(score[i, j] * x[i, j] for i in range(W) for j in range(S)))
+
+
+def assert_potr_hard(x, inst):
+    assert set(np.unique(x)) <= {0, 1}
+    assert np.all(x.sum(axis=1) <= inst.K)
+    assert not np.any((x > 0) & ~inst.eligible)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_potr_flow_and_lp_reach_the_same_optimum(tied):
+    """The min-cost flow (default) and the HiGHS LP optimise one objective: on default-size
+    slots and random or CARS-like tied scores, the same shortfalls and the same total score
+    (up to the flow's 1e-4 score resolution)."""
+    m = EUberMarket(EUberConfig())
+    m.reset(np.random.default_rng(11 + tied))
+    rng = np.random.default_rng(5)
+    for _ in range(6):
+        inst = m.instance()
+        if tied:  # a score per worker and task type, as CARS/PK give
+            score = rng.choice([0.1, 0.4, 0.7, 1.0], size=(inst.n_workers, 3))[:, inst.task_type]
+        else:
+            score = rng.random((inst.n_workers, inst.n_tasks))
+        xf = solve_potr(score, inst)
+        xl = solve_potr(score, inst, solver="highs")
+        assert_potr_hard(xf, inst)
+        uf, sf, vf = potr_lexicographic(xf, score, inst)
+        ul, sl, vl = potr_lexicographic(xl, score, inst)
+        assert (uf, sf) == (ul, sl)
+        assert vf == pytest.approx(vl, abs=int(xf.sum()) * np.abs(score).max() * 1e-4)
+        m.advance(inst, select_winners("bmw", m.behavioural_bids(inst, xf), inst))
+
+
+def test_potr_flow_is_optimal_on_tiny_instances_by_enumeration():
+    rng = np.random.default_rng(2)
+    for trial in range(12):
+        inst = tiny_instance(rng, W=3, S=3, n_v2g=1)
+        inst = dataclasses.replace(inst, eligible=rng.random((3, 3)) < 0.8, psi=1 + trial % 2,
+                                   v2g_min=float(trial % 3 == 0))
+        score = rng.integers(0, 4, (3, 3)) / 3.0  # ties on purpose
+        x = solve_potr(score, inst)
+        assert_potr_hard(x, inst)
+        best = None
+        for bits in itertools.product((0, 1), repeat=9):
+            cand = np.array(bits, dtype=np.int8).reshape(3, 3)
+            if np.any(cand.sum(axis=1) > inst.K) or np.any((cand > 0) & ~inst.eligible):
+                continue
+            u, sh, v = potr_lexicographic(cand, score, inst)
+            key = (u, sh, -round(v, 9))
+            best = key if best is None or key < best else best
+        u, sh, v = potr_lexicographic(x, score, inst)
+        assert (u, sh, -round(v, 9)) == best
+
+
+def test_potr_flow_breaks_ties_towards_nearer_tasks():
+    rng = np.random.default_rng(0)
+    inst = tiny_instance(rng, W=1, S=4, n_v2g=0)
+    inst = dataclasses.replace(inst, approach_km=np.array([[4.0, 1.0, 3.0, 2.0]]), psi=0, K=2)
+    x = solve_potr(np.ones((1, 4)), inst)
+    assert x.tolist() == [[0, 1, 0, 1]]
+    with pytest.raises(ValueError, match="solver must be one of"):
+        solve_potr(np.ones((1, 4)), inst, solver="simplex")
+    with pytest.raises(ValueError, match="finite"):
+        solve_potr(np.full((1, 4), np.nan), inst)
 
 
 # ----------------------------------------------------------------------------- fare model

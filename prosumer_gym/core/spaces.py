@@ -7,14 +7,14 @@ environment itself).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from gymnasium import spaces
 
 from prosumer_gym.core.validation import check_numeric_action
 
-__all__ = ["NamedBox", "check_discrete", "check_multidiscrete", "check_box", "check_multibinary", "check_binary_array"]
+__all__ = ["NamedBox", "check_discrete", "check_multidiscrete", "check_box", "check_box_batch", "check_multibinary", "check_binary_array"]
 
 
 class NamedBox(spaces.Box):
@@ -93,6 +93,24 @@ def check_box(action: object, space: spaces.Box, field: str) -> np.ndarray:
     if np.any(arr < space.low) or np.any(arr > space.high):
         raise ValueError(f"{field} must lie in [{space.low.min()}, {space.high.max()}], got {arr!r}")
     return arr
+
+
+def check_box_batch(actions: Mapping[str, object], agents: Sequence[str], space: spaces.Box,
+                    field: str = "actions[{!r}]") -> np.ndarray:
+    """:func:`check_box` for many agents sharing one ``Box``: ``(len(agents), *space.shape)``
+    float64. Arrays of the right shape and kind are checked together in one pass; anything
+    else, or a batch that fails, is checked agent by agent, so the ``ValueError`` names the
+    first offending agent (``field.format(agent)``) exactly as :func:`check_box` would."""
+    vals = [actions[a] for a in agents]
+    shape = space.shape
+    if vals and all(type(v) is np.ndarray and v.dtype.kind in "biuf" and v.shape == shape for v in vals):
+        arr = np.stack(vals).astype(np.float64, copy=False)
+        if np.isfinite(arr).all() and (arr >= space.low).all() and (arr <= space.high).all():
+            return arr
+    out = np.empty((len(vals), *shape))
+    for k, (a, v) in enumerate(zip(agents, vals)):
+        out[k] = check_box(v, space, field.format(a))
+    return out
 
 
 # -- binary (MultiBinary) actions, one agent or a whole batch; nothing is rounded or clipped --

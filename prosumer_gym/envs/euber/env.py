@@ -27,7 +27,9 @@ Platform (inside the env)
     called at every ``reset`` with this env and a generator spawned from the reset seed; the
     recommender (:class:`Recommender`) gives ``scores(task_type)`` (W, S) for the slot's tasks
     and learns in ``update(recommended, bid_placed, task_type)`` after every slot;
-    ``projection``: ``"potr"`` (Eq. 6.1 by HiGHS, default) or ``"topk"`` (BG's top-K lists);
+    ``projection``: ``"potr"`` (Eq. 6.1 as a min-cost flow, default; ties to nearer tasks),
+    ``"potr-highs"`` (the same as an LP by HiGHS, as in earlier releases) or ``"topk"`` (BG's
+    top-K lists);
     winner selection ``mechanism``: ``"bmw"`` (default, Alg. 8), ``"opt"`` (MILP of Eq. 6.3),
     ``"bg"``; second-price payments (Section 6.2.2).
 Step (one 15-min slot; ``n_slots`` alias ``max_cycles``, default 96 = one day)
@@ -88,7 +90,7 @@ from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
 from prosumer_gym.core.policies import resolve_co_players
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed
-from prosumer_gym.core.spaces import check_box
+from prosumer_gym.core.spaces import check_box_batch
 from prosumer_gym.envs.euber.market import SLOTS_PER_DAY, EUberConfig, EUberMarket, SlotInstance
 from prosumer_gym.envs.euber.potr import potr_violations, solve_potr, topk_recommend
 from prosumer_gym.envs.euber.wibs import Selection, select_winners
@@ -97,7 +99,9 @@ __all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "RECOMMENDERS", "PROJE
            "slot_market_info"]
 
 RECOMMENDERS = ("cars", "pk", "random")
-PROJECTIONS = ("potr", "topk")
+#: "potr": Eq. 6.1 as a min-cost flow (default); "potr-highs": the same as an LP by HiGHS (the
+#: solver of earlier releases: another optimum where several are optimal); "topk": BG's lists
+PROJECTIONS = ("potr", "potr-highs", "topk")
 ABSENT_MODES = ("mask", "revive")
 #: former name of ``"revive"`` (the default before the PettingZoo-conforming ``"mask"``)
 _ABSENT_ALIASES = {"leave": "revive"}
@@ -130,9 +134,11 @@ def OBS_NAMES(K: int) -> tuple[str, ...]:  # noqa: N802 - a constant-like helper
 
 
 def recommend(scores: np.ndarray, inst: SlotInstance, projection: str, time_limit: float = 20.0) -> np.ndarray:
-    """Project a score matrix onto recommendation lists (``"potr"``: Eq. 6.1; ``"topk"``)."""
+    """Project a score matrix onto recommendation lists (:data:`PROJECTIONS`)."""
     if projection == "potr":
         return solve_potr(scores, inst, time_limit=time_limit)
+    if projection == "potr-highs":
+        return solve_potr(scores, inst, time_limit=time_limit, solver="highs")
     return topk_recommend(scores, inst)
 
 
@@ -258,7 +264,7 @@ class raw_env(MarketParallelEnv):
         self._inst = inst
         self.last_instance = inst
         self._x = recommend(self.platform.scores(inst.task_type), inst, self.projection, self.config.milp_time_limit)
-        self._ref = self.market.reference_bids(inst)
+        self._ref = self.market.reference_bids(inst, self._x > 0)  # priced where recommended only
         # each worker's list: task indices in ascending order, padded with -1
         K = self.config.K
         lists = np.full((inst.n_workers, K), -1, dtype=np.int64)
@@ -295,13 +301,13 @@ class raw_env(MarketParallelEnv):
         inst, mk = self._inst, self.market
         W, S = inst.n_workers, inst.n_tasks
         bids = np.full((W, S), np.inf)
-        for a in self.agents:
-            act = check_box(actions[a], self.action_spaces[a], f"actions[{a!r}]")
-            i = self._index[a]
-            js = self._lists[i]
-            ok = (js >= 0) & (act > 0)
-            if ok.any():
-                bids[i, js[ok]] = np.maximum(act[ok] * self._ref[i, js[ok]], self.config.min_bid_usd)
+        if self.agents:
+            act = check_box_batch(actions, self.agents, self.action_spaces[self.agents[0]])  # (n, K)
+            rows = np.fromiter((self._index[a] for a in self.agents), dtype=np.int64, count=len(self.agents))
+            js = self._lists[rows]
+            r, k = np.nonzero((js >= 0) & (act > 0))
+            i, j = rows[r], js[r, k]
+            bids[i, j] = np.maximum(act[r, k] * self._ref[i, j], self.config.min_bid_usd)
         sel = select_winners(self.config.mechanism, bids, inst, time_limit=self.config.milp_time_limit)
         self.last_selection = sel
         self.platform.update(self._x, np.isfinite(bids), inst.task_type)
@@ -360,31 +366,28 @@ class raw_env(MarketParallelEnv):
         return obs, rewards, terms, truncs, infos
 
     def _observations(self, agents: list[str]) -> dict[str, np.ndarray]:
+        """Every worker's observation (``OBS_NAMES``) in one vectorised pass; rows for ``agents``."""
         inst, mk, K = self._inst, self.market, self.config.K
-        out = {}
-        lam = self.config.lam_km
-        spare_kwh = np.maximum((mk.range - mk.rmin) * mk.e, 1e-9)
-        for a in agents:
-            i = self._index[a]
-            o = np.zeros(4 + 8 * K, dtype=np.float32)
-            o[0] = np.clip(mk.range[i] / mk.range_max[i], 0, 1)
-            o[1] = np.clip((mk.range[i] - mk.rmin[i]) / mk.range_max[i], 0, 1)
-            o[2:4] = np.clip(mk.pos[i] / 50.0, -10, 10)
-            if inst.worker_available[i]:
-                for k, j in enumerate(self._lists[i]):
-                    if j < 0:
-                        break
-                    z = inst.task_type[j]
-                    tkm = inst.task_energy_kwh[j] / mk.e[i] if z == 2 else inst.task_trip_km[j]
-                    f = o[4 + 8 * k: 12 + 8 * k]
-                    f[0] = 1.0
-                    f[1 + z] = 1.0
-                    f[4] = min(inst.approach_km[i, j] / lam, 1.0)
-                    f[5] = min(tkm / 100.0, 10.0)
-                    f[6] = min(inst.need_kwh[i, j] / spare_kwh[i], 1.0)
-                    f[7] = min(self._ref[i, j] / 100.0, 10.0)
-            out[a] = o
-        return out
+        W = inst.n_workers
+        o = np.zeros((W, 4 + 8 * K), dtype=np.float32)
+        o[:, 0] = np.clip(mk.range / mk.range_max, 0, 1)
+        o[:, 1] = np.clip((mk.range - mk.rmin) / mk.range_max, 0, 1)
+        o[:, 2:4] = np.clip(mk.pos / 50.0, -10, 10)
+        wi, k = np.nonzero((self._lists >= 0) & inst.worker_available[:, None])
+        if wi.size:
+            j = self._lists[wi, k]
+            z = inst.task_type[j]
+            spare_kwh = np.maximum((mk.range[wi] - mk.rmin[wi]) * mk.e[wi], 1e-9)
+            tkm = np.where(z == 2, inst.task_energy_kwh[j] / mk.e[wi], inst.task_trip_km[j])
+            c = 4 + 8 * k
+            o[wi, c] = 1.0
+            o[wi, c + 1 + z] = 1.0
+            o[wi, c + 4] = np.minimum(inst.approach_km[wi, j] / self.config.lam_km, 1.0)
+            o[wi, c + 5] = np.minimum(tkm / 100.0, 10.0)
+            o[wi, c + 6] = np.minimum(inst.need_kwh[wi, j] / spare_kwh, 1.0)
+            o[wi, c + 7] = np.minimum(self._ref[wi, j] / 100.0, 10.0)
+        idx = self._index
+        return {a: o[idx[a]] for a in agents}
 
     def state(self) -> np.ndarray:
         """Global view: every worker's observation, stacked (W, 4 + 8K) and flattened."""

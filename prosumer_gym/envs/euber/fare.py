@@ -56,11 +56,23 @@ class FareModel:
         if x.shape[-1] != len(FARE_FEATURES):
             raise ValueError(f"fare features must have last dimension {len(FARE_FEATURES)}, got {x.shape}")
         h = ((x - self.x_mean) / self.x_std).reshape(-1, x.shape[-1])
-        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = h @ w.T + b
-            if k < len(self.weights) - 1:
-                np.maximum(h, 0.0, out=h)
+        # A slot prices a few hundred pairs through 132-wide layers: a multi-threaded BLAS costs
+        # more than it saves at that size (measured 2.9 ms one thread vs 8.7 ms two on a loaded
+        # 2-core machine, benchmarks/bench_euber.py), so the pass runs on one BLAS thread.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+                h = h @ w.T + b
+                if k < len(self.weights) - 1:
+                    np.maximum(h, 0.0, out=h)
         return (h[:, 0] * self.y_std + self.y_mean).reshape(x.shape[:-1])
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS (inspected once, reused by every forward pass)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @lru_cache(maxsize=1)

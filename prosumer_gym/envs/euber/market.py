@@ -322,27 +322,37 @@ class EUberMarket:
             eligible=elig, E=E, K=cfg.K, psi=psi, v2g_min=vmin, weekend=bool(weekend),
         )
 
-    def reference_bids(self, inst: SlotInstance) -> np.ndarray:
-        """The fare model's price of every (worker, task) pair, $ (W, S), before markup.
+    def reference_bids(self, inst: SlotInstance, pairs: np.ndarray | None = None) -> np.ndarray:
+        """The fare model's price of (worker, task) pairs, $ (W, S), before markup.
 
         Distance = approach + trip (ride/swap) or approach + V2G energy / e_i (its
-        driving-distance equivalent, Section 6.4.2)."""
-        v2g = inst.is_v2g
-        dist = inst.approach_km + np.where(v2g[None, :], inst.task_energy_kwh[None, :] / inst.worker_e[:, None],
-                                           inst.task_trip_km[None, :])
-        ll = inst.task_latlon
+        driving-distance equivalent, Section 6.4.2). ``pairs`` (W, S) bool limits the fare
+        model's forward pass to those pairs (the recommended ones: at most ``K`` per worker
+        instead of all ``W x S``); the other entries are NaN. Each pair's price does not depend
+        on which other pairs are priced with it."""
+        if pairs is None:
+            wi, tj = np.indices((inst.n_workers, inst.n_tasks)).reshape(2, -1)
+        else:
+            wi, tj = np.nonzero(pairs)
+        v2g = inst.is_v2g[tj]
+        dist = inst.approach_km[wi, tj] + np.where(v2g, inst.task_energy_kwh[tj] / inst.worker_e[wi],
+                                                   inst.task_trip_km[tj])
+        ll = inst.task_latlon[tj]
         hour = (inst.slot_of_day + 0.5) / 4.0
-        feats = fare_features(dist, ll[None, :, 0], ll[None, :, 1], ll[None, :, 2], ll[None, :, 3], hour, inst.weekend)
-        fare = self.fare.predict(feats)
-        return np.maximum(fare, self.cfg.min_bid_usd)
+        feats = fare_features(dist, ll[:, 0], ll[:, 1], ll[:, 2], ll[:, 3], hour, inst.weekend)
+        out = np.full((inst.n_workers, inst.n_tasks), np.nan)
+        out[wi, tj] = np.maximum(self.fare.predict(feats), self.cfg.min_bid_usd)
+        return out
 
     def behavioural_bids(self, inst: SlotInstance, x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
         """Default worker model: bid on recommended task j w.p. ``alpha[i, z_j]`` at
         ``markup_i x reference bid``. Returns (W, S) with ``inf`` = no bid."""
-        ref = self.reference_bids(inst) if ref is None else ref
+        ref = self.reference_bids(inst, x > 0) if ref is None else ref
         u = self.bid_rng.random(x.shape)
         bid = (x > 0) & (u < self.alpha[:, inst.task_type])
-        return np.where(bid, np.maximum(self.markup[:, None] * ref, self.cfg.min_bid_usd), np.inf)
+        out = np.full(x.shape, np.inf)
+        out[bid] = np.maximum(self.markup[:, None] * ref, self.cfg.min_bid_usd)[bid]
+        return out
 
     def advance(self, inst: SlotInstance, sel: Selection) -> dict[str, np.ndarray]:
         """Winners move and spend energy; low-range workers charge; the slot counter moves on."""
