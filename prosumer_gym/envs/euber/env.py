@@ -267,10 +267,10 @@ class raw_env(MarketParallelEnv):
         self._ref = self.market.reference_bids(inst, self._x > 0)  # priced where recommended only
         # each worker's list: task indices in ascending order, padded with -1
         K = self.config.K
-        lists = np.full((inst.n_workers, K), -1, dtype=np.int64)
-        for i in np.flatnonzero(self._x.any(axis=1)):
-            js = np.flatnonzero(self._x[i])[:K]
-            lists[i, : js.size] = js
+        rec = self._x > 0
+        first = np.argsort(~rec, axis=1, kind="stable")[:, :K]  # recommended tasks first, ascending
+        lists = np.full((inst.n_workers, K), -1, dtype=np.int64)  # padded with -1 (also when K > S)
+        lists[:, : first.shape[1]] = np.where(np.take_along_axis(rec, first, axis=1), first, -1)
         self._lists = lists
 
     def _live(self) -> list[str]:
@@ -318,14 +318,14 @@ class raw_env(MarketParallelEnv):
         won = np.full(W, -1)
         wi, tj = np.nonzero(sel.q)
         won[wi] = tj
+        pay, en, bid = np.zeros(W), np.zeros(W), np.zeros(W)
+        pay[wi], en[wi], bid[wi] = sel.payments[wi, tj], inst.need_kwh[wi, tj], bids[wi, tj]
+        reward = pay - self.energy_price * en
         for a in acted:
             i = self._index[a]
-            j = int(won[i])
-            pay = float(sel.payments[i, j]) if j >= 0 else 0.0
-            en = float(inst.need_kwh[i, j]) if j >= 0 else 0.0
-            rewards[a] = pay - self.energy_price * en
-            infos[a] = {"won_task": j, "payment_usd": pay, "bid_usd": float(bids[i, j]) if j >= 0 else 0.0,
-                        "energy_kwh": en, "market": market}
+            rewards[a] = float(reward[i])
+            infos[a] = {"won_task": int(won[i]), "payment_usd": float(pay[i]), "bid_usd": float(bid[i]),
+                        "energy_kwh": float(en[i]), "market": market}
         done = mk.slot >= self.config.n_slots
         skipped = 0
         if not done:
@@ -345,14 +345,14 @@ class raw_env(MarketParallelEnv):
         nxt = [] if done else self._live()
         terms = dict.fromkeys(acted, False)
         truncs = {}
+        live = set(nxt)
+        away = np.zeros(W, dtype=bool) if done else ~self._inst.worker_available
         for a in acted:
             i = self._index[a]
-            status = "available"
-            if not done and not self._inst.worker_available[i]:
-                status = "charging" if mk.charging[i] else "busy"
-            infos[a]["status"] = status
-            truncs[a] = done or a not in nxt
-        returning = [a for a in nxt if a not in acted]
+            infos[a]["status"] = ("charging" if mk.charging[i] else "busy") if away[i] else "available"
+            truncs[a] = done or a not in live
+        acted_set = set(acted)
+        returning = [a for a in nxt if a not in acted_set]
         for a in returning:  # re-entering workers ("revive" mode)
             rewards[a] = 0.0
             terms[a] = False

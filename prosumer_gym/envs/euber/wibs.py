@@ -167,11 +167,14 @@ def second_price_payments(q: np.ndarray, bids: np.ndarray) -> np.ndarray:
     """Section 6.2.2: the winner of task j is paid the next bid on j above its own (the
     second price; ties count); with no higher bid it is paid its own bid."""
     pay = np.zeros(bids.shape)
-    for i, j in zip(*np.nonzero(q)):
-        col = bids[:, j]
-        others = np.delete(col, i)
-        higher = others[np.isfinite(others) & (others >= bids[i, j])]
-        pay[i, j] = float(higher.min()) if higher.size else float(bids[i, j])
+    wi, tj = np.nonzero(q)
+    if wi.size:
+        col = bids[:, tj]  # (W, winners): every bid on each winner's task
+        own = bids[wi, tj]
+        higher = np.where(np.isfinite(col) & (col >= own[None, :]), col, np.inf)
+        higher[wi, np.arange(wi.size)] = np.inf  # not the winner's own bid
+        best = higher.min(axis=0)
+        pay[wi, tj] = np.where(np.isfinite(best), best, own)
     return pay
 
 
