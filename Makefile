@@ -37,6 +37,7 @@ test: setup
 
 ## bench: speed and quality benchmarks (figures in the README)
 bench: setup
+	$(PY) benchmarks/bench_envs.py --out runs/bench/envs.json
 	$(PY) benchmarks/bench_p2p_clearing.py --real --days 30 --sizes 5,15,20 --out runs/bench/clearing_real.json
 	$(PY) benchmarks/bench_p2p_env.py --out runs/bench/env.json
 	for b in benchmarks/bench_storage_sharing.py benchmarks/bench_prosumer_sharing.py benchmarks/bench_energy_collective.py \

@@ -164,7 +164,7 @@ def test_gym_view_determinism_and_upl_rollout():
 
 # ----------------------------------------------------------------------------- env semantics
 def test_consumer_actions_decide_acceptance():
-    env = p2p_recommendation_v0.parallel_env(**SMALL, n_days=3, start_day=170)
+    env = p2p_recommendation_v0.parallel_env(**SMALL, n_days=3, start_day=170, oracle=True)
     obs, _ = env.reset(seed=0)
     x = OPT.from_env(env).act(obs["platform"])
     inst = env.instance()
@@ -183,7 +183,8 @@ def test_consumer_actions_decide_acceptance():
 
 
 def test_info_metrics_consistent():
-    env = p2p_recommendation_v0.parallel_env(n_producers=5, n_consumers=8, n_days=12, consumer_agents=False)
+    env = p2p_recommendation_v0.parallel_env(n_producers=5, n_consumers=8, n_days=12, consumer_agents=False,
+                                             oracle=True)
     obs, _ = env.reset(seed=2)
     pol = ZhuP.from_env(env)
     regret = 0.0
@@ -196,6 +197,203 @@ def test_info_metrics_consistent():
         assert i["feasible_submitted"] and not i["projection"]["changed"]
         regret += i["oracle_kwh"] - i["expected_kwh"]
         assert i["regret_kwh"] == pytest.approx(regret)
+
+
+ORACLE_KEYS = ("oracle_kwh", "oracle_status", "efficiency", "regret_kwh")
+
+
+def _random_rollout(env, seed, days):
+    """Seeded random platform matrices (some over-full, so the projection works) and random
+    accept vectors for every other consumer; returns the full trajectory."""
+    obs, infos = env.reset(seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    P, C = env.n_producers, env.n_consumers
+    traj = [(obs, infos)]
+    for _ in range(days):
+        acts = {"platform": np.minimum(rng.random((P, C)) * (rng.random((P, C)) < 0.5) * 1.5, 1.0)}
+        if env.consumer_agents:
+            acts.update({a: rng.integers(0, 2, P) for a in env.consumers[::2]})
+        traj.append(env.step(acts))
+    return traj
+
+
+def test_oracle_is_off_by_default_and_never_built():
+    env = p2p_recommendation_v0.parallel_env(n_days=4)  # the track's 16 x 10
+    for _, _, _, _, info in _random_rollout(env, 0, 4)[1:]:
+        i = info["platform"]
+        assert i["oracle_status"] == "off"
+        assert not {"oracle_kwh", "efficiency", "regret_kwh", "oracle_seconds"} & set(i)
+        assert i["expected_kwh"] > 0
+    assert env._milp_obj is None  # no MILP was even built on the hot path
+
+
+def test_lazy_oracle_kpis_equal_eager():
+    """oracle=False + oracle_kpis() gives exactly what oracle=True reports in every step's
+    info (same oracle_kwh, status, efficiency, cumulative regret per day), and the oracle
+    changes nothing else (rewards, observations, other infos)."""
+    kw = dict(n_producers=16, n_consumers=10, n_days=10, start_day=20)
+    eager = p2p_recommendation_v0.parallel_env(oracle=True, **kw)
+    lazy = p2p_recommendation_v0.parallel_env(**kw)
+    te = _random_rollout(eager, 5, 4)
+    tl = _random_rollout(lazy, 5, 4)
+    lazy_kpis_mid = lazy.oracle_kpis()  # days 0-3, then the episode goes on
+    assert len(lazy_kpis_mid) == 4
+    rng_e, rng_l = np.random.default_rng(1), np.random.default_rng(1)
+    for env, traj, rng in ((eager, te, rng_e), (lazy, tl, rng_l)):
+        for _ in range(6):
+            x = np.minimum(rng.random((16, 10)) * 1.2, 1.0) * (rng.random((16, 10)) < 0.4)
+            traj.append(env.step({"platform": x}))
+    assert not eager.agents and not lazy.agents
+    days_e = [t[4]["platform"] for t in te[1:]]
+    days_l = [t[4]["platform"] for t in tl[1:]]
+    kpis = lazy.oracle_kpis()
+    assert [k["day"] for k in kpis] == list(range(10))
+    assert same(kpis[:4], lazy_kpis_mid)  # solved days are kept, not re-solved differently
+    for de, dl, k in zip(days_e, days_l, kpis):
+        assert dl["oracle_status"] == "off"
+        assert de["oracle_status"] == "optimal"
+        for key in ORACLE_KEYS:
+            assert k[key] == de[key], (de["day"], key, k[key], de[key])
+        assert k["expected_kwh"] == de["expected_kwh"] == dl["expected_kwh"]
+    assert kpis[-1]["regret_kwh"] > 0 and 0 < kpis[-1]["efficiency"] <= 1 + 1e-9
+    # everything but the oracle fields is the same trajectory
+    def strip(t):
+        return [(*x[:4], {a: {k: v for k, v in i.items() if k not in ORACLE_KEYS} for a, i in x[4].items()})
+                if len(x) == 5 else x for x in t]
+
+    assert same(strip(te), strip(tl))
+    # with oracle=True the eager values are reused: oracle_kpis() solves nothing
+    eager._milp_obj.solve = lambda *a, **k: pytest.fail("oracle_kpis() re-solved an eagerly solved day")
+    assert same([{k: v for k, v in d.items() if k != "oracle_seconds"} for d in eager.oracle_kpis()],
+                [{k: v for k, v in d.items() if k != "oracle_seconds"} for d in kpis])
+
+
+def test_lazy_oracle_kpis_gym_view_and_reset():
+    def run(**kw):
+        env = gym.make("P2PRecommendation-v0", n_days=6, **SMALL, **kw)
+        env.reset(seed=9)
+        env.action_space.seed(9)
+        infos = [env.step(env.action_space.sample())[4] for _ in range(6)]
+        return env, infos
+
+    lazy, _ = run()
+    _, infos = run(oracle=True)
+    kpis = lazy.unwrapped.oracle_kpis()
+    assert [tuple(k[f] for f in ORACLE_KEYS) for k in kpis] == [tuple(i[f] for f in ORACLE_KEYS) for i in infos]
+    lazy.reset(seed=1)
+    assert lazy.unwrapped.oracle_kpis() == []  # reset starts a new record
+    with pytest.raises(RuntimeError, match="reset"):
+        p2p_recommendation_v0.parallel_env(**SMALL).oracle_kpis()
+
+
+# ------------------------------------------------------------------- bit-identity with the pre-vectorised code
+def _project_reference(inst, x):
+    """The projection as written before it was vectorised (issue 17): a Python loop per
+    consumer for the list length. The env's :func:`project` must agree bit for bit."""
+    x0 = np.asarray(x, dtype=np.float64)
+    y = x0.copy()
+    w, r, L = inst.demand_kwh, inst.capacity_kwh, inst.loss
+    rep = {}
+    bad = (~inst.allowed) & (y > 0)
+    rep["forbidden_zeroed"] = int(bad.sum())
+    y[bad] = 0.0
+    col = y.sum(axis=0)
+    over = col > 1.0
+    rep["demand_scaled"] = int(over.sum())
+    if over.any():
+        y[:, over] /= col[over]
+        y[:, over] = np.minimum(y[:, over], 1.0)
+    k = inst.k_eff
+    trunc = 0
+    for j in np.flatnonzero((y > 0).sum(axis=0) > k):
+        drop = np.lexsort((np.arange(y.shape[0]), -y[:, j]))[k:]  # by value desc, index asc
+        trunc += int((y[drop, j] > 0).sum())
+        y[drop, j] = 0.0
+    rep["list_truncated"] = trunc
+    shipped = ((1.0 + L) * y * w[None, :]).sum(axis=1)
+    hot = shipped > r
+    rep["capacity_scaled"] = int(hot.sum())
+    if hot.any():
+        f = np.where(shipped[hot] > 0, r[hot] / np.where(shipped[hot] > 0, shipped[hot], 1.0), 0.0)
+        y[hot] *= (f * (1.0 - 1e-12))[:, None]
+    small = (y > 0) & (y * w[None, :] < inst.alpha_kwh - 1e-9)
+    rep["min_exchange_zeroed"] = int(small.sum())
+    y[small] = 0.0
+    diff = np.abs(y - x0)
+    rep["max_abs_change"] = float(diff.max(initial=0.0))
+    rep["changed"] = bool(diff.max(initial=0.0) > 0)
+    return y, rep
+
+
+def test_projection_bit_identical_to_reference():
+    rng = np.random.default_rng(17)
+    cases = [random_instance(rng) for _ in range(400)] + [random_instance(rng, P=60, C=50, K=5) for _ in range(10)]
+    for n, inst in enumerate(cases):
+        shape = inst.loss.shape
+        kind = n % 4
+        if kind == 0:  # many exact ties (the tie rule: lower producer index first)
+            x = rng.choice([0.0, 0.05, 0.2, 0.5, 1.0], size=shape)
+        elif kind == 1:  # sparse
+            x = rng.random(shape) * (rng.random(shape) < 0.5)
+        elif kind == 2:  # dense random (what a random agent sends)
+            x = rng.random(shape)
+        else:  # signed zeros
+            x = rng.random(shape) * (rng.random(shape) < 0.3)
+            x[x == 0] = -0.0
+        y, rep = project(inst, x)
+        y_ref, rep_ref = _project_reference(inst, x)
+        assert np.array_equal(y, y_ref) and np.array_equal(np.signbit(y), np.signbit(y_ref)), n
+        assert rep == rep_ref, (n, rep, rep_ref)
+
+
+# Computed with the env before its step was vectorised (commit ecbe210): rewards of the
+# platform and of all consumers, expected energy, and observation sums of a seeded episode.
+PINNED = [
+    (92.55993286365998, 92.55993286366001, 128.97541556577013, 9.518456481482202, 247.14769347570837),
+    (112.07788926851825, 112.07788926851825, 113.65546711412128, 9.275224310973798, 250.98790672048926),
+    (102.4959253786866, 102.4959253786866, 102.26791638372548, 8.544711206421503, 237.7846457939595),
+    (71.63593160958813, 71.63593160958813, 81.73592424164238, 7.8181539166341585, 231.23491695709527),
+    (79.10603010107542, 79.10603010107542, 85.01716818202857, 7.8050490904022265, 244.4982908796519),
+    (65.15882454382498, 65.15882454382498, 85.94486288650812, 7.963377736173465, 256.85033938474953),
+    (132.2993902165909, 132.2993902165909, 130.9127925707171, 8.897296247849901, 269.20389374159276),
+    (119.13186487893452, 119.1318648789345, 104.03902017670917, 8.170617960104476, 246.1796165369451),
+]
+
+
+def test_seeded_episode_pinned():
+    env = p2p_recommendation_v0.parallel_env(n_producers=16, n_consumers=10, n_days=8, start_day=100)
+    obs, _ = env.reset(seed=2024)
+    rng = np.random.default_rng(7)
+    for t in range(8):
+        x = np.minimum(rng.random((16, 10)) * (rng.random((16, 10)) < 0.5) * 1.5, 1.0)
+        acts = {"platform": x, **{a: rng.integers(0, 2, 16) for a in env.consumers[::3]}}
+        obs, rew, _, _, info = env.step(acts)
+        got = (rew["platform"], sum(rew[a] for a in env.consumers), info["platform"]["expected_kwh"],
+               float(obs["platform"]["last_recommendation"].sum()),
+               float(sum(obs[a].astype(np.float64).sum() for a in env.consumers)))
+        assert got == PINNED[t], (t, got)
+
+
+def test_consumer_actions_any_form_same_result():
+    """Arrays (checked in one batch), lists and bools (checked one by one) give the same step."""
+    forms = [lambda v: v.astype(np.int8), lambda v: v.astype(bool), lambda v: v.tolist(), lambda v: v.astype(float)]
+    outs = []
+    for form in forms:
+        env = p2p_recommendation_v0.parallel_env(**SMALL, n_days=3)
+        env.reset(seed=4)
+        rng = np.random.default_rng(0)
+        steps = []
+        for _ in range(3):
+            acts = {"platform": rng.random((4, 5)), **{a: form(rng.integers(0, 2, 4)) for a in env.consumers[1:]}}
+            steps.append(env.step(acts))
+        outs.append(steps)
+    assert all(same(outs[0], o) for o in outs[1:])
+    env = p2p_recommendation_v0.parallel_env(**SMALL, n_days=3)
+    env.reset(seed=4)
+    acts = {"platform": np.zeros((4, 5)), **{a: np.ones(4, np.int64) for a in env.consumers}}
+    acts["consumer_3"] = np.array([0, 1, 2, 1])
+    with pytest.raises(ValueError, match="consumer_3"):
+        env.step(acts)
 
 
 # ----------------------------------------------------------------------------- Eq. 4.1 for every policy

@@ -29,6 +29,7 @@ Co-players: :func:`pqr_co_players` is the factory ``"pqr"`` of P2PTrading-v0's G
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -114,7 +115,10 @@ class PQRAgent:
 
     def state_index(self, obs: np.ndarray) -> int:
         """Price index from the normalised price ``obs[0]`` in [0, 1]."""
-        return int(np.clip(np.rint(float(obs[0]) * (self.n_prices - 1)), 0, self.n_prices - 1))
+        # plain Python on one float (it runs twice per co-player per step): round() is
+        # half-to-even like np.rint, and NaN still raises in int()
+        x = float(obs[0]) * (self.n_prices - 1)
+        return int(min(max(round(x) if math.isfinite(x) else x, 0), self.n_prices - 1))
 
     def act(self, obs: np.ndarray, explore: bool = True) -> int:
         """epsilon-greedy action (Alg. 5 line 3); greedy with ``explore=False``."""

@@ -54,14 +54,28 @@ Rewards
     consumer ``j``: the energy it received (kWh).
 Infos
     platform: ``day``, ``data_day``, ``exchanged_kwh``, ``expected_kwh`` (Eq. 4.1 objective
-    of the projected action with the true ``p``), ``oracle_kwh`` (perfect-knowledge optimum
-    of Eq. 4.1 today, HiGHS MILP, if ``oracle=True``), ``oracle_status``, ``efficiency``
-    (expected / oracle), ``satisfied_demand`` (exchanged / demand), ``losses_kwh``
-    (``sum L_ij`` x exchanged), ``loss_pct``, ``regret_kwh`` (cumulative
-    ``oracle - expected``, Eq. 4.3), ``cumulative_kwh``, ``demand_kwh``, ``capacity_kwh``,
-    ``n_recommended``, ``violations`` (constraint -> largest violation of the *submitted*
-    action), ``projection`` (what the projection changed). With ``report_timing=True`` also
-    ``oracle_seconds``. consumers: ``demand_kwh``, ``received_kwh``, ``n_recommended``.
+    of the projected action with the true ``p``), ``oracle_status``, ``satisfied_demand``
+    (exchanged / demand), ``losses_kwh`` (``sum L_ij`` x exchanged), ``loss_pct``,
+    ``cumulative_kwh``, ``demand_kwh``, ``capacity_kwh``, ``n_recommended``, ``violations``
+    (constraint -> largest violation of the *submitted* action), ``projection`` (what the
+    projection changed); with ``oracle=True`` also ``oracle_kwh`` (perfect-knowledge optimum
+    of Eq. 4.1 today, HiGHS MILP; NaN if HiGHS returned none), ``efficiency`` (expected /
+    oracle) and ``regret_kwh`` (cumulative ``oracle - expected``, Eq. 4.3), and with
+    ``report_timing=True`` ``oracle_seconds``. consumers: ``demand_kwh``, ``received_kwh``,
+    ``n_recommended``.
+KPI cost
+    Every info entry but the oracle ones is a few NumPy reductions on the day's ``(P, C)``
+    matrices (the whole step takes well under a millisecond at 16x10 and a few at 150x150,
+    see ``benchmarks/bench_envs.py``). The oracle KPIs (``oracle_kwh``, ``efficiency``,
+    ``regret_kwh``) need one HiGHS MILP of Eq. 4.1 per day (tens of milliseconds at 16x10,
+    seconds at 150x150), so they are off by default: with ``oracle=False`` the info has
+    ``oracle_status="off"`` and no oracle numbers (absent rather than NaN, so that infos
+    compare equal under ``==`` as the Gymnasium and PettingZoo determinism checks require).
+    Get them eagerly in every step's info (``oracle=True``, what the leaderboard track
+    uses) or lazily: the env records each played day's instance and expected energy, and
+    :meth:`raw_env.oracle_kpis` solves the days not solved yet and returns, per day, exactly
+    the values the eager path puts in ``info`` (same MILP, same inputs; tested). Call it at
+    episode end (before the next ``reset``) or at any time for the days played so far.
 Inspection
     ``env.last_instance`` (:class:`RecInstance` of the day just played),
     ``env.instance()`` (today's, i.e. the one the next action is for), ``env.preference``.
@@ -98,6 +112,7 @@ __all__ = ["raw_env", "env", "parallel_env", "PLATFORM", "CAPACITY_MODES"]
 
 PLATFORM = "platform"
 CAPACITY_MODES = ("pv", "surplus")
+ORACLE_NUMBERS = ("oracle_kwh", "efficiency", "regret_kwh")  # info entries that need the daily MILP
 DAYS_PER_YEAR = 365
 
 
@@ -111,6 +126,14 @@ def _levels(name: str, value: Sequence[float], lo: float, hi: float, hi_open: bo
         rng = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
         raise ValueError(f"{name} must be a non-empty list of numbers in {rng}, got {value!r}")
     return a
+
+
+def _oracle_fields(expected: float, oracle_kwh: float, regret: float) -> tuple[float, float]:
+    """``(efficiency, cumulative regret)`` of a day with oracle value ``oracle_kwh`` (NaN when
+    HiGHS returned none: efficiency NaN, the regret of Eq. 4.3 is carried over unchanged)."""
+    if not np.isfinite(oracle_kwh):
+        return float("nan"), regret
+    return (expected / oracle_kwh if oracle_kwh > 1e-9 else 1.0), regret + (oracle_kwh - expected)
 
 
 class raw_env(MarketParallelEnv):
@@ -136,7 +159,7 @@ class raw_env(MarketParallelEnv):
         split: str = "train",
         forecast_alpha: float = 0.5,
         consumer_agents: bool = True,
-        oracle: bool = True,
+        oracle: bool = False,
         oracle_time_limit: float = 30.0,
         oracle_gap: float = 1e-4,
         report_timing: bool = False,
@@ -178,7 +201,9 @@ class raw_env(MarketParallelEnv):
         self._init_render(render_mode)
 
         P, C = self.n_producers, self.n_consumers
-        self._milp = RecommendationMILP(P, C, time_limit=float(oracle_time_limit), mip_rel_gap=float(oracle_gap))
+        self._oracle_time_limit = float(oracle_time_limit)
+        self._oracle_gap = float(oracle_gap)
+        self._milp_obj: RecommendationMILP | None = None  # built on first use (eager step, oracle_kpis, OPT)
         self.consumers = [f"consumer_{j}" for j in range(C)]
         self.possible_agents = [PLATFORM] + (self.consumers if self.consumer_agents else [])
         self.agents: list[str] = []
@@ -208,6 +233,15 @@ class raw_env(MarketParallelEnv):
 
     # ------------------------------------------------------------------ PettingZoo API
     @property
+    def _milp(self) -> RecommendationMILP:
+        """The oracle's MILP of Eq. 4.1 for this market size (its sparsity pattern is built
+        on first use, so an env that never asks for the oracle never pays for it)."""
+        if self._milp_obj is None:
+            self._milp_obj = RecommendationMILP(self.n_producers, self.n_consumers, time_limit=self._oracle_time_limit,
+                                                mip_rel_gap=self._oracle_gap)
+        return self._milp_obj
+
+    @property
     def preference(self) -> np.ndarray:
         """True acceptance probabilities ``p_ij`` (P, C): hidden from the platform's
         observation, for perfect-knowledge baselines (Zhu_P, OPT) and evaluation only."""
@@ -235,7 +269,12 @@ class raw_env(MarketParallelEnv):
         dem = pgdata.daily_sum(cons.hourly_load_kwh).T.copy()  # (365, C)
         self._cap_fc = pgdata.ewma_forecast(cap, self.forecast_alpha, axis=0)
         self._dem_fc = pgdata.ewma_forecast(dem, self.forecast_alpha, axis=0)
+        for name, fc in (("producer capacity forecast", self._cap_fc), ("consumer demand forecast", self._dem_fc)):
+            if not (np.all(np.isfinite(fc)) and fc.min(initial=0.0) >= 0):  # checked once: days use RecInstance.trusted
+                raise ValueError(f"the {name} must be finite and >= 0 kWh; check the data")
         self.loss = market_rng.choice(self.loss_levels, size=(P, C))
+        self._allowed = self.loss <= self.loss_max + 1e-12
+        self._loss_t32 = self.loss.T.astype(np.float32)  # the consumers' loss columns (observations)
         self._p = market_rng.choice(self.preference_levels, size=(P, C))
         self._t = 0
         self.agents = self.possible_agents[:]
@@ -244,6 +283,8 @@ class raw_env(MarketParallelEnv):
         self._last_acc = np.zeros((P, C))
         self._regret = 0.0
         self._cum = 0.0
+        self._played: list[tuple[RecInstance, float]] = []  # (instance, expected kWh) per played day
+        self._oracle_days: dict[int, tuple[float, str, float]] = {}  # day -> (oracle kWh, status, seconds)
         obs = self._observations()
         infos = {a: {} for a in self.agents}
         infos[PLATFORM] = {"data_day": self._data_day(0), "n_allowed_pairs": int((self.loss <= self.loss_max + 1e-12).sum())}
@@ -257,11 +298,40 @@ class raw_env(MarketParallelEnv):
         if self._rng is None:
             raise RuntimeError("instance() called before reset()")
         d = self._data_day(self._t if t is None else t)
-        return RecInstance(self._cap_fc[d], self._dem_fc[d], self.loss, self.loss_max, self.min_exchange_kwh, self.K)
+        return RecInstance.trusted(self._cap_fc[d], self._dem_fc[d], self.loss, self.loss_max, self.min_exchange_kwh,
+                                   self.K, self._allowed)
 
     def oracle_solution(self, inst: RecInstance | None = None) -> tuple[np.ndarray, Any]:
         """Perfect-knowledge optimum of Eq. 4.1 (HiGHS MILP) for ``inst`` (default: today)."""
         return self._milp.solve(self.instance() if inst is None else inst, self._p)
+
+    def _solve_oracle_day(self, inst: RecInstance) -> tuple[float, str, float]:
+        """``(oracle_kwh, status, seconds)`` of one day: the HiGHS MILP of Eq. 4.1 with the true ``p``."""
+        t0 = time.perf_counter()
+        _, res = self._milp.solve(inst, self._p)
+        return (float(res.objective) if res.success else float("nan")), res.status, time.perf_counter() - t0
+
+    def oracle_kpis(self) -> list[dict[str, Any]]:
+        """The oracle KPIs of every day played since ``reset()``, computed lazily.
+
+        Solves the perfect-knowledge MILP of Eq. 4.1 for each recorded day not solved yet
+        (none with ``oracle=True``) and returns one dict per day, in order: ``day``,
+        ``oracle_kwh``, ``oracle_status``, ``efficiency`` (expected / oracle) and
+        ``regret_kwh`` (cumulative, Eq. 4.3) -- exactly the values ``oracle=True`` puts in
+        that day's ``info["platform"]`` -- plus ``expected_kwh`` and ``oracle_seconds``.
+        Solved days are kept, so calling it again (or every step) solves only the new days.
+        """
+        if self._rng is None:
+            raise RuntimeError("oracle_kpis() called before reset()")
+        out, regret = [], 0.0
+        for t, (inst, expected) in enumerate(self._played):
+            if t not in self._oracle_days:
+                self._oracle_days[t] = self._solve_oracle_day(inst)
+            oracle_kwh, status, osec = self._oracle_days[t]
+            efficiency, regret = _oracle_fields(expected, oracle_kwh, regret)
+            out.append({"day": t, "oracle_kwh": oracle_kwh, "oracle_status": status, "efficiency": efficiency,
+                        "regret_kwh": regret, "expected_kwh": expected, "oracle_seconds": osec})
+        return out
 
     def step(self, actions: dict[str, Any]):
         self._check_action_dict(actions, require_all=False)  # consumers may abstain (env card)
@@ -271,14 +341,34 @@ class raw_env(MarketParallelEnv):
         P, C = self.n_producers, self.n_consumers
         model = (self._accept_rng.random((P, C)) < self._p).astype(np.float64)  # P_ij(d), drawn every day
         accept = model
-        for j, a in enumerate(self.consumers):
-            act = actions.get(a) if self.consumer_agents else None
-            if act is not None:
-                accept[:, j] = check_multibinary(act, P, f"actions[{a!r}]")
+        if self.consumer_agents:
+            self._consumer_accepts(actions, accept)
         inst = self.instance()
         viol = violations(inst, x_sub)
         x, proj = project(inst, x_sub)
         return self._outputs(inst, x, accept, viol, proj)
+
+    def _consumer_accepts(self, actions: dict[str, Any], accept: np.ndarray) -> None:
+        """Write the consumers' accept vectors into the columns of ``accept`` (in place).
+        Integer/bool arrays of shape ``(P,)`` (what ``MultiBinary.sample`` gives) are checked
+        in one NumPy call; anything else, or a batch with a bad entry, goes through
+        :func:`check_multibinary` one consumer at a time, which names the offending agent."""
+        P = self.n_producers
+        cols, acts = [], []
+        for j, a in enumerate(self.consumers):
+            act = actions.get(a)
+            if act is not None:
+                cols.append(j)
+                acts.append(act)
+        if not cols:
+            return
+        if all(isinstance(v, np.ndarray) and v.shape == (P,) and v.dtype.kind in "biu" for v in acts):
+            m = np.stack(acts, axis=1)
+            if m.dtype.kind == "b" or not np.any((m != 0) & (m != 1)):
+                accept[:, cols] = m
+                return
+        for j, act in zip(cols, acts):
+            accept[:, j] = check_multibinary(act, P, f"actions[{self.consumers[j]!r}]")
 
     def _outputs(self, inst, x, accept, viol, proj):
         w = inst.demand_kwh
@@ -286,16 +376,13 @@ class raw_env(MarketParallelEnv):
         exchanged = float(energy.sum())
         expected = expected_energy(inst, x, self._p)
         losses = float((inst.loss * energy).sum())
+        self._played.append((inst, expected))
         if self.oracle:
-            t0 = time.perf_counter()
-            _, res = self._milp.solve(inst, self._p)
-            osec = time.perf_counter() - t0
-            oracle_kwh = float(res.objective) if res.success else float("nan")
-            status = res.status
+            oracle_kwh, status, osec = self._solve_oracle_day(inst)
+            self._oracle_days[self._t] = (oracle_kwh, status, osec)
+            efficiency, self._regret = _oracle_fields(expected, oracle_kwh, self._regret)
         else:
-            oracle_kwh, status, osec = float("nan"), "off", 0.0
-        if np.isfinite(oracle_kwh):
-            self._regret += oracle_kwh - expected
+            oracle_kwh, status, osec, efficiency = float("nan"), "off", 0.0, float("nan")  # not reported
         self._cum += exchanged
         demand = float(w.sum())
         market = {
@@ -305,7 +392,7 @@ class raw_env(MarketParallelEnv):
             "expected_kwh": expected,
             "oracle_kwh": oracle_kwh,
             "oracle_status": status,
-            "efficiency": (expected / oracle_kwh if oracle_kwh > 1e-9 else 1.0) if np.isfinite(oracle_kwh) else float("nan"),
+            "efficiency": efficiency,
             "satisfied_demand": exchanged / demand if demand > 0 else 0.0,
             "losses_kwh": losses,
             "loss_pct": 100.0 * losses / exchanged if exchanged > 0 else 0.0,
@@ -318,7 +405,10 @@ class raw_env(MarketParallelEnv):
             "feasible_submitted": bool(all(v <= 1e-7 for v in viol.values())),
             "projection": proj,
         }
-        if self.report_timing:
+        if not self.oracle:  # absent, not NaN: infos stay ==-comparable (Gymnasium/PettingZoo seed checks)
+            for key in ORACLE_NUMBERS:
+                del market[key]
+        elif self.report_timing:
             market["oracle_seconds"] = osec
         self.last_instance = inst
         self._last_rec = x
@@ -328,12 +418,12 @@ class raw_env(MarketParallelEnv):
         obs = self._observations()
         rewards = {PLATFORM: exchanged}
         infos = {PLATFORM: market}
-        recv = energy.sum(axis=0)
-        nrec = (x > 0).sum(axis=0)
         if self.consumer_agents:
-            for j, a in enumerate(self.consumers):
-                rewards[a] = float(recv[j])
-                infos[a] = {"demand_kwh": float(w[j]), "received_kwh": float(recv[j]), "n_recommended": int(nrec[j])}
+            recv = energy.sum(axis=0).tolist()
+            nrec = (x > 0).sum(axis=0).tolist()
+            for a, wj, rj, nj in zip(self.consumers, w.tolist(), recv, nrec):
+                rewards[a] = rj
+                infos[a] = {"demand_kwh": wj, "received_kwh": rj, "n_recommended": nj}
         terms, truncs = self._end_step(self.possible_agents, done)
         return obs, rewards, terms, truncs, infos
 
@@ -350,11 +440,17 @@ class raw_env(MarketParallelEnv):
         }
         obs: dict[str, Any] = {PLATFORM: plat}
         if self.consumer_agents:
-            w = self._dem_fc[d]
-            mat = np.concatenate([w[None, :], self.loss, self._last_rec, self._last_acc], axis=0).T.astype(f32)
-            np.minimum(mat[:, 1:], f32(1.0), out=mat[:, 1:])
-            for j, a in enumerate(self.consumers):
-                obs[a] = mat[j]
+            # one (C, 1 + 3P) float32 block, row j = consumer j's observation; the loss block
+            # is the episode's constant, cast once at reset. Entries other than the demand are
+            # fractions <= 1, and a float64 <= 1 cast to float32 stays <= 1.
+            P = self.n_producers
+            mat = np.empty((self.n_consumers, 1 + 3 * P), dtype=f32)
+            mat[:, 0] = self._dem_fc[d]
+            mat[:, 1:1 + P] = self._loss_t32
+            mat[:, 1 + P:1 + 2 * P] = self._last_rec.T
+            mat[:, 1 + 2 * P:] = self._last_acc.T
+            for a, row in zip(self.consumers, mat):
+                obs[a] = row
         return obs
 
     # ------------------------------------------------------------------ rendering

@@ -7,8 +7,10 @@ default policy in the PettingZoo view). Observation: the platform's ``Dict`` obs
 (``capacity_kwh``, ``demand_kwh``, ``loss``, ``last_recommendation``, ``last_accepted``,
 ``day_of_year``); action: ``Box(0, 1, (P, C))`` recommendation fractions, projected onto
 the feasible set of Eq. 4.1 by the documented rule (``info["projection"]``); reward:
-energy exchanged today (kWh). ``info``: the platform's info (oracle, efficiency,
-satisfied demand, losses, regret so far, violations of the submitted action).
+energy exchanged today (kWh). ``info``: the platform's info (satisfied demand, losses,
+violations of the submitted action; the oracle KPIs ``efficiency``, ``regret_kwh`` and
+``oracle_kwh`` only with ``oracle=True``). ``env.unwrapped.oracle_kpis()`` computes the
+oracle KPIs of the days played so far lazily, equal to what ``oracle=True`` reports.
 Every keyword of ``p2p_recommendation_v0.raw_env`` except ``consumer_agents`` is accepted.
 ``env.unwrapped.market`` is the PettingZoo env (``.preference`` for perfect-knowledge
 baselines, ``.instance()`` for today's Eq. 4.1 instance).
@@ -45,6 +47,10 @@ class P2PRecommendationGymEnv(gym.Env):
 
     def instance(self):
         return self.market.instance()
+
+    def oracle_kpis(self) -> list[dict[str, Any]]:
+        """The oracle KPIs of the days played since ``reset()`` (see ``raw_env.oracle_kpis``)."""
+        return self.market.oracle_kpis()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

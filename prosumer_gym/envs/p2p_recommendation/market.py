@@ -70,6 +70,18 @@ class RecInstance:
         object.__setattr__(self, "loss", L)
         object.__setattr__(self, "allowed", L <= self.loss_max + 1e-12)
 
+    @classmethod
+    def trusted(cls, capacity_kwh: NDArray[np.float64], demand_kwh: NDArray[np.float64], loss: NDArray[np.float64],
+                loss_max: float, alpha_kwh: float, K: int | None, allowed: NDArray[np.bool_]) -> RecInstance:
+        """An instance from float64 arrays the caller has already validated (the env checks its
+        whole year of forecasts once at ``reset``); skips the per-day checks of ``__init__``.
+        ``allowed`` must equal ``loss <= loss_max + 1e-12``."""
+        inst = object.__new__(cls)
+        for name, v in (("capacity_kwh", capacity_kwh), ("demand_kwh", demand_kwh), ("loss", loss),
+                        ("loss_max", loss_max), ("alpha_kwh", alpha_kwh), ("K", K), ("allowed", allowed)):
+            object.__setattr__(inst, name, v)
+        return inst
+
     @property
     def n_producers(self) -> int:
         return self.capacity_kwh.size
@@ -127,40 +139,58 @@ def project(inst: RecInstance, x: NDArray) -> tuple[NDArray[np.float64], dict[st
         raise ValueError(f"recommendation must have shape {inst.loss.shape}, got {x0.shape}")
     if not np.all(np.isfinite(x0)) or x0.min(initial=0.0) < 0 or x0.max(initial=0.0) > 1:
         raise ValueError("recommendation must hold finite fractions in [0, 1]")
+    # Whole-matrix NumPy throughout (no per-row/column loops or fancy-indexed copies); every
+    # step gives bit for bit what the rule says: multiplying or dividing by 1.0 is exact.
     y = x0.copy()
     w, r, L = inst.demand_kwh, inst.capacity_kwh, inst.loss
     rep: dict[str, int | float | bool] = {}
     bad = (~inst.allowed) & (y > 0)
-    rep["forbidden_zeroed"] = int(bad.sum())
-    y[bad] = 0.0
+    rep["forbidden_zeroed"] = int(np.count_nonzero(bad))
+    np.copyto(y, 0.0, where=bad)
     col = y.sum(axis=0)
     over = col > 1.0
-    rep["demand_scaled"] = int(over.sum())
-    if over.any():
-        y[:, over] /= col[over]
-        y[:, over] = np.minimum(y[:, over], 1.0)
+    rep["demand_scaled"] = int(np.count_nonzero(over))
+    if rep["demand_scaled"]:
+        y /= np.where(over, col, 1.0)[None, :]
+        np.minimum(y, 1.0, out=y)  # only over-full columns can exceed 1 (by rounding)
     k = inst.k_eff
-    cnt = (y > 0).sum(axis=0)
+    cnt = np.count_nonzero(y, axis=0)  # y >= 0 here, so non-zero = positive
     long = np.flatnonzero(cnt > k)
     trunc = 0
-    for j in long:
-        order = np.lexsort((np.arange(y.shape[0]), -y[:, j]))  # by value desc, index asc
-        drop = order[k:]
-        trunc += int((y[drop, j] > 0).sum())
-        y[drop, j] = 0.0
+    if long.size:
+        # Keep, per long column, the K largest (ties: lower producer index first) without a
+        # sort: every entry above the column's K-th largest value, then the first entries
+        # equal to it (by index) until K are kept. The K-th largest is > 0 (cnt > K).
+        sub = y[:, long] if long.size < y.shape[1] else y
+        kth = -np.partition(-sub, k - 1, axis=0)[k - 1]
+        above = sub > kth
+        tie = sub == kth
+        keep = above | tie
+        excess = np.flatnonzero(np.count_nonzero(keep, axis=0) > k)  # more ties than places left
+        if excess.size:
+            t = tie[:, excess]
+            room = k - np.count_nonzero(above[:, excess], axis=0)
+            keep[:, excess] = above[:, excess] | (t & (np.cumsum(t, axis=0) <= room))
+        drop = ~keep
+        trunc = int(np.count_nonzero(sub * drop))
+        np.copyto(sub, 0.0, where=drop)
+        if sub is not y:
+            y[:, long] = sub
     rep["list_truncated"] = trunc
     shipped = ((1.0 + L) * y * w[None, :]).sum(axis=1)
-    hot = shipped > r
-    rep["capacity_scaled"] = int(hot.sum())
-    if hot.any():
+    hot = shipped > r  # r >= 0, so shipped > 0 on these rows
+    rep["capacity_scaled"] = int(np.count_nonzero(hot))
+    if rep["capacity_scaled"]:
         f = np.where(shipped[hot] > 0, r[hot] / np.where(shipped[hot] > 0, shipped[hot], 1.0), 0.0)
-        y[hot] *= (f * (1.0 - 1e-12))[:, None]
+        g = np.ones(y.shape[0])
+        g[hot] = f * (1.0 - 1e-12)
+        y *= g[:, None]
     small = (y > 0) & (y * w[None, :] < inst.alpha_kwh - FEAS_TOL)
-    rep["min_exchange_zeroed"] = int(small.sum())
-    y[small] = 0.0
-    diff = np.abs(y - x0)
-    rep["max_abs_change"] = float(diff.max(initial=0.0))
-    rep["changed"] = bool(diff.max(initial=0.0) > 0)
+    rep["min_exchange_zeroed"] = int(np.count_nonzero(small))
+    np.copyto(y, 0.0, where=small)
+    change = float(np.abs(y - x0).max(initial=0.0))
+    rep["max_abs_change"] = change
+    rep["changed"] = bool(change > 0)
     return y, rep
 
 
