@@ -82,17 +82,17 @@ def _agent_state(res):
 
 @pytest.mark.parametrize("algo,env_kwargs", [("fia", {**P2P, "n_days": 9}), ("cars", {**EUBER, "n_slots": 9})])
 def test_interrupted_platform_run_resumes_to_the_uninterrupted_result(tmp_path, algo, env_kwargs):
-    kw = dict(steps=22, checkpoint_freq=5)  # episodes of 9 steps: the kill and the resume cross a boundary
-    full = _run(algo, env_kwargs, kw["steps"], tmp_path / "full", checkpoint_freq=5).run()
+    steps = 22  # episodes of 9 steps: the kill and the resume cross an episode boundary
+    full = _run(algo, env_kwargs, steps, tmp_path / "full", checkpoint_freq=5).run()
     run = tmp_path / "killed"
     with pytest.raises(RunInterrupted):  # killed at step 12: after the checkpoint at 10, mid-episode 2
-        _run(algo, env_kwargs, kw["steps"], run, checkpoint_freq=5).run(stop_after=12)
+        _run(algo, env_kwargs, steps, run, checkpoint_freq=5).run(stop_after=12)
     ck = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ck == ["ckpt_000000005.pt", "ckpt_000000010.pt"]
     assert tuple(load_checkpoint(run / "checkpoints" / ck[-1])["episode_actions"].shape[:1]) == (1,)  # step 10 = t 1
     with pytest.raises(FileExistsError):
-        _run(algo, env_kwargs, kw["steps"], run, checkpoint_freq=5).run()
-    res = _run(algo, env_kwargs, kw["steps"], run, checkpoint_freq=5).run(resume=True)
+        _run(algo, env_kwargs, steps, run, checkpoint_freq=5).run()
+    res = _run(algo, env_kwargs, steps, run, checkpoint_freq=5).run(resume=True)
 
     assert res.steps == full.steps == 22 and len(res.episodes) == len(full.episodes) == 2
     assert _nan_equal(res.history, full.history) and _nan_equal(res.episodes, full.episodes)
@@ -114,7 +114,7 @@ def test_interrupted_platform_run_resumes_to_the_uninterrupted_result(tmp_path, 
     key = "p_hat" if algo == "fia" else "alpha_hat"
     np.testing.assert_array_equal(saved[key].numpy(), fa[key])
     with pytest.raises(ValueError, match="differs"):
-        _run(algo, env_kwargs, kw["steps"], run, checkpoint_freq=5, seed=1).run(resume=True)
+        _run(algo, env_kwargs, steps, run, checkpoint_freq=5, seed=1).run(resume=True)
 
 
 def test_greedy_frozen_evaluation_keeps_the_learned_state():
