@@ -150,7 +150,8 @@ def test_cli_platform_learners_train_extend_and_refuse(tmp_path, capsys):
     assert "learner/mae_preference" in capsys.readouterr().out
     cfg = (out / "config.yml").read_text()
     assert "env: P2PRecommendation-v0" in cfg and "exploration: 0.02" in cfg and "oracle: true" in cfg
-    rows = list(csv.DictReader(open(out / "history.csv")))
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 8 and {"regret_day_kwh", "learner/mae_preference", "efficiency"} <= set(rows[0])
     assert cli.main(args) == 2  # refuses to overwrite
     i = args.index("--total-steps")
