@@ -31,6 +31,12 @@ and history equal an uninterrupted run's (tested).
 Every episode resets the env with the run's ``seed``: the same community (households, PV
 systems, buyers, losses, PT parameters) is replayed year after year while the agents keep
 learning, which is what a seller's personal pricing agent would experience.
+
+How the env is built, how agents act and learn, and how a step's actions and observations
+are checkpointed and replayed are small methods (``_make_env``, ``_act``, ``_learn``,
+``_action_row``, ``_encode_actions``, ``_replay``, ``_encode_obs``, ``_same_obs``, ``_record``);
+:class:`prosumer_gym.train.platform.PlatformTrainer` overrides them to run one platform
+learner (UPL, BPT-K, CARS, ...) on a Gymnasium view through this same loop.
 """
 
 from __future__ import annotations
