@@ -91,11 +91,31 @@ class CARSRecommender:
         self.t += 1
 
     def mae(self, alpha: np.ndarray) -> float:
+        """Mean ``|alpha_hat[i, z] - alpha[i, z]|`` over workers and types (Figs. 6.10-6.11)."""
         return float(np.mean(np.abs(self.alpha_hat - np.asarray(alpha))))
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes while learning (Eqs. 6.7-6.8): ``alpha_hat``, ``m``, ``t``."""
+        return {"alpha_hat": self.alpha_hat.copy(), "m": self.m.copy(), "t": self.t, "cum_reward": self.cum_reward}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (numpy arrays or torch tensors)."""
+        arrs = {}
+        for k in ("alpha_hat", "m"):
+            v = state[k]
+            v = np.array(v.detach().cpu().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
+            if v.shape != (self.n_workers, N_TYPES):
+                raise ValueError(f"{k} must have shape {(self.n_workers, N_TYPES)}, got {v.shape}")
+            arrs[k] = v
+        self.alpha_hat, self.m = arrs["alpha_hat"], arrs["m"]
+        self.t, self.cum_reward = int(state["t"]), float(state["cum_reward"])
+
     # Gymnasium-view helpers
-    def act(self, obs: dict) -> np.ndarray:
-        return scores_to_action(self.scores(task_types_from_obs(obs)))
+    def act(self, obs: dict, explore: bool = True) -> np.ndarray:
+        """Scores for the Gymnasium view: the UCB index (Eq. 6.6), or ``alpha_hat`` alone
+        with ``explore=False`` (greedy evaluation)."""
+        tt = task_types_from_obs(obs)
+        return scores_to_action(self.scores(tt) if explore else self.alpha_hat[:, tt])
 
     def observe(self, info: dict) -> None:
         self.update(info["recommended"], info["bid_placed"], info["task_type"])
@@ -116,11 +136,22 @@ class PKRecommender:
     def update(self, *args, **kwargs) -> None:  # nothing to learn
         pass
 
-    def act(self, obs: dict) -> np.ndarray:
+    def act(self, obs: dict, explore: bool = True) -> np.ndarray:
         return scores_to_action(self.scores(task_types_from_obs(obs)))
 
     def observe(self, info: dict) -> None:
         pass
+
+    def mae(self, alpha: np.ndarray) -> float:
+        """Its preference error against ``alpha`` (0 on the episode it was built for)."""
+        return float(np.mean(np.abs(self.alpha - np.asarray(alpha))))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"alpha": self.alpha.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        a = state["alpha"]
+        self.__init__(a.detach().cpu().numpy() if hasattr(a, "detach") else a)
 
 
 def cars_recommender(env: Any, rng: np.random.Generator) -> CARSRecommender:

@@ -13,8 +13,10 @@
 
 Agents act only through the platform's observation (today's forecasts, losses, yesterday's
 recommendation and accept/reject feedback): ``act(obs)`` first learns from the feedback in
-``obs`` (Eqs. 4.5-4.6 for every pair with ``last_recommendation > 0``), then returns a
-feasible ``(P, C)`` recommendation matrix. Call ``act`` exactly once per step. The market's
+``obs`` (``learn``: Eqs. 4.5-4.6 for every pair with ``last_recommendation > 0``), then returns
+a feasible ``(P, C)`` recommendation matrix (``recommend``). Call ``act`` exactly once per
+step, or ``learn`` on each new observation and ``recommend`` once per step (the trainer,
+``prosumer_gym.train.platform``). ``state_dict``/``load_state_dict`` checkpoint the learner. The market's
 public parameters (sizes, ``K``, ``alpha``, ``L_max``) come from the constructor or
 :meth:`from_env`; the hidden preferences never do.
 
@@ -108,6 +110,13 @@ def bptk_match(inst: RecInstance, weight: NDArray, T: float = 1.0, method: str =
     return project(inst, np.clip(x, 0.0, 1.0))[0]
 
 
+def _array(x: Any, dtype: Any) -> NDArray:
+    """A numpy copy of ``x`` (numpy array, list or torch tensor)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.array(x, dtype=dtype)
+
+
 class _Learner:
     """Shared state (Eqs. 4.5-4.6) and initialisation phases (Alg. 1 lines 1-4, Alg. 2)."""
 
@@ -178,10 +187,30 @@ class _Learner:
         return np.where(allowed, wgt, 0.0)
 
     def act(self, obs: dict) -> NDArray[np.float64]:
+        """:meth:`learn` from the feedback in ``obs``, then :meth:`recommend` (once per day)."""
+        self.learn(obs)
+        return self.recommend(obs)
+
+    def learn(self, obs: dict) -> None:
+        """Eqs. 4.5-4.6 from yesterday's feedback in ``obs`` (``last_recommendation``,
+        ``last_accepted``); a no-op when nothing was recommended."""
         rec = np.asarray(obs["last_recommendation"])
         if rec.any():
             self.observe(rec, obs["last_accepted"])
+
+    def recommend(self, obs: dict, greedy: bool = False) -> NDArray[np.float64]:
+        """Today's recommendation from what was learned so far (no learning here).
+
+        ``greedy=True`` (evaluation): no initialisation phase and no exploration bonus
+        (Eq. 4.4 with ``c = 0``); the counters ``d``/``init_days`` do not move.
+        """
         inst = self._instance(obs)
+        if greedy:
+            c, self.exploration = self.exploration, 0.0
+            try:
+                return self.optimise(inst)
+            finally:
+                self.exploration = c
         self.d += 1
         if self._b is None:
             self._b = ~inst.allowed.copy()
@@ -196,6 +225,32 @@ class _Learner:
 
     def optimise(self, inst: RecInstance) -> NDArray[np.float64]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def mae(self, preference: NDArray, allowed: NDArray | None = None) -> float:
+        """Mean ``|p_hat_ij - p_ij|`` over the pairs that may trade (``allowed``; default all)."""
+        err = np.abs(self.p_hat - np.asarray(preference, dtype=np.float64))
+        return float(err[np.asarray(allowed, dtype=bool)].mean() if allowed is not None else err.mean())
+
+    # -- state (checkpoints) --------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes while learning: ``p_hat``, ``m``, the day and
+        initialisation counters, the observed-pair mask of the initialisation, the RNG."""
+        return {"p_hat": self.p_hat.copy(), "m": self.m.copy(), "d": self.d, "in_init": self.in_init,
+                "init_days": self.init_days, "b": None if self._b is None else self._b.copy(),
+                "target": self._target, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (numpy arrays or torch tensors)."""
+        p_hat, m = _array(state["p_hat"], np.float64), _array(state["m"], np.int64)
+        for name, a in (("p_hat", p_hat), ("m", m)):
+            if a.shape != (self.P, self.C):
+                raise ValueError(f"{name} must have shape {(self.P, self.C)}, got {a.shape}")
+        self.p_hat, self.m = p_hat, m
+        self.d, self.init_days, self._target = int(state["d"]), int(state["init_days"]), int(state["target"])
+        self.in_init = bool(state["in_init"])
+        self._b = None if state.get("b") is None else _array(state["b"], np.bool_)
+        if state.get("rng") is not None:
+            self.rng.bit_generator.state = dict(state["rng"])
 
     # -- initialisations ------------------------------------------------------------------
     def _init_fia(self, inst: RecInstance) -> NDArray[np.float64]:

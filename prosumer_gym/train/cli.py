@@ -4,6 +4,10 @@ Algorithms
     ``pqr``, ``prodqn``: the paper's reference agents, one independent agent per agent of
     the PettingZoo env (P2PTrading-v0: per seller), :mod:`prosumer_gym.train.population`.
     ``constant``, ``random``: the price baselines through the same loop (logged alike).
+    ``upl``, ``fia``, ``m-upl``, ``bpt-k`` (P2PRecommendation-v0) and ``cars``, ``pk``
+    (EUber-v0): the papers' online platform learners (one agent acting for the platform, on
+    the Gymnasium view; ``upl`` = UPL with Alg. 1's own initialisation, ``fia`` = UPL with
+    FIA's), :mod:`prosumer_gym.train.platform`; ``--env`` defaults to the algo's env.
     ``ppo``, ``a2c``, ``dqn``: Stable-Baselines3, on the single-agent Gymnasium view
     (``--view gym``, default) or on the PettingZoo env with parameter sharing
     (``--view pettingzoo``, SuperSuit), :mod:`prosumer_gym.train.sb3`.
@@ -44,6 +48,9 @@ Examples::
     prosumer-gym-train --env P2PTrading-v0 --algo prodqn --env-kwargs n_sellers=5 n_buyers=5 --total-steps 730
     prosumer-gym-train --env P2PTrading-v0 --algo ppo --view pettingzoo --total-steps 20000
     prosumer-gym-train --env P2PTrading-v0 --algo pqr --out runs/pqr --resume
+    prosumer-gym-train --algo fia --env-kwargs n_producers=8 n_consumers=5 --total-steps 120
+    prosumer-gym-train --algo cars --env-kwargs n_workers=30 --total-steps 200
+    prosumer-gym-train --env EUber-v0 --algo ppo --view pettingzoo --total-steps 20000
     prosumer-gym-train --backend rllib --env StorageSharing-v0 --policy-mapping role --total-steps 20000
     prosumer-gym-train --optimize --env P2PTrading-v0 --algo ppo --n-trials 50 --n-timesteps 36500
     prosumer-gym-train --optimize --env StorageSharing-v0 --algo sac --n-trials 30 --n-timesteps 12000 \
@@ -71,8 +78,12 @@ from prosumer_gym.train.common import (
 __all__ = ["main", "build_parser", "ALGOS"]
 
 REFERENCE_ALGOS = ("pqr", "prodqn", "constant", "random")
+PLATFORM_ALGOS = ("upl", "fia", "m-upl", "bpt-k", "cars", "pk")  # = prosumer_gym.train.platform.PLATFORM_ALGOS
 SB3_ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")  # = prosumer_gym.train.sb3.SB3_ALGOS
-ALGOS = REFERENCE_ALGOS + SB3_ALGOS
+ALGOS = REFERENCE_ALGOS + PLATFORM_ALGOS + SB3_ALGOS
+#: the env of each platform learner (the default of --env for them)
+PLATFORM_ENVS = {"upl": "P2PRecommendation-v0", "fia": "P2PRecommendation-v0", "m-upl": "P2PRecommendation-v0",
+                 "bpt-k": "P2PRecommendation-v0", "cars": "EUber-v0", "pk": "EUber-v0"}
 BACKENDS = ("sb3", "rllib")
 RLLIB_ALGOS = ("ppo", "dqn")  # = prosumer_gym.train.rllib.RLLIB_ALGOS (kept here: no Ray import)
 OPTIMIZE_DEFAULTS = {"n_trials": 20, "n_eval_episodes": 5, "n_evaluations": 5, "n_startup_trials": 5,
@@ -84,8 +95,9 @@ OPTIMIZE_FLAGS = ("n_trials", "n_timesteps", "study_name", "storage", "optimize_
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prosumer-gym-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="P2PTrading-v0",
-                   help="Gymnasium id (e.g. P2PTrading-v0) or PettingZoo module (e.g. p2p_trading_v0)")
+    p.add_argument("--env", default=None,
+                   help="Gymnasium id (e.g. P2PTrading-v0) or PettingZoo module (e.g. p2p_trading_v0); default "
+                        "P2PTrading-v0, or the platform learner's env (P2PRecommendation-v0, EUber-v0)")
     p.add_argument("--backend", choices=BACKENDS, default="sb3",
                    help="sb3 (default: reference agents and Stable-Baselines3) or rllib (Ray RLlib multi-agent)")
     p.add_argument("--algo", default=None, choices=ALGOS,
@@ -94,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SB3 only: single-agent Gymnasium view (default) or PettingZoo with parameter sharing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--total-steps", type=int, default=None,
-                   help="env steps (days for P2PTrading reference agents; SB3 timesteps otherwise); default: the YAML")
+                   help="env steps (days for P2PTrading reference agents and chapter-4 learners, slots for "
+                        "cars/pk; SB3 timesteps otherwise); default: the YAML")
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override the YAML section (dotted keys for nested entries)")
@@ -104,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", type=int, default=None, help="newest checkpoints kept (default: YAML or 2)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-tensorboard", action="store_true", help="reference agents only: skip TensorBoard")
+    p.add_argument("--no-tensorboard", action="store_true",
+                   help="reference agents and platform learners only: skip TensorBoard")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch intra-op threads (1 is fastest for these small networks)")
     g = p.add_argument_group("RLlib backend (--backend rllib)")
@@ -162,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rllib = args.backend == "rllib"
     if args.algo is None:
         args.algo = "ppo" if rllib or args.optimize else "pqr"
+    if args.env is None:
+        args.env = PLATFORM_ENVS.get(args.algo, "P2PTrading-v0")
     _check_optimize_args(parser, args)
     if rllib:
         if args.algo not in RLLIB_ALGOS:
@@ -206,15 +222,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rllib:
         return _main_rllib(args, spec, top_env, section, hp_file, cli_env)
     reference = args.algo in REFERENCE_ALGOS
+    platform = args.algo in PLATFORM_ALGOS
     view = args.view or ("pettingzoo" if reference else "gym")
     if reference and view != "pettingzoo":
         parser.error(f"{args.algo} trains one agent per agent of the PettingZoo env; drop --view gym")
+    if platform and view != "gym":
+        parser.error(f"{args.algo} is the platform's learner, trained on the Gymnasium view (the platform is its "
+                     f"agent); drop --view pettingzoo")
+    if platform and spec.name != PLATFORM_ENVS[args.algo]:
+        parser.error(f"{args.algo} trains on {PLATFORM_ENVS[args.algo]}, got --env {args.env}")
     out = Path(args.out) if args.out else Path("runs", "train", spec.name, f"{args.algo}-{view}-seed{args.seed}")
     t0 = time.perf_counter()
     print(f"prosumer-gym-train: {spec.name} {args.algo} ({view}), seed {args.seed}, hyperparameters "
           f"{hp_file if hp_file else 'library defaults'}", file=sys.stderr)
-    if reference:
-        from prosumer_gym.train.population import PopulationConfig, PopulationTrainer
+    if reference or platform:
+        if platform:  # one learner for the platform (train/platform.py), the population trainer's loop
+            from prosumer_gym.train.platform import PlatformConfig as config_cls
+            from prosumer_gym.train.platform import PlatformTrainer as trainer_cls
+        else:
+            from prosumer_gym.train.population import PopulationConfig as config_cls
+            from prosumer_gym.train.population import PopulationTrainer as trainer_cls
 
         unknown = set(section) - {"total_steps", "checkpoint_freq", "keep_checkpoints", "agent_kwargs", "env_kwargs",
                                   "log_agents"}
@@ -223,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"checkpoint_freq, keep_checkpoints, agent_kwargs, env_kwargs, log_agents")
         env_kwargs = deep_update(deep_update(top_env, section.get("env_kwargs") or {}), cli_env)
         try:
-            cfg = PopulationConfig(
+            cfg = config_cls(
                 env=spec.name, algo=args.algo, seed=args.seed,
                 total_steps=args.total_steps if args.total_steps is not None else section.get("total_steps"),
                 env_kwargs=env_kwargs, agent_kwargs=dict(section.get("agent_kwargs") or {}),
@@ -232,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 keep_checkpoints=int(args.keep_checkpoints or section.get("keep_checkpoints", 2)),
                 log_agents=bool(section.get("log_agents", True)),
             )
-            trainer = PopulationTrainer(cfg, out, tensorboard=not args.no_tensorboard, progress=not args.no_progress,
+            trainer = trainer_cls(cfg, out, tensorboard=not args.no_tensorboard, progress=not args.no_progress,
                                         desc=f"{args.algo} {spec.name}")
             res = trainer.run(resume=args.resume)
         except (ValueError, FileExistsError, TypeError) as e:
@@ -240,7 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if res.episodes:
             ep = res.episodes[-1]
-            keys = [k for k in ("reward_mean", "buyers_pt_value", "sellers_revenue_usd", "mean_price") if k in ep]
+            head = getattr(trainer, "headline_keys", ("reward_mean", "buyers_pt_value", "sellers_revenue_usd",
+                                                      "mean_price"))
+            keys = [k for k in head if k in ep]
             print("last episode: " + ", ".join(f"{k} {ep[k]:.4g}" for k in keys))
     else:
         from prosumer_gym.train.sb3 import control_kwargs, split_hyperparams, train_sb3

@@ -31,6 +31,12 @@ and history equal an uninterrupted run's (tested).
 Every episode resets the env with the run's ``seed``: the same community (households, PV
 systems, buyers, losses, PT parameters) is replayed year after year while the agents keep
 learning, which is what a seller's personal pricing agent would experience.
+
+How the env is built, how agents act and learn, and how a step's actions and observations
+are checkpointed and replayed are small methods (``_make_env``, ``_act``, ``_learn``,
+``_action_row``, ``_encode_actions``, ``_replay``, ``_encode_obs``, ``_same_obs``, ``_record``);
+:class:`prosumer_gym.train.platform.PlatformTrainer` overrides them to run one platform
+learner (UPL, BPT-K, CARS, ...) on a Gymnasium view through this same loop.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -76,6 +82,8 @@ class PopulationConfig:
     """What a population run is. ``total_steps``: env steps (days) to train, ``None`` =
     one episode; ``learn=False``/``explore=False`` evaluate frozen, greedy agents."""
 
+    algos: ClassVar[tuple[str, ...]] = POPULATION_ALGOS
+
     env: str = "P2PTrading-v0"
     algo: str = "pqr"
     seed: int = 0
@@ -89,8 +97,8 @@ class PopulationConfig:
     log_agents: bool = True
 
     def __post_init__(self) -> None:
-        if self.algo not in POPULATION_ALGOS:
-            raise ValueError(f"algo must be one of {POPULATION_ALGOS}, got {self.algo!r}")
+        if self.algo not in self.algos:
+            raise ValueError(f"algo must be one of {self.algos}, got {self.algo!r}")
         self.seed = check_seed(self.seed)
         if self.seed is None:
             raise ValueError("seed must be a non-negative int (runs are reproducible from it)")
@@ -251,6 +259,8 @@ class PopulationTrainer:
                     writer.add_scalar(f"agents/{k}", v, s)
             elif k in ("epsilon", "loss"):
                 writer.add_scalar(f"train/{k}", v, s)
+            elif k.startswith("learner/"):  # learner-side curves (platform learners: MAE, regret)
+                writer.add_scalar(k, v, s)
             else:
                 writer.add_scalar(f"market/{k}", v, s)
 
@@ -281,16 +291,14 @@ class PopulationTrainer:
             return
         if writer is not None:
             writer.flush()  # everything logged up to this step is on disk before the checkpoint
-        import torch
-
         state = {
             "format": _CKPT_FORMAT,
             "config": self.cfg.identity(),
             "total_steps": int(self._total),
             "step": self.step,
             "episode": self.episode,
-            "episode_actions": torch.tensor(np.asarray(episode_actions, dtype=np.int64).reshape(-1, len(self.env.possible_agents))),
-            "obs": {a: torch.from_numpy(np.asarray(o, dtype=np.float32).copy()) for a, o in obs.items()},
+            "episode_actions": self._encode_actions(episode_actions),
+            "obs": self._encode_obs(obs),
             "agents": {a: _to_safe(ag.state_dict()) for a, ag in self.agents.items() if hasattr(ag, "state_dict")},
             "history": self.history,
             "episodes": self.episodes,
@@ -317,6 +325,56 @@ class PopulationTrainer:
                 warnings.warn(f"skipping unreadable checkpoint {path}: {e}", stacklevel=2)
         return None
 
+    # ------------------------------------------------------------------ env and agent hooks
+    # (:class:`prosumer_gym.train.platform.PlatformTrainer` overrides these for one platform learner)
+    def _make_env(self):
+        """The PettingZoo parallel env of the run."""
+        return self.spec.pettingzoo().parallel_env(**self.cfg.env_kwargs)
+
+    def _act(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        """Every live agent's action (an action index)."""
+        return {a: int(self.agents[a].act(obs[a], explore=self.cfg.explore)) for a in self.env.agents}
+
+    def _learn(self, obs, acts, rewards, nobs, terms, infos) -> None:
+        """Each agent updates from its own transition (Alg. 5/6), then decays its epsilon."""
+        for a, act in acts.items():
+            ag = self.agents[a]
+            if hasattr(ag, "update"):
+                ag.update(obs[a], act, rewards[a], nobs[a], bool(terms.get(a, False)))
+            if hasattr(ag, "end_day"):
+                ag.end_day()
+
+    def _action_row(self, acts: Mapping[str, Any]) -> Any:
+        """What the checkpoint keeps of one step's actions to replay it (absent agents: 0)."""
+        return [acts.get(a, 0) for a in self.env.possible_agents]
+
+    def _encode_actions(self, episode_actions: list) -> Any:
+        import torch
+
+        return torch.tensor(np.asarray(episode_actions, dtype=np.int64).reshape(-1, len(self.env.possible_agents)))
+
+    def _replay(self, env, encoded, obs, infos) -> tuple[Any, Any, list]:
+        """Step a freshly reset env through the checkpoint's actions of the current episode."""
+        names, rows = env.possible_agents, []
+        for row in encoded.tolist():
+            obs, _, _, _, infos = env.step({a: int(x) for a, x in zip(names, row) if a in env.agents})
+            rows.append(row)
+        return obs, infos, rows
+
+    def _encode_obs(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        import torch
+
+        return {a: torch.from_numpy(np.asarray(o, dtype=np.float32).copy()) for a, o in obs.items()}
+
+    def _same_obs(self, obs: Any, stored: Any) -> bool:
+        return bool(np.array_equal(np.asarray(obs, dtype=np.float32), stored.numpy()))
+
+    def _agent_file(self, agent: str) -> str:
+        return f"{agent}.npz" if self.cfg.algo == "pqr" else f"{agent}.pt"
+
+    #: history columns averaged over the last 365 steps into ``summary.json``
+    summary_keys: tuple[str, ...] = ("buyers_pt_value", "sellers_revenue_usd", "mean_price")
+
     # ------------------------------------------------------------------ main loop
     def _reset(self, env):
         return env.reset(seed=self.cfg.seed)
@@ -331,7 +389,7 @@ class PopulationTrainer:
         flushed: the worst case for a resume): a stand-in for a killed process (tests).
         """
         cfg = self.cfg
-        env = self.spec.pettingzoo().parallel_env(**cfg.env_kwargs)
+        env = self._make_env()
         self.env = env
         episode_len = getattr(env, "n_days", None) or getattr(env, "max_cycles", None)
         self._total = int(cfg.total_steps if cfg.total_steps is not None else (episode_len or 1))
@@ -356,12 +414,9 @@ class PopulationTrainer:
                 self.agents[a].load_state_dict(st)
             self.step, self.episode = int(ckpt["step"]), int(ckpt["episode"])
             self.history, self.episodes = list(ckpt["history"]), list(ckpt["episodes"])
-            names = env.possible_agents
-            for row in ckpt["episode_actions"].tolist():  # replay the current episode
-                obs, _, _, _, infos = env.step({a: int(x) for a, x in zip(names, row) if a in env.agents})
-                episode_actions.append(row)
+            obs, infos, episode_actions = self._replay(env, ckpt["episode_actions"], obs, infos)
             for a, o in ckpt["obs"].items():
-                if not np.array_equal(np.asarray(obs[a], dtype=np.float32), o.numpy()):
+                if not self._same_obs(obs[a], o):
                     raise RuntimeError(f"replaying the episode did not reproduce {a}'s observation: the env is not "
                                        f"deterministic given its seed and actions; cannot resume exactly")
         elif self.agents_state is not None:
@@ -387,16 +442,11 @@ class PopulationTrainer:
         try:
             while self.step < self._total:
                 t = len(episode_actions)
-                acts = {a: int(self.agents[a].act(obs[a], explore=cfg.explore)) for a in env.agents}
+                acts = self._act(obs)
                 nobs, rewards, terms, truncs, infos = env.step(acts)
-                episode_actions.append([acts.get(a, 0) for a in env.possible_agents])
+                episode_actions.append(self._action_row(acts))
                 if cfg.learn:
-                    for a, act in acts.items():
-                        ag = self.agents[a]
-                        if hasattr(ag, "update"):
-                            ag.update(obs[a], act, rewards[a], nobs[a], bool(terms.get(a, False)))
-                        if hasattr(ag, "end_day"):
-                            ag.end_day()
+                    self._learn(obs, acts, rewards, nobs, terms, infos)
                 self.step += 1
                 rec = self._record(t, acts, rewards, infos)
                 self.history.append(rec)
@@ -434,12 +484,11 @@ class PopulationTrainer:
         folder.mkdir(parents=True, exist_ok=True)
         for a, ag in self.agents.items():
             if hasattr(ag, "save"):
-                ag.save(folder / (f"{a}.npz" if self.cfg.algo == "pqr" else f"{a}.pt"))
+                ag.save(folder / self._agent_file(a))
         summary = {"env": self.spec.name, "algo": self.cfg.algo, "seed": self.cfg.seed, "steps": self.step,
                    "episodes": self.episodes}
         if self.history:
             last = self.history[-min(len(self.history), 365):]
-            keys = [k for k in last[0] if k.startswith(("reward/",)) or k in ("buyers_pt_value", "sellers_revenue_usd",
-                                                                              "mean_price")]
+            keys = [k for k in last[0] if k.startswith(("reward/",)) or k in self.summary_keys]
             summary["last_365_steps_mean"] = {k: float(np.nanmean([r.get(k, math.nan) for r in last])) for k in keys}
         atomic_write_text(self.out_dir / "summary.json", dump_json(summary))

@@ -17,7 +17,8 @@ Logging: SB3's own scalars (``rollout/ep_rew_mean``, ``train/loss``,
 ``rollout/exploration_rate`` = DQN's epsilon, ...) plus :class:`MarketMetricsCallback`:
 ``episode/reward/<agent>`` (episode reward per agent; in the PettingZoo view vec-env ``i``
 is agent ``i mod n_agents``), ``market/<kpi>`` (means of ``info["market"]`` since the last
-dump: buyers' PT value, sellers' revenue, mean price, ...) and ``episode/<kpi>``, all into
+dump: buyers' PT value, sellers' revenue, mean price, ...; on a Gymnasium view whose info is
+the market's KPIs themselves, that info) and ``episode/<kpi>``, all into
 ``<out>/tb``. A tqdm bar (:class:`TqdmCallback`) shows progress.
 
 Normalisation: ``normalize: true`` in the hyperparameters wraps the vec env in SB3's
@@ -221,11 +222,15 @@ def _callbacks():
                 self.bar.close()
 
     class MarketMetricsCallback(BaseCallback):
-        """Per-agent episode rewards and the market KPIs of ``info["market"]`` (module docstring)."""
+        """Per-agent episode rewards and the market KPIs of ``info["market"]`` (module docstring).
 
-        def __init__(self, agents: list[str]) -> None:
+        ``flat_market=True`` (Gymnasium views): an info without ``"market"`` is the market's
+        KPIs itself (P2PRecommendation-v0, EUber-v0: the platform's info)."""
+
+        def __init__(self, agents: list[str], flat_market: bool = False) -> None:
             super().__init__()
             self.agents = list(agents)
+            self.flat_market = bool(flat_market)
             self._acc: dict[int, dict[str, list[float]]] = {}
             self.episodes: list[tuple[int, int, float]] = []  # (SB3 timesteps, agent index, return)
 
@@ -235,11 +240,13 @@ def _callbacks():
             n = max(len(self.agents), 1)
             for i, info in enumerate(infos):
                 market = info.get("market") if isinstance(info, Mapping) else None
+                if market is None and self.flat_market and isinstance(info, Mapping):
+                    market = info
                 first = i % n == 0  # one vec-env index per market copy
                 if first and isinstance(market, Mapping):
                     acc = self._acc.setdefault(i, {})
                     for k, v in market.items():
-                        if k in ("day", "data_day") or isinstance(v, (bool, np.bool_)) or \
+                        if k in ("day", "data_day", "slot", "slot_of_day") or isinstance(v, (bool, np.bool_)) or \
                                 not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
                             continue
                         self.logger.record_mean(f"market/{k}", float(v))
@@ -447,7 +454,7 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
 
         fmts.append(HumanOutputFormat(sys.stdout))
     model.set_logger(Logger(str(tb_dir), fmts))
-    callbacks = [metrics_cb(agents), tqdm_cb(total_steps, progress, f"{algo}/{view}")]
+    callbacks = [metrics_cb(agents, flat_market=view == "gym"), tqdm_cb(total_steps, progress, f"{algo}/{view}")]
     if checkpoint_freq:
         n_total = int(venv.num_envs)
         callbacks.append(ckpt_cb(max(int(checkpoint_freq) // n_total, 1), str(ckpt_dir), keep=keep_checkpoints,
