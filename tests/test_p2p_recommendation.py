@@ -130,6 +130,8 @@ def _rollout(seed, days, policy="bpt-k", **kw):
     while env.agents:
         acts = {"platform": pol.act(obs["platform"])}
         # half of the consumers act (random accept vectors), the others follow the model
+        for a in env.agents[1:]:
+            acts[a] = p2p_recommendation_v0.FOLLOW_MODEL
         for a in env.agents[1::2]:
             acts[a] = rng.integers(0, 2, env.n_producers)
         obs, *rest = env.step(acts)
@@ -180,6 +182,40 @@ def test_consumer_actions_decide_acceptance():
     assert sum(rew[a] for a in env.consumers) == pytest.approx(rew["platform"])
     np.testing.assert_array_equal(obs["platform"]["last_accepted"], (x > 0).astype(float))
     assert info["platform"]["efficiency"] == pytest.approx(1.0, abs=1e-6)  # OPT's action is the oracle
+
+
+def test_every_consumer_must_act_or_follow_the_model_explicitly():
+    """A missing consumer or a None action is refused like in the other markets (env card);
+    FOLLOW_MODEL gives exactly the env's own preference-model draws."""
+    kw = dict(**SMALL, n_days=4, start_day=170)
+
+    def rollout(consumers):
+        env = p2p_recommendation_v0.parallel_env(consumer_agents=consumers, **kw)
+        obs, _ = env.reset(seed=3)
+        x = OPT.from_env(env).act(obs["platform"])
+        out = []
+        while env.agents:
+            acts = {a: p2p_recommendation_v0.FOLLOW_MODEL for a in env.agents}
+            acts["platform"] = x
+            obs, rew, *_ = env.step(acts)
+            out.append(rew["platform"])
+        return out
+
+    # the sentinel reproduces the platform-only env (the same accept draws P_ij(d))
+    assert rollout(True) == rollout(False) and sum(rollout(True)) > 0
+    env = p2p_recommendation_v0.parallel_env(**kw)
+    obs, _ = env.reset(seed=3)
+    x = np.zeros((env.n_producers, env.n_consumers))
+    follow = dict.fromkeys(env.consumers, p2p_recommendation_v0.FOLLOW_MODEL)
+    with pytest.raises(ValueError, match=r"missing agents \['consumer_0', 'consumer_1'"):
+        env.step({"platform": x})
+    with pytest.raises(ValueError, match=r"missing agents \['consumer_2'\]"):
+        env.step({k: v for k, v in {**follow, "platform": x}.items() if k != "consumer_2"})
+    with pytest.raises(ValueError, match=r"actions\['consumer_2'\].*'model' to follow the preference model"):
+        env.step({**follow, "platform": x, "consumer_2": None})
+    assert env._t == 0  # nothing was played; a valid step still works
+    env.step({**follow, "platform": x})
+    assert env._t == 1
 
 
 def test_info_metrics_consistent():
@@ -595,15 +631,18 @@ def test_bad_actions():
     env = p2p_recommendation_v0.parallel_env(**SMALL, n_days=3)
     env.reset(seed=0)
     good = np.zeros((4, 5))
+    follow = dict.fromkeys(env.consumers, p2p_recommendation_v0.FOLLOW_MODEL)
     for bad, field in [
-        ({"platform": np.zeros((5, 4))}, "platform"),
-        ({"platform": np.full((4, 5), np.nan)}, "platform"),
-        ({"platform": np.full((4, 5), 1.5)}, "platform"),
-        ({"platform": "x"}, "platform"),
-        ({}, "platform"),
-        ({"platform": good, "consumer_9": np.zeros(4)}, "unknown agents"),
-        ({"platform": good, "consumer_0": np.full(4, 2)}, "consumer_0"),
-        ({"platform": good, "consumer_0": np.zeros(3)}, "consumer_0"),
+        ({**follow, "platform": np.zeros((5, 4))}, "platform"),
+        ({**follow, "platform": np.full((4, 5), np.nan)}, "platform"),
+        ({**follow, "platform": np.full((4, 5), 1.5)}, "platform"),
+        ({**follow, "platform": "x"}, "platform"),
+        ({**follow, "platform": None}, "platform"),
+        (follow, "platform"),
+        ({**follow, "platform": good, "consumer_9": np.zeros(4)}, "unknown agents"),
+        ({**follow, "platform": good, "consumer_0": np.full(4, 2)}, "consumer_0"),
+        ({**follow, "platform": good, "consumer_0": np.zeros(3)}, "consumer_0"),
+        ({**follow, "platform": good, "consumer_0": "Model"}, "consumer_0"),
         ([good], "dict"),
     ]:
         with pytest.raises(ValueError, match=field):
