@@ -108,10 +108,20 @@ def check_range(name: str, value: Sequence[float], lo: float, hi: float = math.i
     return a, b
 
 
+def _kind(value: object) -> object:
+    if _is_bool(value):
+        return bool
+    if is_int(value):
+        return int
+    return float if isinstance(value, (float, np.floating)) else type(value)
+
+
 def check_choice(name: str, value: object, choices: Sequence[Any]) -> Any:
-    """``value`` if it is one of ``choices`` (same type and equal; unhashable values refused)."""
+    """``value`` if it equals one of ``choices`` and is of the same kind (a string, an
+    integer (numpy's included; not a bool), ...): ``1.0`` is not the choice ``1``, ``True``
+    not ``1``; unhashable or otherwise incomparable values are refused."""
     try:
-        ok = any(type(value) is type(c) and value == c for c in choices)
+        ok = any(_kind(value) is _kind(c) and bool(value == c) for c in choices)
     except Exception:  # noqa: BLE001 - an exotic __eq__ is just "not a choice"
         ok = False
     if not ok:
