@@ -238,6 +238,11 @@ def test_info_metrics_consistent():
 ORACLE_KEYS = ("oracle_kwh", "oracle_status", "efficiency", "regret_kwh")
 
 
+def _follow(env) -> dict:
+    """Every consumer of ``env`` follows the preference model (the explicit sentinel)."""
+    return dict.fromkeys(env.consumers if env.consumer_agents else (), p2p_recommendation_v0.FOLLOW_MODEL)
+
+
 def _random_rollout(env, seed, days):
     """Seeded random platform matrices (some over-full, so the projection works) and random
     accept vectors for every other consumer; returns the full trajectory."""
@@ -248,6 +253,7 @@ def _random_rollout(env, seed, days):
     for _ in range(days):
         acts = {"platform": np.minimum(rng.random((P, C)) * (rng.random((P, C)) < 0.5) * 1.5, 1.0)}
         if env.consumer_agents:
+            acts.update(_follow(env))
             acts.update({a: rng.integers(0, 2, P) for a in env.consumers[::2]})
         traj.append(env.step(acts))
     return traj
@@ -278,7 +284,7 @@ def test_lazy_oracle_kpis_equal_eager():
     for env, traj, rng in ((eager, te, rng_e), (lazy, tl, rng_l)):
         for _ in range(6):
             x = np.minimum(rng.random((16, 10)) * 1.2, 1.0) * (rng.random((16, 10)) < 0.4)
-            traj.append(env.step({"platform": x}))
+            traj.append(env.step({"platform": x, **_follow(env)}))
     assert not eager.agents and not lazy.agents
     days_e = [t[4]["platform"] for t in te[1:]]
     days_l = [t[4]["platform"] for t in tl[1:]]
@@ -402,7 +408,7 @@ def test_seeded_episode_pinned():
     rng = np.random.default_rng(7)
     for t in range(8):
         x = np.minimum(rng.random((16, 10)) * (rng.random((16, 10)) < 0.5) * 1.5, 1.0)
-        acts = {"platform": x, **{a: rng.integers(0, 2, 16) for a in env.consumers[::3]}}
+        acts = {"platform": x, **_follow(env), **{a: rng.integers(0, 2, 16) for a in env.consumers[::3]}}
         obs, rew, _, _, info = env.step(acts)
         got = (rew["platform"], sum(rew[a] for a in env.consumers), info["platform"]["expected_kwh"],
                float(obs["platform"]["last_recommendation"].sum()),
@@ -420,7 +426,8 @@ def test_consumer_actions_any_form_same_result():
         rng = np.random.default_rng(0)
         steps = []
         for _ in range(3):
-            acts = {"platform": rng.random((4, 5)), **{a: form(rng.integers(0, 2, 4)) for a in env.consumers[1:]}}
+            acts = {"platform": rng.random((4, 5)), **_follow(env),
+                    **{a: form(rng.integers(0, 2, 4)) for a in env.consumers[1:]}}
             steps.append(env.step(acts))
         outs.append(steps)
     assert all(same(outs[0], o) for o in outs[1:])
