@@ -130,6 +130,8 @@ def _rollout(seed, days, policy="bpt-k", **kw):
     while env.agents:
         acts = {"platform": pol.act(obs["platform"])}
         # half of the consumers act (random accept vectors), the others follow the model
+        for a in env.agents[1:]:
+            acts[a] = p2p_recommendation_v0.FOLLOW_MODEL
         for a in env.agents[1::2]:
             acts[a] = rng.integers(0, 2, env.n_producers)
         obs, *rest = env.step(acts)
@@ -182,6 +184,40 @@ def test_consumer_actions_decide_acceptance():
     assert info["platform"]["efficiency"] == pytest.approx(1.0, abs=1e-6)  # OPT's action is the oracle
 
 
+def test_every_consumer_must_act_or_follow_the_model_explicitly():
+    """A missing consumer or a None action is refused like in the other markets (env card);
+    FOLLOW_MODEL gives exactly the env's own preference-model draws."""
+    kw = dict(**SMALL, n_days=4, start_day=170)
+
+    def rollout(consumers):
+        env = p2p_recommendation_v0.parallel_env(consumer_agents=consumers, **kw)
+        obs, _ = env.reset(seed=3)
+        x = OPT.from_env(env).act(obs["platform"])
+        out = []
+        while env.agents:
+            acts = {a: p2p_recommendation_v0.FOLLOW_MODEL for a in env.agents}
+            acts["platform"] = x
+            obs, rew, *_ = env.step(acts)
+            out.append(rew["platform"])
+        return out
+
+    # the sentinel reproduces the platform-only env (the same accept draws P_ij(d))
+    assert rollout(True) == rollout(False) and sum(rollout(True)) > 0
+    env = p2p_recommendation_v0.parallel_env(**kw)
+    obs, _ = env.reset(seed=3)
+    x = np.zeros((env.n_producers, env.n_consumers))
+    follow = dict.fromkeys(env.consumers, p2p_recommendation_v0.FOLLOW_MODEL)
+    with pytest.raises(ValueError, match=r"missing agents \['consumer_0', 'consumer_1'"):
+        env.step({"platform": x})
+    with pytest.raises(ValueError, match=r"missing agents \['consumer_2'\]"):
+        env.step({k: v for k, v in {**follow, "platform": x}.items() if k != "consumer_2"})
+    with pytest.raises(ValueError, match=r"actions\['consumer_2'\].*'model' to follow the preference model"):
+        env.step({**follow, "platform": x, "consumer_2": None})
+    assert env._t == 0  # nothing was played; a valid step still works
+    env.step({**follow, "platform": x})
+    assert env._t == 1
+
+
 def test_info_metrics_consistent():
     env = p2p_recommendation_v0.parallel_env(n_producers=5, n_consumers=8, n_days=12, consumer_agents=False,
                                              oracle=True)
@@ -202,6 +238,11 @@ def test_info_metrics_consistent():
 ORACLE_KEYS = ("oracle_kwh", "oracle_status", "efficiency", "regret_kwh")
 
 
+def _follow(env) -> dict:
+    """Every consumer of ``env`` follows the preference model (the explicit sentinel)."""
+    return dict.fromkeys(env.consumers if env.consumer_agents else (), p2p_recommendation_v0.FOLLOW_MODEL)
+
+
 def _random_rollout(env, seed, days):
     """Seeded random platform matrices (some over-full, so the projection works) and random
     accept vectors for every other consumer; returns the full trajectory."""
@@ -212,6 +253,7 @@ def _random_rollout(env, seed, days):
     for _ in range(days):
         acts = {"platform": np.minimum(rng.random((P, C)) * (rng.random((P, C)) < 0.5) * 1.5, 1.0)}
         if env.consumer_agents:
+            acts.update(_follow(env))
             acts.update({a: rng.integers(0, 2, P) for a in env.consumers[::2]})
         traj.append(env.step(acts))
     return traj
@@ -242,7 +284,7 @@ def test_lazy_oracle_kpis_equal_eager():
     for env, traj, rng in ((eager, te, rng_e), (lazy, tl, rng_l)):
         for _ in range(6):
             x = np.minimum(rng.random((16, 10)) * 1.2, 1.0) * (rng.random((16, 10)) < 0.4)
-            traj.append(env.step({"platform": x}))
+            traj.append(env.step({"platform": x, **_follow(env)}))
     assert not eager.agents and not lazy.agents
     days_e = [t[4]["platform"] for t in te[1:]]
     days_l = [t[4]["platform"] for t in tl[1:]]
@@ -366,7 +408,7 @@ def test_seeded_episode_pinned():
     rng = np.random.default_rng(7)
     for t in range(8):
         x = np.minimum(rng.random((16, 10)) * (rng.random((16, 10)) < 0.5) * 1.5, 1.0)
-        acts = {"platform": x, **{a: rng.integers(0, 2, 16) for a in env.consumers[::3]}}
+        acts = {"platform": x, **_follow(env), **{a: rng.integers(0, 2, 16) for a in env.consumers[::3]}}
         obs, rew, _, _, info = env.step(acts)
         got = (rew["platform"], sum(rew[a] for a in env.consumers), info["platform"]["expected_kwh"],
                float(obs["platform"]["last_recommendation"].sum()),
@@ -384,7 +426,8 @@ def test_consumer_actions_any_form_same_result():
         rng = np.random.default_rng(0)
         steps = []
         for _ in range(3):
-            acts = {"platform": rng.random((4, 5)), **{a: form(rng.integers(0, 2, 4)) for a in env.consumers[1:]}}
+            acts = {"platform": rng.random((4, 5)), **_follow(env),
+                    **{a: form(rng.integers(0, 2, 4)) for a in env.consumers[1:]}}
             steps.append(env.step(acts))
         outs.append(steps)
     assert all(same(outs[0], o) for o in outs[1:])
@@ -595,15 +638,18 @@ def test_bad_actions():
     env = p2p_recommendation_v0.parallel_env(**SMALL, n_days=3)
     env.reset(seed=0)
     good = np.zeros((4, 5))
+    follow = dict.fromkeys(env.consumers, p2p_recommendation_v0.FOLLOW_MODEL)
     for bad, field in [
-        ({"platform": np.zeros((5, 4))}, "platform"),
-        ({"platform": np.full((4, 5), np.nan)}, "platform"),
-        ({"platform": np.full((4, 5), 1.5)}, "platform"),
-        ({"platform": "x"}, "platform"),
-        ({}, "platform"),
-        ({"platform": good, "consumer_9": np.zeros(4)}, "unknown agents"),
-        ({"platform": good, "consumer_0": np.full(4, 2)}, "consumer_0"),
-        ({"platform": good, "consumer_0": np.zeros(3)}, "consumer_0"),
+        ({**follow, "platform": np.zeros((5, 4))}, "platform"),
+        ({**follow, "platform": np.full((4, 5), np.nan)}, "platform"),
+        ({**follow, "platform": np.full((4, 5), 1.5)}, "platform"),
+        ({**follow, "platform": "x"}, "platform"),
+        ({**follow, "platform": None}, "platform"),
+        (follow, "platform"),
+        ({**follow, "platform": good, "consumer_9": np.zeros(4)}, "unknown agents"),
+        ({**follow, "platform": good, "consumer_0": np.full(4, 2)}, "consumer_0"),
+        ({**follow, "platform": good, "consumer_0": np.zeros(3)}, "consumer_0"),
+        ({**follow, "platform": good, "consumer_0": "Model"}, "consumer_0"),
         ([good], "dict"),
     ]:
         with pytest.raises(ValueError, match=field):

@@ -216,6 +216,9 @@ def test_env_resolution_hyperparams_and_kv_parsing():
     assert load_hyperparams(spec, "pqr")[1]["agent_kwargs"]["lr"] == 1e-4
     assert parse_kv(["n=5", "mechanism:debate", "mechanism_kwargs={NP: 20, G_max: 100}", "agent_kwargs.lr=0.1"]) == {
         "n": 5, "mechanism": "debate", "mechanism_kwargs": {"NP": 20, "G_max": 100}, "agent_kwargs": {"lr": 0.1}}
+    # YAML 1.1 reads 1e-3 as a string; the envs take real numbers only, so the CLI converts it
+    assert parse_kv(["price_tick=1e-3", "mechanism_kwargs={certify_time_limit: 2E1}", "name=1e"]) == {
+        "price_tick": 0.001, "mechanism_kwargs": {"certify_time_limit": 20.0}, "name": "1e"}
     with pytest.raises(ValueError):
         parse_kv(["novalue"])
 

@@ -25,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from prosumer_gym.core.validation import check_floats
+
 __all__ = [
     "N_DAYS",
     "HOURS_PER_DAY",
@@ -132,11 +134,10 @@ def _check_scale_range(scale_range) -> tuple[float, float]:
 
 
 def _check_pv_kw(pv_kw) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(pv_kw, dtype=np.float64)) if not isinstance(pv_kw, str) else None
-    if arr is None or arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"pv_kw must be a finite number >= 0 (kWp) or a non-empty sequence of them, "
-                         f"got {pv_kw!r}")
-    return arr
+    """A finite number >= 0 (kWp) or a non-empty sequence of them."""
+    if isinstance(pv_kw, np.ndarray) and pv_kw.ndim == 0:
+        pv_kw = pv_kw.item()
+    return check_floats("pv_kw", pv_kw, 0.0, scalar_ok=True)
 
 
 # --------------------------------------------------------------------------

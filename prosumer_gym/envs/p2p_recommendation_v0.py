@@ -13,7 +13,8 @@ from prosumer_gym.envs.p2p_recommendation.env import (  # noqa: F401 - re-export
     parallel_env,
     PLATFORM,
     CAPACITY_MODES,
+    FOLLOW_MODEL,
 )
 
 __doc__ = _impl.__doc__
-__all__ = ['raw_env', 'env', 'parallel_env', 'PLATFORM', 'CAPACITY_MODES']
+__all__ = ['raw_env', 'env', 'parallel_env', 'PLATFORM', 'CAPACITY_MODES', 'FOLLOW_MODEL']

@@ -137,11 +137,26 @@ def load_hyperparams(spec: EnvSpec, algo: str, path: str | os.PathLike | None = 
     return env_kwargs, dict(section), file
 
 
+_EXP_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
+
+
+def _exp_numbers(value: Any) -> Any:
+    """``"1e-3"`` -> ``0.001`` inside ``value``: YAML 1.1 (PyYAML) reads an exponent without
+    a dot as a string, and the envs take real numbers only (no string is converted)."""
+    if isinstance(value, str) and _EXP_NUMBER.fullmatch(value):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _exp_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exp_numbers(v) for v in value]
+    return value
+
+
 def parse_kv(items: Iterable[str] | None, what: str = "argument") -> dict[str, Any]:
     """``["n_sellers=5", "mechanism:debate", "mechanism_kwargs={NP: 20}"]`` -> dict.
 
-    Values are parsed as YAML (numbers, booleans, lists, mappings; bare words are strings).
-    Dotted keys set nested values: ``agent_kwargs.lr=0.01``.
+    Values are parsed as YAML (numbers, booleans, lists, mappings; bare words are strings;
+    ``1e-3`` is a number, as in YAML 1.2). Dotted keys set nested values: ``agent_kwargs.lr=0.01``.
     """
     out: dict[str, Any] = {}
     for item in items or ():
@@ -150,7 +165,7 @@ def parse_kv(items: Iterable[str] | None, what: str = "argument") -> dict[str, A
             raise ValueError(f"{what} {item!r} must look like key=value")
         key, raw = m.group(1), m.group(2)
         try:
-            val = yaml.safe_load(raw) if raw.strip() else None
+            val = _exp_numbers(yaml.safe_load(raw)) if raw.strip() else None
         except yaml.YAMLError as e:
             raise ValueError(f"{what} {item!r}: cannot parse the value: {e}") from None
         node = out

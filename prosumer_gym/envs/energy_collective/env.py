@@ -90,11 +90,13 @@ from gymnasium import spaces
 
 from prosumer_gym import data as pgdata
 from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
+from prosumer_gym.core.validation import check_bool, check_choice, check_float, check_size
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box
 from prosumer_gym.envs.energy_collective import market as mk
+from prosumer_gym.envs.energy_collective.population import footprint_bytes
 
 __all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "PRICE_BOUND", "ENERGY_BOUND"]
 
@@ -105,18 +107,6 @@ ENERGY_BOUND = 1000.0  # kWh per slot
 CURVATURE_BOUND = 1e4  # EUR/kWh^2
 SLOT_MINUTES = (15, 30, 60)
 DAYS = 365
-
-
-def _num(name: str, value: object, lo: float = 0.0, allow_inf: bool = False, strict: bool = False) -> float:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, (bool, np.bool_)) or np.isnan(v) or (np.isinf(v) and not allow_inf) or v < lo or \
-            (strict and v <= lo):
-        rel = ">" if strict else ">="
-        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number {rel} {lo}, got {value!r}")
-    return v
 
 
 class raw_env(MarketParallelEnv):
@@ -184,10 +174,8 @@ class raw_env(MarketParallelEnv):
         if g not in mk.G_KINDS:
             raise ValueError(f"g must be one of {mk.G_KINDS}, got {g!r}")
         self.g = g
-        self.autonomy_weight = _num("autonomy_weight", autonomy_weight)
-        if slot_minutes not in SLOT_MINUTES or isinstance(slot_minutes, bool):
-            raise ValueError(f"slot_minutes must be one of {SLOT_MINUTES}, got {slot_minutes!r}")
-        self.slot_minutes = int(slot_minutes)
+        self.autonomy_weight = check_float("autonomy_weight", autonomy_weight, 0.0)
+        self.slot_minutes = int(check_choice("slot_minutes", slot_minutes, SLOT_MINUTES))
         self.slot_hours = self.slot_minutes / 60.0
         self.slots_per_day = 24 * 60 // self.slot_minutes
         self.n_steps = resolve_horizon("n_steps", n_steps, max_cycles, self.slots_per_day)
@@ -199,28 +187,28 @@ class raw_env(MarketParallelEnv):
         if isinstance(price_year, bool) or not isinstance(price_year, (int, np.integer)) or price_year not in valid_years:
             raise ValueError(f"price_year must be an integer in [2015, 2024], got {price_year!r}")
         self.price_year = int(price_year)
-        self.import_markup = _num("import_markup", import_markup)
-        self.export_markup = _num("export_markup", export_markup)
-        self.import_capacity_kw = _num("import_capacity_kw", import_capacity_kw, allow_inf=True)
-        self.export_capacity_kw = _num("export_capacity_kw", export_capacity_kw, allow_inf=True)
-        self.admm_rho = _num("admm_rho", admm_rho, strict=True)
+        self.import_markup = check_float("import_markup", import_markup, 0.0)
+        self.export_markup = check_float("export_markup", export_markup, 0.0)
+        self.import_capacity_kw = check_float("import_capacity_kw", import_capacity_kw, 0.0, allow_inf=True)
+        self.export_capacity_kw = check_float("export_capacity_kw", export_capacity_kw, 0.0, allow_inf=True)
+        self.admm_rho = check_float("admm_rho", admm_rho, 0.0, lo_open=True)
         if admm_penalty not in ("curvature", "uniform"):
             raise ValueError(f"admm_penalty must be 'curvature' or 'uniform', got {admm_penalty!r}")
         self.admm_penalty = admm_penalty
-        self.admm_eps = _num("admm_eps", admm_eps, strict=True)
+        self.admm_eps = check_float("admm_eps", admm_eps, 0.0, lo_open=True)
         self.admm_max_iter = _int("admm_max_iter", admm_max_iter, 1)
-        self.distance_preference = _num("distance_preference", distance_preference)
-        self.p2p_grid_curvature = _num("p2p_grid_curvature", p2p_grid_curvature, strict=True)
-        self.p2p_trade_curvature = _num("p2p_trade_curvature", p2p_trade_curvature)
-        self.p2p_alpha = _num("p2p_alpha", p2p_alpha, strict=True)
+        self.distance_preference = check_float("distance_preference", distance_preference, 0.0)
+        self.p2p_grid_curvature = check_float("p2p_grid_curvature", p2p_grid_curvature, 0.0, lo_open=True)
+        self.p2p_trade_curvature = check_float("p2p_trade_curvature", p2p_trade_curvature, 0.0)
+        self.p2p_alpha = check_float("p2p_alpha", p2p_alpha, 0.0, lo_open=True)
         if p2p_innovation not in mk.INNOVATIONS:
             raise ValueError(f"p2p_innovation must be one of {mk.INNOVATIONS}, got {p2p_innovation!r}")
         if p2p_innovation == "best_response" and self.p2p_trade_curvature <= 0:
             raise ValueError("p2p_trade_curvature must be > 0 with p2p_innovation='best_response'")
         self.p2p_innovation = p2p_innovation
-        self.p2p_eps = _num("p2p_eps", p2p_eps, strict=True)
+        self.p2p_eps = check_float("p2p_eps", p2p_eps, 0.0, lo_open=True)
         self.p2p_max_iter = _int("p2p_max_iter", p2p_max_iter, 1)
-        self.report_timing = bool(report_timing)
+        self.report_timing = check_bool("report_timing", report_timing)
         self._init_render(render_mode)
         self._pop_kwargs = dict(
             n_prosumers=n_prosumers, n_flexible=n_flexible, n_inflexible=n_inflexible, n_chp=n_chp, n_peak=n_peak,
@@ -231,8 +219,15 @@ class raw_env(MarketParallelEnv):
         )
         # Validate the population keywords now (a tiny draw: one day, fixed generator).
         probe = mk.sample_population(np.random.default_rng(0), 0, 1, **self._pop_kwargs)
+        n_days = -(-self.n_steps // self.slots_per_day)  # the days an episode covers (reset)
+        n_households = n_prosumers + n_flexible + n_inflexible
+        check_size("EnergyCollective-v0", f"{probe.n_players} players, n_steps (max_cycles)={self.n_steps} ({n_days} days)"
+                   + (", market='p2p'" if market == "p2p" else ""),
+                   footprint_bytes(probe.n_players, n_households, n_days, p2p=market == "p2p"))
         if max(chp_capacity_kw, peak_capacity_kw) * self.slot_hours > ENERGY_BOUND:
-            raise ValueError(f"generator capacities must stay below {ENERGY_BOUND} kWh per slot (observation bound)")
+            raise ValueError(f"generator capacities chp_capacity_kw and peak_capacity_kw must stay below "
+                             f"{ENERGY_BOUND} kWh per slot (observation bound), got {chp_capacity_kw} and "
+                             f"{peak_capacity_kw} kW over {self.slot_hours:g} h slots")
         self.wholesale, self.import_price, self.export_price = mk.retail_prices(
             self.price_year, self.import_markup, self.export_markup)
         self.possible_agents = list(probe.names)

@@ -129,7 +129,8 @@ class Community:
             t = int(bad_t[0])
             raise ValueError(
                 f"infeasible community at slot {t}: players' net injection ranges over [{s_lo[t]:.4g}, {s_hi[t]:.4g}] kWh "
-                f"but the grid connection allows only [-import_capacity, export_capacity] = "
+                f"but the grid connection allows only [-import_capacity, export_capacity] (the env's import_capacity_kw, "
+                f"export_capacity_kw x slot hours) = "
                 f"[{-self.import_capacity:.4g}, {self.export_capacity:.4g}] kWh"
             )
         if self.position_km is not None:

@@ -7,7 +7,6 @@ Players from CityLearn loads and pvlib PV (``prosumer_gym.data``), Dutch day-ahe
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prosumer_gym import data as pgdata
+from prosumer_gym.core.validation import check_float, check_floats, check_int, check_range, check_size
 from prosumer_gym.envs.energy_collective.players import MIN_FLEX_KWH, Community
 
 __all__ = ["retail_prices", "Population", "sample_population", "random_community"]
@@ -133,13 +133,19 @@ class Population:
 
 
 def _pair(name: str, v: Sequence[float], lo: float = 0.0) -> tuple[float, float]:
-    try:
-        x, y = (float(t) for t in v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair, got {v!r}") from None
-    if not (np.isfinite(x) and np.isfinite(y)) or x > y or x < lo:
-        raise ValueError(f"{name} must satisfy {lo} <= low <= high < inf, got {(x, y)}")
-    return x, y
+    return check_range(name, v, lo)
+
+
+def footprint_bytes(n_players: int, n_households: int, n_days: int, p2p: bool = False) -> float:
+    """Estimate (bytes) of the largest arrays of a community, checked against
+    :data:`~prosumer_gym.core.validation.MAX_ENV_BYTES` before anything is allocated: the
+    households' sampled hourly year (~4 float64 series of 8760 h each; measured ~0.22 MB per
+    player at reset), the players' (N, 24 x days) load and PV series, ~12 (slots, N)
+    arrays of the day's community (15-minute slots: 96 a day), ~1 kB of Python objects per
+    player and, for the P2P market, ~16 (N, N) bilateral-trade arrays."""
+    N, H = n_players, 24 * n_days
+    pair = 16.0 * N * N if p2p else 0.0
+    return 8.0 * (4 * 8760 * n_households + 2 * H * N + H + 12 * 96 * N + pair) + 1024.0 * N
 
 
 def sample_population(
@@ -174,25 +180,27 @@ def sample_population(
     """
     counts = {"prosumer": n_prosumers, "flexible": n_flexible, "inflexible": n_inflexible, "chp": n_chp, "peak": n_peak}
     for k, v in counts.items():
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"n_{k if k != 'prosumer' else 'prosumers'} must be an integer >= 0, got {v!r}")
+        check_int(f"n_{k if k != 'prosumer' else 'prosumers'}", v, 0)
     if sum(counts.values()) < 1:
-        raise ValueError("the community needs at least one player")
-    if not (isinstance(flexibility, numbers.Real) and 0.0 <= float(flexibility) < 1.0):
-        raise ValueError(f"flexibility must be a share in [0, 1) of the household load, got {flexibility!r} "
-                         "(a share >= 1 would let a consumer produce)")
+        raise ValueError("the community needs at least one player (n_prosumers + n_flexible + n_inflexible + n_chp "
+                         "+ n_peak >= 1)")
+    check_size("EnergyCollective-v0", ", ".join(f"n_{k if k != 'prosumer' else 'prosumers'}={v}"
+                                                for k, v in counts.items()) + f", {n_days} days",
+               footprint_bytes(sum(counts.values()), n_prosumers + n_flexible + n_inflexible, n_days))
+    flexibility = check_float("flexibility (a share of the household load; >= 1 would let a consumer produce)",
+                              flexibility, 0.0, 1.0, hi_open=True)
+    check_floats("pv_kw", pv_kw, 0.0, scalar_ok=True)  # also checked by data.sample_prosumers (if n_prosumers)
     vr = _pair("value_range", value_range, 0.0)
     for name, cap, pmin in (("chp", chp_capacity_kw, chp_min_kw), ("peak", peak_capacity_kw, peak_min_kw)):
-        if not (np.isfinite(cap) and cap > 0):
-            raise ValueError(f"{name}_capacity_kw must be a finite number > 0, got {cap!r}")
-        if not (np.isfinite(pmin) and pmin >= 0):
-            raise ValueError(f"{name}_min_kw must be a finite number >= 0, got {pmin!r}")
+        check_float(f"{name}_capacity_kw", cap, 0.0, lo_open=True)
+        check_float(f"{name}_min_kw", pmin, 0.0)
         if pmin > cap:
             raise ValueError(f"infeasible generator bounds: {name}_min_kw = {pmin} > {name}_capacity_kw = {cap}")
     ca, cb = _pair("chp_cost_a", chp_cost_a), _pair("chp_cost_b", chp_cost_b)
     pa, pb = _pair("peak_cost_a", peak_cost_a), _pair("peak_cost_b", peak_cost_b)
-    if not (np.isfinite(area_radius_km) and area_radius_km >= 0):
-        raise ValueError(f"area_radius_km must be >= 0, got {area_radius_km!r}")
+    check_float("area_radius_km", area_radius_km, 0.0)
+    check_int("first_day", first_day, 0)
+    check_int("n_days", n_days, 1)
     cols = np.arange(first_day * pgdata.HOURS_PER_DAY, (first_day + n_days) * pgdata.HOURS_PER_DAY) % pgdata.HOURS_PER_YEAR
     loads, pvs, homes, pvk = [], [], [], []
     if n_prosumers:

@@ -91,6 +91,7 @@ from prosumer_gym.core.policies import resolve_co_players
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed
 from prosumer_gym.core.spaces import check_box_batch
+from prosumer_gym.core.validation import check_bool, check_choice, check_float
 from prosumer_gym.envs.euber.market import SLOTS_PER_DAY, EUberConfig, EUberMarket, SlotInstance
 from prosumer_gym.envs.euber.potr import potr_violations, solve_potr, topk_recommend
 from prosumer_gym.envs.euber.wibs import Selection, select_winners
@@ -195,27 +196,18 @@ class raw_env(MarketParallelEnv):
         fold_max_cycles(config, max_cycles)
         self.config = EUberConfig(**config).validate()
         self._recommender = resolve_co_players("EUber.recommender", recommender, "recommender")
-        if projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+        check_choice("projection", projection, PROJECTIONS)
         absent_agents = _ABSENT_ALIASES.get(absent_agents, absent_agents) if isinstance(absent_agents, str) \
             else absent_agents
-        if absent_agents not in ABSENT_MODES:
-            raise ValueError(f"absent_agents must be one of {ABSENT_MODES} ('leave' = 'revive'), got {absent_agents!r}")
+        check_choice("absent_agents ('leave' = 'revive')", absent_agents, ABSENT_MODES)
         self.recommender_name = recommender if isinstance(recommender, str) else getattr(
             recommender, "__name__", type(recommender).__name__)
         self.projection, self.absent_agents = projection, absent_agents
-        p = float(energy_price_usd_per_kwh)
-        if not (np.isfinite(p) and p >= 0):
-            raise ValueError(f"energy_price_usd_per_kwh must be a finite number >= 0, got {energy_price_usd_per_kwh}")
-        self.energy_price = p
-        mb = float(max_bid_multiplier)
-        if not (np.isfinite(mb) and mb > 0):
-            raise ValueError(f"max_bid_multiplier must be a finite number > 0, got {max_bid_multiplier}")
+        self.energy_price = check_float("energy_price_usd_per_kwh", energy_price_usd_per_kwh, 0.0)
+        mb = check_float("max_bid_multiplier", max_bid_multiplier, 0.0, 1e6, lo_open=True)  # float32 action bound
         self.max_bid_multiplier = mb
-        self.ucb_scale = float(ucb_scale)
-        if not (np.isfinite(self.ucb_scale) and self.ucb_scale >= 0):
-            raise ValueError(f"ucb_scale must be a finite number >= 0, got {ucb_scale}")
-        self.report_timing = bool(report_timing)
+        self.ucb_scale = check_float("ucb_scale", ucb_scale, 0.0)
+        self.report_timing = check_bool("report_timing", report_timing)
         self._init_render(render_mode)
         self.market = EUberMarket(self.config)
         W, K = self.config.n_workers, self.config.K

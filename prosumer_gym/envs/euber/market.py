@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from prosumer_gym import data as pgdata
 from prosumer_gym.core.validation import check_int as _int
+from prosumer_gym.core.validation import check_choice, check_floats, check_size
+from prosumer_gym.core.validation import check_float as _num
 from prosumer_gym.core.validation import check_range as _pair
 from prosumer_gym.envs.euber.fare import (  # noqa: F401 - re-exported
     FARE_FEATURES,
@@ -84,18 +85,6 @@ DEFAULT_ALPHA_LEVELS = (0.1, 0.4, 0.5, 0.7, 0.9, 1.0)
 
 
 # ----------------------------------------------------------------------------- config
-def _num(name: str, v: Any, lo: float, hi: float = math.inf, lo_open: bool = False) -> float:
-    if isinstance(v, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}") from None
-    if not math.isfinite(f) or f < lo or f > hi or (lo_open and f == lo):
-        raise ValueError(f"{name} must be a finite number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
-    return f
-
-
 @dataclass
 class EUberConfig:
     """Every paper parameter of EUber-v0 (defaults: Section 6.4.1 where the paper gives one).
@@ -147,11 +136,7 @@ class EUberConfig:
         if self.v2g_min_share is not None:
             self.v2g_min_share = _num("v2g_min_share", self.v2g_min_share, 0.0, 1.0)
         self.energy_requirement_frac = _num("energy_requirement_frac", self.energy_requirement_frac, 0.0, 1.0)
-        lv = tuple(self.alpha_levels) if not isinstance(self.alpha_levels, (str, bytes)) else ()
-        if not lv or any(isinstance(a, (bool, np.bool_)) for a in lv):
-            raise ValueError(f"alpha_levels must be a non-empty list of probabilities in [0, 1], got "
-                             f"{self.alpha_levels!r}")
-        self.alpha_levels = tuple(_num("alpha_levels[]", a, 0.0, 1.0) for a in lv)
+        self.alpha_levels = tuple(float(a) for a in check_floats("alpha_levels", self.alpha_levels, 0.0, 1.0))
         self.swap_fraction = _num("swap_fraction", self.swap_fraction, 0.0, 1.0)
         self.v2g_hours = _num("v2g_hours", self.v2g_hours, 0.0, 24.0, lo_open=True)
         self.v2g_min_kwh = _num("v2g_min_kwh", self.v2g_min_kwh, 0.0)
@@ -165,12 +150,23 @@ class EUberConfig:
         self.start_day = _int("start_day", self.start_day, 0, 364)
         self.n_slots = _int("n_slots", self.n_slots, 1)
         self.start_slot = _int("start_slot", self.start_slot, 0, SLOTS_PER_DAY - 1)
-        if self.split not in pgdata.SPLITS:
-            raise ValueError(f"split must be one of {pgdata.SPLITS}, got {self.split!r}")
-        if self.mechanism not in MECHANISMS:
-            raise ValueError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
+        self.split = check_choice("split", self.split, pgdata.SPLITS)
+        self.mechanism = check_choice("mechanism", self.mechanism, MECHANISMS)
         self.milp_time_limit = _num("milp_time_limit", self.milp_time_limit, 0.0, lo_open=True)
+        check_size("EUber-v0", f"n_workers={self.n_workers} x {self.n_tasks} tasks per slot, K={self.K} "
+                   f"(n_ride_tasks={self.n_ride_tasks}, n_v2g_tasks={self.n_v2g_tasks}, task_scale, v2g_scale)",
+                   self.footprint_bytes())
         return self
+
+    def footprint_bytes(self) -> float:
+        """Estimate (bytes) of the largest arrays of one slot, checked against
+        :data:`~prosumer_gym.core.validation.MAX_ENV_BYTES` before anything is allocated:
+        the (W, S) worker x task arrays of the instance, the recommender and the projection
+        (measured ~3.3 kB per pair at W = 200, S = 80; 4 kB taken), the V2G households'
+        hourly year (~4 float64 series of 8760 h each), the (W, 8 K) observations with their
+        8 K feature names (~100 B each) and ~1 kB of Python objects per worker."""
+        W, S, K = self.n_workers, self.n_tasks, self.K
+        return 4096.0 * W * S + 8.0 * 4 * 8760 * self.n_v2g + 32.0 * W * K + 800.0 * K + 1024.0 * W
 
     @property
     def n_ride(self) -> int:

@@ -33,9 +33,12 @@ Agents
     ``consumer_0 .. consumer_{C-1}``. A consumer's action is its accept vector for the day
     (``MultiBinary(P)``: 1 = accepts a recommendation from producer ``i`` if it gets one).
     It is chosen simultaneously with the platform's list, exactly like ``P_ij(d)`` in
-    Eq. 4.2, which exists for every pair whatever is recommended. A consumer missing from
-    the action dict (or given ``None``) follows the default policy: the Bernoulli preference
-    model. ``consumer_agents=False`` leaves only ``platform``.
+    Eq. 4.2, which exists for every pair whatever is recommended. Like every agent of the
+    other markets, each live consumer must act: a consumer missing from the action dict, or
+    given ``None``, is refused (``ValueError``). A consumer that should follow the default
+    policy, the Bernoulli preference model, sends the explicit sentinel ``FOLLOW_MODEL``
+    (the string ``"model"``, exported by ``p2p_recommendation_v0``).
+    ``consumer_agents=False`` leaves only ``platform`` (every consumer follows the model).
 Platform action (``Box(0, 1, (P, C))``, float64)
     ``a_ij``: fraction of ``w_j`` recommended from producer ``i``. Out-of-box, NaN or
     wrong-shape actions raise ``ValueError``; an in-box matrix is projected onto the
@@ -96,6 +99,7 @@ from gymnasium import spaces
 
 from prosumer_gym import data as pgdata
 from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
+from prosumer_gym.core.validation import check_bool, check_choice, check_float, check_floats, check_size
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
@@ -108,24 +112,24 @@ from prosumer_gym.envs.p2p_recommendation.market import (
     violations,
 )
 
-__all__ = ["raw_env", "env", "parallel_env", "PLATFORM", "CAPACITY_MODES"]
+__all__ = ["raw_env", "env", "parallel_env", "PLATFORM", "CAPACITY_MODES", "FOLLOW_MODEL"]
 
 PLATFORM = "platform"
+#: a consumer's action meaning "accept as the preference model draws" (Bernoulli ``p_ij``, Eq. 4.2)
+FOLLOW_MODEL = "model"
 CAPACITY_MODES = ("pv", "surplus")
 ORACLE_NUMBERS = ("oracle_kwh", "efficiency", "regret_kwh")  # info entries that need the daily MILP
 DAYS_PER_YEAR = 365
 
 
-def _levels(name: str, value: Sequence[float], lo: float, hi: float, hi_open: bool = False) -> np.ndarray:
-    try:
-        a = np.asarray(value, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a non-empty list of numbers in [{lo}, {hi}], got {value!r}") from None
-    ok = a.size > 0 and np.all(np.isfinite(a)) and np.all(a >= lo) and np.all(a < hi if hi_open else a <= hi)
-    if not ok:
-        rng = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
-        raise ValueError(f"{name} must be a non-empty list of numbers in {rng}, got {value!r}")
-    return a
+def footprint_bytes(n_producers: int, n_consumers: int) -> float:
+    """Estimate (bytes) of the largest arrays of a market of this size, checked against
+    :data:`~prosumer_gym.core.validation.MAX_ENV_BYTES` before anything is allocated: the
+    sampled households' hourly year (~4 float64 series of 8760 h each, measured ~0.25 MB per
+    household at reset), the MILP's pattern and the (P, C) observation/instance arrays
+    (~32 8-byte entries per pair) and ~1 kB of Python objects per agent."""
+    P, C = n_producers, n_consumers
+    return 8.0 * (4 * 8760 * (P + C) + 32 * P * C) + 1024.0 * C
 
 
 def _oracle_fields(expected: float, oracle_kwh: float, regret: float) -> tuple[float, float]:
@@ -167,37 +171,27 @@ class raw_env(MarketParallelEnv):
     ) -> None:
         self.n_producers = _int("n_producers", n_producers, 1)
         self.n_consumers = _int("n_consumers", n_consumers, 1)
+        check_size("P2PRecommendation-v0", f"n_producers={self.n_producers}, n_consumers={self.n_consumers}",
+                   footprint_bytes(self.n_producers, self.n_consumers))
         self.n_days = resolve_horizon("n_days", n_days, max_cycles, DAYS_PER_YEAR)
         self.start_day = _int("start_day", start_day, 0, DAYS_PER_YEAR - 1)
         self.K = None if K is None else _int("K (None = unlimited)", K, 1)
-        if not (isinstance(min_exchange_kwh, (int, float, np.floating, np.integer)) and np.isfinite(min_exchange_kwh)
-                and min_exchange_kwh > 0):
-            raise ValueError(f"min_exchange_kwh (alpha) must be a finite number > 0 kWh, got {min_exchange_kwh!r}")
-        self.min_exchange_kwh = float(min_exchange_kwh)
-        self.loss_levels = _levels("loss_levels", loss_levels, 0.0, 1.0, hi_open=True)
-        if not (isinstance(loss_max, (int, float, np.floating)) and 0 <= float(loss_max) < 1):
-            raise ValueError(f"loss_max must be a fraction in [0, 1), got {loss_max!r}")
-        self.loss_max = float(loss_max)
-        self.preference_levels = _levels("preference_levels", preference_levels, 0.0, 1.0)
-        pv = np.atleast_1d(np.asarray(producer_pv_kw, dtype=np.float64)) if not isinstance(producer_pv_kw, str) else None
-        if pv is None or pv.size == 0 or not np.all(np.isfinite(pv)) or np.any(pv <= 0):
-            raise ValueError(f"producer_pv_kw must be > 0 kWp (a number or a list cycled over producers), got {producer_pv_kw!r}")
+        self.min_exchange_kwh = check_float("min_exchange_kwh (alpha)", min_exchange_kwh, 0.0, lo_open=True)
+        self.loss_levels = check_floats("loss_levels", loss_levels, 0.0, 1.0, hi_open=True, scalar_ok=True)
+        self.loss_max = check_float("loss_max", loss_max, 0.0, 1.0, hi_open=True)
+        self.preference_levels = check_floats("preference_levels", preference_levels, 0.0, 1.0, scalar_ok=True)
+        pv = check_floats("producer_pv_kw", producer_pv_kw, 0.0, lo_open=True, scalar_ok=True)
         self.producer_pv_kw = producer_pv_kw
         self._pv_kw = np.resize(pv, self.n_producers)
-        if producer_capacity not in CAPACITY_MODES:
-            raise ValueError(f"producer_capacity must be one of {CAPACITY_MODES}, got {producer_capacity!r}")
-        self.producer_capacity = producer_capacity
-        if split not in pgdata.SPLITS:
-            raise ValueError(f"split must be one of {pgdata.SPLITS}, got {split!r}")
-        self.split = split
-        if not (isinstance(forecast_alpha, (int, float)) and 0 < float(forecast_alpha) <= 1):
-            raise ValueError(f"forecast_alpha must be in (0, 1], got {forecast_alpha!r}")
-        self.forecast_alpha = float(forecast_alpha)
-        self.consumer_agents = bool(consumer_agents)
-        self.oracle = bool(oracle)
-        if not (oracle_time_limit > 0):
-            raise ValueError(f"oracle_time_limit must be > 0 seconds, got {oracle_time_limit!r}")
-        self.report_timing = bool(report_timing)
+        self.producer_capacity = check_choice("producer_capacity", producer_capacity, CAPACITY_MODES)
+        self.split = check_choice("split", split, pgdata.SPLITS)
+        self.forecast_alpha = check_float("forecast_alpha", forecast_alpha, 0.0, 1.0, lo_open=True)
+        self.consumer_agents = check_bool("consumer_agents", consumer_agents)
+        self.oracle = check_bool("oracle", oracle)
+        oracle_time_limit = check_float("oracle_time_limit (seconds)", oracle_time_limit, 0.0, lo_open=True,
+                                        allow_inf=True)
+        oracle_gap = check_float("oracle_gap", oracle_gap, 0.0, 1.0)
+        self.report_timing = check_bool("report_timing", report_timing)
         self._init_render(render_mode)
 
         P, C = self.n_producers, self.n_consumers
@@ -334,41 +328,49 @@ class raw_env(MarketParallelEnv):
         return out
 
     def step(self, actions: dict[str, Any]):
-        self._check_action_dict(actions, require_all=False)  # consumers may abstain (env card)
-        if PLATFORM not in actions or actions[PLATFORM] is None:
-            raise ValueError(f"actions must contain the {PLATFORM!r} recommendation matrix")
+        self._check_action_dict(actions)  # every live agent acts; a consumer may send FOLLOW_MODEL
+        if actions[PLATFORM] is None:
+            raise ValueError(f"actions[{PLATFORM!r}] must be the (P, C) recommendation matrix, got None")
         x_sub = check_box(actions[PLATFORM], self._platform_act, f"actions[{PLATFORM!r}]")
         P, C = self.n_producers, self.n_consumers
-        model = (self._accept_rng.random((P, C)) < self._p).astype(np.float64)  # P_ij(d), drawn every day
-        accept = model
-        if self.consumer_agents:
-            self._consumer_accepts(actions, accept)
+        # every action is checked before anything is drawn (a refused step changes nothing)
+        cols, chosen = self._consumer_accepts(actions) if self.consumer_agents else ([], None)
+        accept = (self._accept_rng.random((P, C)) < self._p).astype(np.float64)  # P_ij(d), drawn every day
+        if cols:
+            accept[:, cols] = chosen
         inst = self.instance()
         viol = violations(inst, x_sub)
         x, proj = project(inst, x_sub)
         return self._outputs(inst, x, accept, viol, proj)
 
-    def _consumer_accepts(self, actions: dict[str, Any], accept: np.ndarray) -> None:
-        """Write the consumers' accept vectors into the columns of ``accept`` (in place).
-        Integer/bool arrays of shape ``(P,)`` (what ``MultiBinary.sample`` gives) are checked
-        in one NumPy call; anything else, or a batch with a bad entry, goes through
-        :func:`check_multibinary` one consumer at a time, which names the offending agent."""
+    def _consumer_accepts(self, actions: dict[str, Any]) -> tuple[list[int], np.ndarray | None]:
+        """The consumers' accept vectors, checked: the columns ``cols`` of the consumers that
+        sent one and their ``(P, len(cols))`` matrix (consumers sending ``FOLLOW_MODEL`` are
+        left to the preference model). Integer/bool arrays of shape ``(P,)`` (what
+        ``MultiBinary.sample`` gives) are checked in one NumPy call; anything else, or a batch
+        with a bad entry, goes through :func:`check_multibinary` one consumer at a time, which
+        names the offending agent."""
         P = self.n_producers
         cols, acts = [], []
         for j, a in enumerate(self.consumers):
-            act = actions.get(a)
-            if act is not None:
-                cols.append(j)
-                acts.append(act)
+            act = actions[a]
+            if isinstance(act, str) and act == FOLLOW_MODEL:
+                continue
+            cols.append(j)
+            acts.append(act)
         if not cols:
-            return
+            return cols, None
         if all(isinstance(v, np.ndarray) and v.shape == (P,) and v.dtype.kind in "biu" for v in acts):
             m = np.stack(acts, axis=1)
             if m.dtype.kind == "b" or not np.any((m != 0) & (m != 1)):
-                accept[:, cols] = m
-                return
-        for j, act in zip(cols, acts):
-            accept[:, j] = check_multibinary(act, P, f"actions[{self.consumers[j]!r}]")
+                return cols, m
+        out = np.empty((P, len(cols)))
+        for k, (j, act) in enumerate(zip(cols, acts)):
+            try:
+                out[:, k] = check_multibinary(act, P, f"actions[{self.consumers[j]!r}]")
+            except ValueError as e:
+                raise ValueError(f"{e}; or {FOLLOW_MODEL!r} to follow the preference model") from None
+        return cols, out
 
     def _outputs(self, inst, x, accept, viol, proj):
         w = inst.demand_kwh

@@ -89,6 +89,8 @@ from gymnasium import spaces
 
 from prosumer_gym import data as pgdata
 from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
+from prosumer_gym.core.validation import check_bool, check_choice, check_float, check_floats, check_mapping, \
+    check_size, is_int
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.validation import check_range as _range
 from prosumer_gym.core.prospect import pt_value, sample_pt_params
@@ -103,6 +105,18 @@ __all__ = ["raw_env", "env", "parallel_env", "MarketRecord", "OBS_NAMES"]
 OBS_NAMES = ("price", "surplus_forecast", "sold_yesterday", "revenue_yesterday", "day_sin", "day_cos")
 ACTION_MODES = ("step", "level")
 DAYS_PER_YEAR = 365
+#: the most price levels a band may have (``(grid_sell_price - grid_buy_price) / price_tick``)
+MAX_PRICE_LEVELS = 10**6
+
+
+def footprint_bytes(n_sellers: int, n_buyers: int) -> float:
+    """Estimate (bytes) of the largest arrays of a market of this size, checked against
+    :data:`~prosumer_gym.core.validation.MAX_ENV_BYTES` before anything is allocated:
+    the sampled households' hourly year (~4 float64 series of 8760 h per household, measured
+    ~0.24 MB per household at reset), ~16 float64 (S, B) pair arrays (losses, masks, the
+    allocation, energies, the clearer's buffers) and ~1 kB of Python objects per agent."""
+    S, B = n_sellers, n_buyers
+    return 8.0 * (4 * 8760 * (S + B) + 16 * S * B) + 1024.0 * S
 
 
 @dataclass(frozen=True)
@@ -151,70 +165,59 @@ class raw_env(MarketParallelEnv):
     ) -> None:
         self.n_sellers = _int("n_sellers", n_sellers, 1)
         self.n_buyers = _int("n_buyers", n_buyers, 1)
+        check_size("P2PTrading-v0", f"n_sellers={self.n_sellers}, n_buyers={self.n_buyers}",
+                   footprint_bytes(self.n_sellers, self.n_buyers))
         self.n_days = resolve_horizon("n_days", n_days, max_cycles, DAYS_PER_YEAR)
         self.start_day = _int("start_day", start_day, 0, DAYS_PER_YEAR - 1)
-        if mechanism not in MECHANISMS:
-            raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
-        self.mechanism = mechanism
-        self.mechanism_kwargs = dict(mechanism_kwargs or {})
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
-        self.action_mode = action_mode
-        gs, gb = float(grid_sell_price), float(grid_buy_price)
-        if not (np.isfinite(gs) and np.isfinite(gb) and 0 <= gb < gs):
-            raise ValueError(
-                f"grid prices must satisfy 0 <= grid_buy_price < grid_sell_price, got "
-                f"grid_buy_price={grid_buy_price}, grid_sell_price={grid_sell_price}"
-            )
+        self.mechanism = check_choice("mechanism", mechanism, MECHANISMS)
+        self.mechanism_kwargs = check_mapping("mechanism_kwargs", mechanism_kwargs)
+        self.action_mode = check_choice("action_mode", action_mode, ACTION_MODES)
+        gb = check_float("grid_buy_price", grid_buy_price, 0.0)
+        gs = check_float("grid_sell_price", grid_sell_price, 0.0)
+        if not gb < gs:
+            raise ValueError(f"grid prices must satisfy 0 <= grid_buy_price < grid_sell_price, got "
+                             f"grid_buy_price={grid_buy_price}, grid_sell_price={grid_sell_price}")
         self.grid_sell_price, self.grid_buy_price = gs, gb
-        tick = float(price_tick)
-        n_ticks = (gs - gb) / tick if tick > 0 else np.nan
-        if not (np.isfinite(n_ticks) and abs(n_ticks - round(n_ticks)) < 1e-6 and round(n_ticks) >= 1):
+        tick = check_float("price_tick", price_tick, 0.0, gs - gb, lo_open=True)
+        n_ticks = (gs - gb) / tick
+        if not (abs(n_ticks - round(n_ticks)) < 1e-6 and 1 <= round(n_ticks) <= MAX_PRICE_LEVELS):
             raise ValueError(
-                f"price_tick must be > 0 and divide the band grid_sell_price - grid_buy_price = {gs - gb:g} "
-                f"into whole steps, got {price_tick}"
+                f"price_tick must divide the band grid_sell_price - grid_buy_price = {gs - gb:g} into whole steps "
+                f"(at most {MAX_PRICE_LEVELS}), got {price_tick}"
             )
         self.price_tick = tick
         self.price_grid = gb + tick * np.arange(round(n_ticks) + 1)
-        steps = tuple(price_steps)
+        steps = price_steps if isinstance(price_steps, (Sequence, np.ndarray)) and not isinstance(price_steps, str) \
+            else ()
         if (
-            not steps
-            or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in steps)
-            or len(set(steps)) != len(steps)
+            len(steps) == 0
+            or any(not is_int(s) or abs(s) > MAX_PRICE_LEVELS for s in steps)
+            or len({int(s) for s in steps}) != len(steps)
         ):
-            raise ValueError(f"price_steps must be distinct integers (multiples of price_tick), got {price_steps!r}")
-        self.price_steps = np.asarray(steps, dtype=np.int64)
+            raise ValueError(f"price_steps must be a non-empty sequence of distinct integers (multiples of price_tick) "
+                             f"in [-{MAX_PRICE_LEVELS}, {MAX_PRICE_LEVELS}], got {price_steps!r:.80}")
+        self.price_steps = np.asarray([int(s) for s in steps], dtype=np.int64)
         self.initial_price_range = _range("initial_price_range", initial_price_range, gb, gs)
         self.buyer_ref_price_range = _range("buyer_ref_price_range", buyer_ref_price_range, gb, gs)
         self.k_range = _range("k_range", k_range, 1e-9, np.inf)
         self.zeta_pos_range = _range("zeta_pos_range", zeta_pos_range, 1e-9, np.inf)
         self.zeta_neg_range = _range("zeta_neg_range", zeta_neg_range, 1e-9, np.inf)
-        levels = np.asarray(loss_levels, dtype=np.float64).ravel()
-        if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any((levels < 0) | (levels >= 1)):
-            raise ValueError(f"loss_levels must be a non-empty list of fractions in [0, 1), got {loss_levels!r}")
-        self.loss_levels = levels
-        if not (0 < float(loss_max) <= 1):
-            raise ValueError(f"loss_max must be in (0, 1], got {loss_max}")
-        self.loss_max = float(loss_max)
-        if not (np.isfinite(min_trade_kwh) and min_trade_kwh >= 0):
-            raise ValueError(f"min_trade_kwh must be a finite number >= 0, got {min_trade_kwh}")
-        self.min_trade_kwh = float(min_trade_kwh)
-        pv = np.atleast_1d(np.asarray(seller_pv_kw, dtype=np.float64))
-        if pv.size == 0 or not np.all(np.isfinite(pv)) or np.any(pv <= 0):
-            raise ValueError(f"seller_pv_kw must be > 0 (kWp, a number or a list cycled over sellers), got {seller_pv_kw!r}")
+        self.loss_levels = check_floats("loss_levels", loss_levels, 0.0, 1.0, hi_open=True, scalar_ok=True)
+        self.loss_max = check_float("loss_max", loss_max, 0.0, 1.0, lo_open=True)
+        self.min_trade_kwh = check_float("min_trade_kwh", min_trade_kwh, 0.0)
+        pv = check_floats("seller_pv_kw", seller_pv_kw, 0.0, lo_open=True, scalar_ok=True)
         self.seller_pv_kw = seller_pv_kw
         self._pv_kw = np.resize(pv, self.n_sellers)
-        if split not in pgdata.SPLITS:
-            raise ValueError(f"split must be one of {pgdata.SPLITS}, got {split!r}")
-        self.split = split
-        if not (0 < float(forecast_alpha) <= 1):
-            raise ValueError(f"forecast_alpha must be in (0, 1], got {forecast_alpha}")
-        self.forecast_alpha = float(forecast_alpha)
-        self.report_timing = bool(report_timing)
+        self.split = check_choice("split", split, pgdata.SPLITS)
+        self.forecast_alpha = check_float("forecast_alpha", forecast_alpha, 0.0, 1.0, lo_open=True)
+        self.report_timing = check_bool("report_timing", report_timing)
         self._init_render(render_mode)
 
         # Build the clearing mechanism's structure once for this market size.
-        self._clear = make_clearer(self.mechanism, self.n_sellers, self.n_buyers, **self.mechanism_kwargs)
+        try:
+            self._clear = make_clearer(self.mechanism, self.n_sellers, self.n_buyers, **self.mechanism_kwargs)
+        except ValueError as e:
+            raise ValueError(f"mechanism_kwargs: {e}") from None
 
         self.possible_agents = [f"seller_{i}" for i in range(self.n_sellers)]
         self.agents: list[str] = []

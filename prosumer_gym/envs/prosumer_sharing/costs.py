@@ -198,7 +198,8 @@ def check_costs(costs: CostParams, band: float | None = DEFAULT_BAND, field: str
         i = _first((al < 0) | (al > 1))
         raise ValueError(f"{field}: prosumer {i} has alpha = {al[i]:g}; need 0 <= alpha_i <= 1 (Eq. 5)")
     gx_min, gy_min, s_lo, corner = _lower_edge_gradients(costs, band)
-    where = "the unit box" if band is None else f"its operating band x + y >= T_i - {band:g}"
+    where = "the unit box (monotone_band=None)" if band is None else \
+        f"its operating band x + y >= T_i - {band:g} (monotone_band)"
     for name, gmin, var in (("x", gx_min, 0), ("y", gy_min, 1)):
         bad = gmin.reshape(-1) <= 0
         if np.any(bad):

@@ -91,6 +91,7 @@ from prosumer_gym.core.spaces import check_multibinary
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox
+from prosumer_gym.core.validation import check_float
 from prosumer_gym.envs.prosumer_sharing.market import (
     DEFAULT_BAND,
     PAPER,
@@ -139,14 +140,11 @@ class raw_env(MarketParallelEnv):
     ) -> None:
         self.config = SharingConfig(
             n_prosumers=n_prosumers, n_prosumers_range=n_prosumers_range, scenario=scenario,
-            scenario_kwargs=scenario_kwargs or {}, costs=costs, contract_x=contract_x, contract_y=contract_y,
+            scenario_kwargs=scenario_kwargs, costs=costs, contract_x=contract_x, contract_y=contract_y,
             tau=tau, omega0=omega0, rule=rule, monotone_band=monotone_band, oracle=oracle,
         )
         self.n_days = resolve_days(n_days, max_cycles)
-        tw = float(tracking_weight) if isinstance(tracking_weight, (int, float, np.number)) else np.nan
-        if not (np.isfinite(tw) and tw >= 0):
-            raise ValueError(f"tracking_weight must be a finite number >= 0, got {tracking_weight!r}")
-        self.tracking_weight = tw
+        self.tracking_weight = check_float("tracking_weight", tracking_weight, 0.0)
         self._init_render(render_mode)
 
         n_max = self.config.n_max

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from prosumer_gym.core.validation import check_bool, check_choice, check_float, check_floats, check_mapping, \
+    check_size
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.envs.prosumer_sharing.analysis import algorithm2_fixed_point
 from prosumer_gym.envs.prosumer_sharing.costs import DEFAULT_BAND, CostParams, check_costs
@@ -64,7 +66,6 @@ from prosumer_gym.envs.prosumer_sharing.oracle import (
 from prosumer_gym.envs.prosumer_sharing.scenarios import (
     PAPER,
     SCENARIOS,
-    _finite,
     _scenario_keywords,
     car_sharing_costs,
     community_storage_costs,
@@ -98,13 +99,23 @@ __all__ = [
 
 
 def _pair(name: str, value: object, positive: bool = False) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64) if not isinstance(value, (str, bytes)) else np.array([np.nan])
-    if arr.ndim == 0:
-        arr = np.array([arr, arr])
-    if arr.shape != (2,) or not np.all(np.isfinite(arr)) or (positive and np.any(arr <= 0)):
-        cond = "> 0" if positive else "finite"
-        raise ValueError(f"{name} must be a number or an (x, y) pair of numbers {cond}, got {value!r}")
+    """A number (used for both x and y) or an (x, y) pair of finite numbers (``> 0`` if ``positive``)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    arr = check_floats(name, value, 0.0 if positive else -np.inf, lo_open=positive, scalar_ok=True)
+    if arr.size == 1:
+        arr = np.repeat(arr, 2)
+    if arr.size != 2:
+        raise ValueError(f"{name} must be a number or an (x, y) pair of numbers, got {arr.size} values")
     return arr
+
+
+def footprint_bytes(n_prosumers: int) -> float:
+    """Estimate (bytes) of the arrays of a community of at most ``n_prosumers``, checked
+    against :data:`~prosumer_gym.core.validation.MAX_ENV_BYTES` before anything is
+    allocated: cost parameters, decisions, observations, spaces and names (measured
+    ~4.3 kB per prosumer at 800; 8 kB taken). The horizon allocates nothing up front."""
+    return 8192.0 * n_prosumers
 
 
 @dataclass(eq=False)
@@ -133,8 +144,7 @@ class SharingConfig:
     oracle: bool = True
 
     def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
+        self.rule = check_choice("rule", self.rule, RULES)
         if self.costs is not None:
             if not isinstance(self.costs, CostParams) or self.costs.linear.ndim != 1:
                 raise ValueError("costs must be a CostParams of shape (N,) (one community)")
@@ -143,17 +153,18 @@ class SharingConfig:
             self.n_prosumers = self.costs.n
         self.n_prosumers = _int("n_prosumers", self.n_prosumers, 2)
         if self.n_prosumers_range is not None:
-            try:
-                lo, hi = self.n_prosumers_range
-            except (TypeError, ValueError):
-                raise ValueError(f"n_prosumers_range must be None or a (low, high) pair, got {self.n_prosumers_range!r}"
-                                 ) from None
+            if isinstance(self.n_prosumers_range, (str, bytes, dict)) or not hasattr(self.n_prosumers_range, "__len__") \
+                    or len(self.n_prosumers_range) != 2:
+                raise ValueError(f"n_prosumers_range must be None or a (low, high) pair, got {self.n_prosumers_range!r:.80}")
+            lo, hi = self.n_prosumers_range
             lo = _int("n_prosumers_range[0]", lo, 2)
             hi = _int("n_prosumers_range[1]", hi, lo)
             self.n_prosumers_range = (lo, hi)
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario must be one of {tuple(SCENARIOS)}, got {self.scenario!r}")
-        self.scenario_kwargs = dict(self.scenario_kwargs or {})
+        check_size("ProsumerSharing-v0", f"n_prosumers={self.n_prosumers}"
+                   + (f", n_prosumers_range={self.n_prosumers_range}" if self.n_prosumers_range else ""),
+                   footprint_bytes(self.n_max))
+        self.scenario = check_choice("scenario", self.scenario, tuple(SCENARIOS))
+        self.scenario_kwargs = check_mapping("scenario_kwargs", self.scenario_kwargs)
         allowed = _scenario_keywords(self.scenario)
         unknown = sorted(set(self.scenario_kwargs) - set(allowed))
         if unknown:
@@ -163,23 +174,24 @@ class SharingConfig:
             v = getattr(self, name)
             if v is None:  # the paper's per-capita contracts: 90/99 and 80/99 per prosumer
                 v = PAPER[name] * self.n_prosumers / PAPER["n_prosumers"]
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise ValueError(f"{name} must be a number, got {v!r}")
-            setattr(self, name, float(v))
+            setattr(self, name, check_float(name, v))
         for m in self.sizes():
             _check_contracts(m, *self.contracts_for(m))
         self.tau = _pair("tau", default_tau(self.rule) if self.tau is None else self.tau, positive=True)
         self.omega0 = _pair("omega0", default_omega0(self.rule) if self.omega0 is None else self.omega0,
                             positive=True)
         if self.monotone_band is not None:
-            self.monotone_band = _finite("monotone_band", self.monotone_band, 0.0)
-        self.oracle = bool(self.oracle)
+            self.monotone_band = check_float("monotone_band", self.monotone_band, 0.0)
+        self.oracle = check_bool("oracle", self.oracle)
         # Reject bad cost parameters now, not at the first reset: fixed costs are checked as
         # given, scenarios on a large probe draw (every sampled community is checked again).
         if self.costs is not None:
             check_costs(self.costs, self.monotone_band)
         else:
-            probe = SCENARIOS[self.scenario](np.random.default_rng(0), 2000, **self.scenario_kwargs)
+            try:
+                probe = SCENARIOS[self.scenario](np.random.default_rng(0), 2000, **self.scenario_kwargs)
+            except ValueError as e:
+                raise ValueError(f"scenario_kwargs of scenario {self.scenario!r}: {e}") from None
             check_costs(probe, self.monotone_band, field=f"scenario {self.scenario!r}")
 
     @property

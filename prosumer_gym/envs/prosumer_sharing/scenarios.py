@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from prosumer_gym.core.validation import check_float, check_range
 from prosumer_gym.envs.prosumer_sharing.costs import CostParams
 
 __all__ = ["PAPER", "SCENARIOS", "paper_costs", "car_sharing_costs", "community_storage_costs"]
@@ -47,23 +48,9 @@ def _int_range(name: str, value: Sequence[int], lo: int = 0) -> tuple[int, int]:
 def _float_range(name: str, value: Sequence[float], lo: float = -np.inf, hi: float = np.inf,
                  reason: str = "") -> tuple[float, float]:
     try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair of numbers, got {value!r}") from None
-    if not (np.isfinite(a) and np.isfinite(b)) or a > b or a < lo or b > hi:
-        raise ValueError(f"{name} must satisfy {lo:g} <= low <= high <= {hi:g}, got {(a, b)}{reason}")
-    return a, b
-
-
-def _finite(name: str, value: float, lo: float = -np.inf, hi: float = np.inf, strict_lo: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or v < lo or v > hi or (strict_lo and v <= lo):
-        op = "<" if strict_lo else "<="
-        raise ValueError(f"{name} must be a finite number with {lo:g} {op} {name} <= {hi:g}, got {value!r}")
-    return v
+        return check_range(name, value, lo, hi)
+    except ValueError as e:
+        raise ValueError(f"{e}{reason}") from None
 
 
 def paper_costs(
@@ -83,13 +70,13 @@ def paper_costs(
     Prosumers ``0 .. round(class1_fraction * n) - 1`` form class 1 (50 of 99 by default),
     the rest class 2.
     """
-    f = _finite("class1_fraction", class1_fraction, 0.0, 1.0)
+    f = check_float("class1_fraction", class1_fraction, 0.0, 1.0)
     a_lo, a_hi = _int_range("a_values", a_values)
     b_lo, b_hi = _int_range("b_values", b_values)
-    delta = _finite("delta", delta)
-    gamma = _finite("gamma", gamma)
-    t1 = _finite("target_1", target_1, 0.0, 2.0, strict_lo=True)
-    t2 = _finite("target_2", target_2, 0.0, 2.0, strict_lo=True)
+    delta = check_float("delta", delta)
+    gamma = check_float("gamma", gamma)
+    t1 = check_float("target_1", target_1, 0.0, 2.0, lo_open=True)
+    t2 = check_float("target_2", target_2, 0.0, 2.0, lo_open=True)
     n1 = int(round(f * n))
     c1 = np.arange(n) < n1
     a = rng.integers(a_lo, a_hi + 1, size=n).astype(np.float64)

@@ -103,7 +103,9 @@ import numpy as np
 from gymnasium import spaces
 
 from prosumer_gym.core.env_base import MarketParallelEnv
+from prosumer_gym.core.validation import check_bool, check_choice, check_float, check_floats, check_size
 from prosumer_gym.core.validation import check_int as _int
+from prosumer_gym.core.validation import check_range as _range
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import check_box, check_discrete
@@ -134,26 +136,13 @@ __all__ = ["raw_env", "env", "parallel_env", "ObsScales", "SlotRecord", "AUCTION
 SCENARIO_KEYS = ("reservation", "reluctance", "max_share_kwh", "bid", "requirement_kwh")
 
 
-def _range(name: str, value: Sequence[float], lo: float, hi: float = np.inf, strict_lo: bool = False) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
-    bad_lo = a <= lo if strict_lo else a < lo
-    if not (np.isfinite(a) and np.isfinite(b)) or a > b or bad_lo or b > hi:
-        op = "<" if strict_lo else "<="
-        raise ValueError(f"{name} must satisfy {lo} {op} low <= high <= {hi}, got {(a, b)}")
-    return a, b
-
-
-def _positive(name: str, value: object) -> float:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}") from None
-    if not (np.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+def footprint_bytes(n_rus: int, n_sfcs: int) -> float:
+    """Estimate (bytes) of the largest arrays of a market of this size, checked against
+    :data:`~prosumer_gym.core.validation.MAX_ENV_BYTES` before anything is allocated: the
+    per-RU and per-SFC arrays, observations and Python objects (measured ~5 kB per RU at
+    80 RUs, 8 kB taken) and the (RU, SFC) determination arrays (~16 8-byte entries per pair).
+    The horizon allocates nothing per slot (requirements are drawn slot by slot)."""
+    return 8192.0 * (n_rus + n_sfcs) + 8.0 * 16 * n_rus * n_sfcs
 
 
 class raw_env(MarketParallelEnv):
@@ -188,38 +177,30 @@ class raw_env(MarketParallelEnv):
     ) -> None:
         self.n_rus = _int("n_rus", n_rus, 1)
         self.n_sfcs = _int("n_sfcs", n_sfcs, 1)
+        check_size("StorageSharing-v0", f"n_rus={self.n_rus}, n_sfcs={self.n_sfcs}",
+                   footprint_bytes(self.n_rus, self.n_sfcs))
         self.n_slots = _int("n_slots", n_slots, 1)
         self._max_steps = 2 * self.n_slots
         if max_cycles is not None:
             self.max_cycles = max_cycles
-        self.time_varying = bool(time_varying)
+        self.time_varying = check_bool("time_varying", time_varying)
         self.price_range = _range("price_range", price_range, 0.0)
         if self.price_range[0] >= self.price_range[1]:
             raise ValueError(f"price_range must have low < high, got {self.price_range}")
-        self.reluctance_range = _range("reluctance_range", reluctance_range, 0.0, strict_lo=True)
+        self.reluctance_range = _range("reluctance_range", reluctance_range, 0.0, lo_open=True)
         self.households_per_ru = _int("households_per_ru", households_per_ru, 1)
-        self.battery_kwh = _positive("battery_kwh", battery_kwh)
+        self.battery_kwh = check_float("battery_kwh", battery_kwh, 0.0, lo_open=True)
         self.share_fraction_range = _range("share_fraction_range", share_fraction_range, 0.0, 1.0)
         self.requirement_range = _range("requirement_range", requirement_range, 0.0)
-        tou = np.asarray(tou_profile, dtype=np.float64).ravel()
-        if tou.size == 0 or not np.all(np.isfinite(tou)) or np.any(tou <= 0):
-            raise ValueError(f"tou_profile must be a non-empty sequence of multipliers > 0, got {tou_profile!r}")
-        self.tou_profile = tou
+        self.tou_profile = check_floats("tou_profile", tou_profile, 0.0, lo_open=True, scalar_ok=True)
         self.start_hour = _int("start_hour", start_hour, 0, HOURS - 1)
         if lease_slots is not None:
             lease_slots = _int("lease_slots", lease_slots, 0)
         self.lease_slots = lease_slots
-        ba = float(burden_aversion) if isinstance(burden_aversion, (int, float, np.floating, np.integer)) else np.nan
-        if not (np.isfinite(ba) and ba >= 0):
-            raise ValueError(f"burden_aversion must be a finite number >= 0, got {burden_aversion!r}")
-        self.burden_aversion = ba
-        self.include_marginal = bool(include_marginal)
-        if window not in WINDOWS:
-            raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
-        self.window = window
-        if burden not in BURDEN_RULES:
-            raise ValueError(f"burden must be one of {BURDEN_RULES}, got {burden!r}")
-        self.burden = burden
+        self.burden_aversion = check_float("burden_aversion", burden_aversion, 0.0)
+        self.include_marginal = check_bool("include_marginal", include_marginal)
+        self.window = check_choice("window", window, WINDOWS)
+        self.burden = check_choice("burden", burden, BURDEN_RULES)
         if price_levels is not None:
             price_levels = _int("price_levels", price_levels, 2)
         self.price_levels = price_levels
@@ -266,7 +247,7 @@ class raw_env(MarketParallelEnv):
             return {}
         if not isinstance(scenario, Mapping):
             raise ValueError(f"scenario must be a mapping with keys among {SCENARIO_KEYS}, got {type(scenario).__name__}")
-        unknown = set(scenario) - set(SCENARIO_KEYS)
+        unknown = {repr(k) for k in scenario if k not in SCENARIO_KEYS}
         if unknown:
             raise ValueError(f"scenario has unknown keys {sorted(unknown)}; allowed: {SCENARIO_KEYS}")
         out: dict[str, np.ndarray] = {}

@@ -1,5 +1,6 @@
 """Helpers shared by the clearing mechanisms: size and option checks, ``x`` from energy, and
-the :class:`~prosumer_gym.envs.p2p_trading.market.Allocation` every clearer returns."""
+the :class:`~prosumer_gym.envs.p2p_trading.market.Allocation` every clearer returns. The
+option predicates :func:`is_int` and :func:`is_num` are :mod:`prosumer_gym.core.validation`'s."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from prosumer_gym.core.validation import is_int, is_num  # re-exported: the option tables' predicates
 from prosumer_gym.envs.p2p_trading.market import Allocation, FloatArray, MarketInstance, objective
 
 __all__ = ["Clearer", "OptionSpec", "check_size", "check_options", "x_from_energy", "finish",
@@ -69,12 +71,3 @@ def check_options(mechanism: str, options: dict[str, Any], spec: OptionSpec) -> 
             ok = False
         if not ok:
             raise ValueError(f"invalid value {v!r} for option {k!r} of mechanism {mechanism!r}: {spec[k][1]}")
-
-
-def is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def is_num(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) \
-        and bool(np.isfinite(v))

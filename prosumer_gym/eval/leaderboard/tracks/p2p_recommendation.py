@@ -12,7 +12,8 @@ are within ~6-9 % of OPT.
 
 Submissions play the ``platform`` (a ``(P, C)`` recommendation matrix, projected by the env
 onto Eq. 4.1's feasible set); consumers follow the env's default behaviour (accept a
-recommendation from producer i w.p. ``p_ij``) unless a policy sends their accept vectors.
+recommendation from producer i w.p. ``p_ij``: the references send the env's explicit
+``FOLLOW_MODEL`` sentinel for them) unless a policy sends their accept vectors.
 References: OPT (perfect knowledge, the exact MILP of Eq. 4.1: the oracle, score 100), the
 paper's learners UPL (Alg. 1, HiGHS MILP with the UCB weights of Eq. 4.4, FIA
 initialisation Alg. 2) and BPT-K (Alg. 3, iterative bipartite matching, FIA), its comparison
@@ -78,19 +79,26 @@ def curve(rewards: Mapping[str, float], infos: Mapping[str, Any]) -> float:
 
 class PlatformPolicy(JointPolicy):
     """A platform policy (``act(platform_obs) -> (P, C)`` matrix) built at reset by
-    ``build(env, rng)`` with ``rng`` drawn from the reset seed; the consumers are left to the
-    env's default model (Bernoulli ``p_ij``, Eq. 4.2)."""
+    ``build(env, rng)`` with ``rng`` drawn from the reset seed; every live consumer is sent
+    the env's ``FOLLOW_MODEL`` sentinel: it follows the default model (Bernoulli ``p_ij``,
+    Eq. 4.2)."""
 
     def __init__(self, build: Callable[[Any, np.random.Generator], Any], name: str) -> None:
         self._build = build
         self.name = name
         self._pol: Any = None
+        self._follow = ""  # the env's FOLLOW_MODEL, set at reset
 
     def reset(self, env: Any, observations: Mapping[str, Any], infos: Mapping[str, Any], seed: int) -> None:
+        from prosumer_gym.envs.p2p_recommendation.env import FOLLOW_MODEL
+
+        self._follow = FOLLOW_MODEL
         self._pol = self._build(getattr(env, "unwrapped", env), np.random.default_rng([int(seed), 0x9EC]))
 
     def act(self, observations: Mapping[str, Any], infos: Mapping[str, Any]) -> dict[str, Any]:
-        return {PLATFORM: self._pol.act(observations[PLATFORM])}
+        acts: dict[str, Any] = {a: self._follow for a in observations if a != PLATFORM}
+        acts[PLATFORM] = self._pol.act(observations[PLATFORM])
+        return acts
 
 
 def _learner(kind: str) -> JointPolicy:
