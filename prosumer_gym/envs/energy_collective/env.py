@@ -93,7 +93,7 @@ from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
-from prosumer_gym.core.spaces import NamedBox, check_box
+from prosumer_gym.core.spaces import NamedBox, check_box_batch
 from prosumer_gym.envs.energy_collective import market as mk
 
 __all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "PRICE_BOUND", "ENERGY_BOUND"]
@@ -295,27 +295,29 @@ class raw_env(MarketParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         self._check_action_dict(actions)
-        act = np.empty(self.n_players)
-        for i, a in enumerate(self.possible_agents):
-            field = f"actions[{a!r}]"
-            try:
-                act[i] = check_box(actions[a], self._action_space, field)[0]
-            except (TypeError, ValueError) as e:
-                if field in str(e):
-                    raise
-                raise ValueError(f"{field} must be a float array of shape (1,) in [0, 1], got {actions[a]!r}") from None
+        act = check_box_batch(actions, self.possible_agents, self._action_space)[:, 0]
+        settlement, done = self._advance(act)
+        cost = settlement["cost"].tolist()
+        rewards = {a: -c for a, c in zip(self.possible_agents, cost)}
+        infos = self._infos(settlement)
+        obs = self._observations()
+        terminations, truncations = self._end_step(self.possible_agents, done)
+        return obs, rewards, terminations, truncations, infos
+
+    def _advance(self, act: np.ndarray) -> tuple[dict[str, Any], bool]:
+        """Settle the current slot at the checked actions ``act`` (N,) in [0, 1], move the
+        clock and clear the next slot; ``(settlement, done)``. The agents' dicts are built
+        by the caller (:meth:`step`, or the Gymnasium view for its ego only)."""
         p = self._lo + act * (self._hi - self._lo)
         settlement = self._settle(p)
+        settlement["planned"] = self._planned
+        settlement["market_info"] = self._market_info(settlement)
         self.last_settlement = settlement
-        rewards = {a: float(-settlement["cost"][i]) for i, a in enumerate(self.possible_agents)}
-        infos = self._infos(settlement)
         self._t += 1
         done = self._t >= self.n_steps
         if not done:
             self._prepare_slot()
-        obs = self._observations()
-        terminations, truncations = self._end_step(self.possible_agents, done)
-        return obs, rewards, terminations, truncations, infos
+        return settlement, done
 
     # ------------------------------------------------------------------ mechanism
     def _community_of_day(self, d: int) -> mk.Community:
@@ -406,7 +408,8 @@ class raw_env(MarketParallelEnv):
             "pay": pay, "imbalance": imb,
         }
 
-    def _infos(self, st: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def _market_info(self, st: dict[str, Any]) -> dict[str, Any]:
+        """The shared ``info["market"]`` of the slot being settled (before the clock moves)."""
         c, s = self.community, self._slot
         d = self.start_day + self._t // self.slots_per_day
         market: dict[str, Any] = {
@@ -443,25 +446,44 @@ class raw_env(MarketParallelEnv):
             )
         if self.report_timing:
             market["clearing_seconds"] = float(self._clear_seconds)
-        infos = {}
-        for i, a in enumerate(self.possible_agents):
-            info = {
-                "kind": self.kinds[a],
-                "p_kwh": float(st["p"][i]),
-                "planned_kwh": float(self._planned[i]),
-                "player_cost_eur": float(st["f"][i]),
-                "cost_eur": float(st["cost"][i]),
-                "bau_cost_eur": float(st["bau"][i]),
-                "market": market,
+        return market
+
+    def _agent_info(self, st: dict[str, Any], i: int) -> dict[str, Any]:
+        """Player ``i``'s info of a settled slot (what :meth:`_infos` gives every agent)."""
+        info = {
+            "kind": self.kinds[self.possible_agents[i]],
+            "p_kwh": float(st["p"][i]),
+            "planned_kwh": float(st["planned"][i]),
+            "player_cost_eur": float(st["f"][i]),
+            "cost_eur": float(st["cost"][i]),
+            "bau_cost_eur": float(st["bau"][i]),
+            "market": st["market_info"],
+        }
+        if self.market == "community":
+            info["grid_share_eur"] = float(st["share"][i])
+        else:
+            info["trade_payment_eur"] = float(st["pay"][i])
+            info["imbalance_eur"] = float(st["imbalance"][i])
+            info["preference_cost_eur"] = float(st["pref"][i])
+        return info
+
+    def _infos(self, st: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Every agent's info of a settled slot (one pass over the arrays as Python floats)."""
+        market = st["market_info"]
+        cols = [st[k].tolist() for k in ("p", "planned", "f", "cost", "bau")]
+        kinds = [self.kinds[a] for a in self.possible_agents]
+        if self.market == "community":
+            return {
+                a: {"kind": k, "p_kwh": p, "planned_kwh": pl, "player_cost_eur": f, "cost_eur": c, "bau_cost_eur": b,
+                    "market": market, "grid_share_eur": sh}
+                for a, k, p, pl, f, c, b, sh in zip(self.possible_agents, kinds, *cols, st["share"].tolist())
             }
-            if self.market == "community":
-                info["grid_share_eur"] = float(st["share"][i])
-            else:
-                info["trade_payment_eur"] = float(st["pay"][i])
-                info["imbalance_eur"] = float(st["imbalance"][i])
-                info["preference_cost_eur"] = float(st["pref"][i])
-            infos[a] = info
-        return infos
+        return {
+            a: {"kind": k, "p_kwh": p, "planned_kwh": pl, "player_cost_eur": f, "cost_eur": c, "bau_cost_eur": b,
+                "market": market, "trade_payment_eur": pay, "imbalance_eur": imb, "preference_cost_eur": pr}
+            for a, k, p, pl, f, c, b, pay, imb, pr in zip(
+                self.possible_agents, kinds, *cols, st["pay"].tolist(), st["imbalance"].tolist(), st["pref"].tolist())
+        }
 
     # ------------------------------------------------------------------ observations
     def _obs_matrix(self) -> np.ndarray:
