@@ -296,18 +296,22 @@ class raw_env(MarketParallelEnv):
     def step(self, actions: dict[str, Any]):
         self._check_action_dict(actions)
         act = check_box_batch(actions, self.possible_agents, self._action_space)[:, 0]
-        settlement, done = self._advance(act)
-        cost = settlement["cost"].tolist()
-        rewards = {a: -c for a, c in zip(self.possible_agents, cost)}
+        settlement, terminations, truncations = self._step_array(act)
+        rewards = dict(zip(self.possible_agents, (-settlement["cost"]).tolist()))
         infos = self._infos(settlement)
         obs = self._observations()
-        terminations, truncations = self._end_step(self.possible_agents, done)
         return obs, rewards, terminations, truncations, infos
 
+    def _step_array(self, act: np.ndarray) -> tuple[dict[str, Any], dict[str, bool], dict[str, bool]]:
+        """:meth:`step` on checked actions ``act`` (N,) in [0, 1], without the agents' dicts:
+        ``(settlement, terminations, truncations)``; the next observations are then
+        :meth:`_obs_matrix` (the Gymnasium view builds only its ego's reward and info)."""
+        settlement, done = self._advance(act)
+        terminations, truncations = self._end_step(self.possible_agents, done)
+        return settlement, terminations, truncations
+
     def _advance(self, act: np.ndarray) -> tuple[dict[str, Any], bool]:
-        """Settle the current slot at the checked actions ``act`` (N,) in [0, 1], move the
-        clock and clear the next slot; ``(settlement, done)``. The agents' dicts are built
-        by the caller (:meth:`step`, or the Gymnasium view for its ego only)."""
+        """Settle the current slot at ``act``, move the clock and clear the next slot."""
         p = self._lo + act * (self._hi - self._lo)
         settlement = self._settle(p)
         settlement["planned"] = self._planned
@@ -343,6 +347,9 @@ class raw_env(MarketParallelEnv):
                     eps_rel=self.admm_eps, max_iter=self.admm_max_iter,
                 )
                 self._clear_seconds_day = (time.perf_counter() - t0) / self.slots_per_day
+                c = self.community
+                self._day_obs = self._obs_rows(np.broadcast_to(self.plan.price[:, None], c.lo.shape),
+                                               np.arange(c.n_slots), c.lo, c.hi)
         self._slot = s
         c = self.community
         self._lo, self._hi = c.lo[s], c.hi[s]
@@ -486,27 +493,38 @@ class raw_env(MarketParallelEnv):
         }
 
     # ------------------------------------------------------------------ observations
-    def _obs_matrix(self) -> np.ndarray:
+    def _obs_rows(self, price: np.ndarray, s: np.ndarray | int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Observation rows (float32, clipped to the Box) of slot(s) ``s`` with price signal
+        ``price`` and bounds ``lo``/``hi`` of matching shapes ((N,) for one slot or (T, N))."""
         c = self.community
-        s = self._slot
-        ang = 2.0 * np.pi * (s * self.slot_minutes / 60.0) / 24.0
-        n = self.n_players
-        mat = np.empty((n, len(OBS_NAMES)))
-        mat[:, 0] = self._price_signal
-        mat[:, 1] = c.import_price[s]
-        mat[:, 2] = c.export_price[s]
-        mat[:, 3] = self._lo
-        mat[:, 4] = self._hi
-        mat[:, 5] = np.clip(c.r[s], self._lo, self._hi)
-        mat[:, 6] = c.m[s] + c.a[s] * (mat[:, 5] - c.r[s])  # marginal cost at p_ref
-        mat[:, 7] = c.a[s]
-        mat[:, 8] = np.sin(ang)
-        mat[:, 9] = np.cos(ang)
+        ang = 2.0 * np.pi * (np.asarray(s) * self.slot_minutes / 60.0) / 24.0
+        # one scalar sin/cos per slot, as the per-slot observation always took them
+        sin = np.array([np.sin(float(x)) for x in np.atleast_1d(ang)]).reshape(np.shape(ang))
+        cos = np.array([np.cos(float(x)) for x in np.atleast_1d(ang)]).reshape(np.shape(ang))
+        r, m, a = c.r[s], c.m[s], c.a[s]
+        mat = np.empty((*np.shape(lo), len(OBS_NAMES)))
+        mat[..., 0] = price
+        mat[..., 1] = c.import_price[s][..., None]
+        mat[..., 2] = c.export_price[s][..., None]
+        mat[..., 3] = lo
+        mat[..., 4] = hi
+        mat[..., 5] = np.clip(r, lo, hi)
+        mat[..., 6] = m + a * (mat[..., 5] - r)  # marginal cost at p_ref
+        mat[..., 7] = a
+        mat[..., 8] = sin[..., None]
+        mat[..., 9] = cos[..., None]
         return np.clip(mat, self._obs_space.low, self._obs_space.high).astype(np.float32)
 
+    def _obs_matrix(self) -> np.ndarray:
+        """(N, 10) observations of the current slot (community market: a copy of the day's
+        rows, built once per day since they do not depend on the actions)."""
+        if self.market == "community":
+            return self._day_obs[self._slot].copy()
+        return self._obs_rows(self._price_signal, self._slot, self._lo, self._hi)
+
     def _observations(self) -> dict[str, np.ndarray]:
-        mat = self._obs_matrix()
-        return {a: mat[i] for i, a in enumerate(self.possible_agents)}
+        mat = self._obs_mat = self._obs_matrix()
+        return dict(zip(self.possible_agents, mat))
 
     def state(self) -> np.ndarray:
         """Global view (see ``state_space.names``)."""
