@@ -104,6 +104,7 @@ PRICE_BOUND = 10.0  # EUR/kWh
 ENERGY_BOUND = 1000.0  # kWh per slot
 CURVATURE_BOUND = 1e4  # EUR/kWh^2
 SLOT_MINUTES = (15, 30, 60)
+CLEARINGS = ("exact", "admm")  # community market: the optimum of (1)-(5) in closed form, or the slides' ADMM
 DAYS = 365
 
 
@@ -157,6 +158,7 @@ class raw_env(MarketParallelEnv):
         max_cycles: int | None = None,
         day: int | None = None,
         split: str = "train",
+        clearing: str = "exact",
         admm_rho: float = 1.0,
         admm_penalty: str = "curvature",
         admm_eps: float = 1e-7,
@@ -203,6 +205,9 @@ class raw_env(MarketParallelEnv):
         self.export_markup = _num("export_markup", export_markup)
         self.import_capacity_kw = _num("import_capacity_kw", import_capacity_kw, allow_inf=True)
         self.export_capacity_kw = _num("export_capacity_kw", export_capacity_kw, allow_inf=True)
+        if clearing not in CLEARINGS:
+            raise ValueError(f"clearing must be one of {CLEARINGS}, got {clearing!r}")
+        self.clearing = clearing
         self.admm_rho = _num("admm_rho", admm_rho, strict=True)
         if admm_penalty not in ("curvature", "uniform"):
             raise ValueError(f"admm_penalty must be 'curvature' or 'uniform', got {admm_penalty!r}")
@@ -295,12 +300,27 @@ class raw_env(MarketParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         self._check_action_dict(actions)
-        act = check_box_batch(actions, self.possible_agents, self._action_space)[:, 0]
-        settlement, terminations, truncations = self._step_array(act)
+        settlement, terminations, truncations = self._step_array(self._action_vector(actions))
         rewards = dict(zip(self.possible_agents, (-settlement["cost"]).tolist()))
         infos = self._infos(settlement)
         obs = self._observations()
         return obs, rewards, terminations, truncations, infos
+
+    def _action_vector(self, actions: dict[str, Any]) -> np.ndarray:
+        """The checked actions as one (N,) float64 vector: exactly what
+        :func:`~prosumer_gym.core.spaces.check_box_batch` accepts and returns, with one
+        ``np.array`` over the values on the common path (arrays or lists of shape (1,) in
+        [0, 1]; a third of the cost of its ``np.stack`` at 315 agents); anything else goes
+        through ``check_box_batch``, whose ``ValueError`` names the first bad agent."""
+        try:
+            arr = np.array([actions[a] for a in self.possible_agents])
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None and arr.shape == (self.n_players, 1) and arr.dtype.kind in "biuf":
+            vec = arr[:, 0].astype(np.float64)
+            if np.isfinite(vec).all() and (vec >= 0.0).all() and (vec <= 1.0).all():
+                return vec
+        return check_box_batch(actions, self.possible_agents, self._action_space)[:, 0]
 
     def _step_array(self, act: np.ndarray) -> tuple[dict[str, Any], dict[str, bool], dict[str, bool]]:
         """:meth:`step` on checked actions ``act`` (N,) in [0, 1], without the agents' dicts:
@@ -342,12 +362,17 @@ class raw_env(MarketParallelEnv):
             self._bau_p, self._bau_cost = mk.bau_dispatch(self.community)
             if self.market == "community":
                 t0 = time.perf_counter()
-                self.plan = mk.solve_community_admm(
-                    self.community, rho=self.admm_rho, penalty=self.admm_penalty, eps_abs=self.admm_eps,
-                    eps_rel=self.admm_eps, max_iter=self.admm_max_iter,
-                )
+                if self.clearing == "exact":
+                    self.plan = mk.solve_community_exact(self.community)
+                else:
+                    self.plan = mk.solve_community_admm(
+                        self.community, rho=self.admm_rho, penalty=self.admm_penalty, eps_abs=self.admm_eps,
+                        eps_rel=self.admm_eps, max_iter=self.admm_max_iter,
+                    )
                 self._clear_seconds_day = (time.perf_counter() - t0) / self.slots_per_day
                 c = self.community
+                # the day's planned costs (sum f_i + bill at the dispatch; row sums as each slot's own sum)
+                self._planned_cost = (c.player_cost(self.plan.p).sum(axis=1) + mk.grid_bill(c, self.plan.q)).tolist()
                 self._day_obs = self._obs_rows(np.broadcast_to(self.plan.price[:, None], c.lo.shape),
                                                np.arange(c.n_slots), c.lo, c.hi)
         self._slot = s
@@ -385,7 +410,7 @@ class raw_env(MarketParallelEnv):
             st = mk.settle_community(cs, self.allocation, p[None, :], [self.plan.price[s]])
             share = st["allocated"][0]
             q = float(st["q"][0])
-            planned_cost = float((cs.player_cost(self.plan.p[s][None, :]).sum() + mk.grid_bill(cs, [self.plan.q[s]]))[0])
+            planned_cost = self._planned_cost[s]
             out = {
                 "p": p, "f": f, "share": share, "cost": f + share, "bau": bau, "q": q,
                 "community_cost": float(st["community_cost"][0]), "planned_cost": planned_cost,
