@@ -246,6 +246,11 @@ def solve_community_exact(comm: Community) -> CommunityDispatch:
     n_fin = np.isfinite(bps).sum(axis=1)
     rows = np.arange(T)
 
+    any_lin = bool(lin.any())
+    # the search's excess: players without a decision enter as constants (r' = p_fixed, 1/a' = 0)
+    r_s, m_s = np.where(cont, r, p_fixed), np.where(cont, m, 0.0)
+    inv_a = np.where(cont, 1.0 / a_safe, 0.0)
+
     def players(lam: NDArray[np.float64], high: bool) -> NDArray[np.float64]:
         lam2 = lam[:, None]
         p_c = np.clip(r + (lam2 - m) / a_safe, lo, hi)
@@ -254,7 +259,11 @@ def solve_community_exact(comm: Community) -> CommunityDispatch:
 
     def excess(lam: NDArray[np.float64], high: bool) -> NDArray[np.float64]:
         q_lo, q_hi = _manager_range(comm, lam)
-        return players(lam, high).sum(axis=1) + (q_hi if high else q_lo)
+        if any_lin:
+            tot = players(lam, high).sum(axis=1)
+        else:
+            tot = np.clip(r_s + (lam[:, None] - m_s) * inv_a, lo, hi).sum(axis=1)
+        return tot + (q_hi if high else q_lo)
 
     # smallest j with E_high(bps[j]) >= 0 (j = n_fin: beyond the last breakpoint)
     left = np.zeros(T, dtype=np.int64)
