@@ -29,8 +29,12 @@ Agents
 Step
     One step is one market time unit of ``slot_minutes`` (default 60; 30 and 15 split
     each hour evenly). (1) Before the step, the market clears the slot with every
-    player's declared cost and bounds: ``market="community"`` (default) by the
-    distributed ADMM of problem (1)-(5) (the manager's price ``lambda``),
+    player's declared cost and bounds: ``market="community"`` (default) solves problem
+    (1)-(5) (the manager's price ``lambda``): ``clearing="exact"`` (default) in closed form
+    through its dual (the limit the slides' ADMM converges to, ~2 ms per day of 315
+    players), ``clearing="admm"`` by the slides' distributed ADMM (~25-60 ms per day; its
+    iterations and residuals are in the infos; the results of versions before the exact
+    clearing);
     ``market="p2p"`` by consensus+innovation on the MBED (trades ``P_nm``, prices
     ``lambda_nm``). The clearing price is in the observation. (2) Each agent sets its net
     injection. (3) Settlement: community market, the grid absorbs the imbalance ``q = -sum
@@ -67,9 +71,12 @@ Infos (per agent)
     ``q_export_kwh``, ``community_cost_eur`` (sum of ``f_i`` + grid bill),
     ``planned_cost_eur`` (the same at the mechanism's dispatch), ``bau_cost_eur``,
     ``manager_balance_eur``, ``capacity_violation_kwh``, and the mechanism's
-    ``iterations``, ``primal_residual``, ``dual_residual``, ``converged`` (ADMM; p2p: the
-    slides' dual/primal criteria and ``reciprocity``). With ``report_timing=True`` also
-    ``clearing_seconds`` (wall clock, off by default so that a seed fixes the infos).
+    ``iterations``, ``primal_residual``, ``dual_residual``, ``converged`` (ADMM; exact
+    clearing: 0, ``|sum p + q|``, 0, True; p2p: the slides' dual/primal criteria and
+    ``reciprocity``). With ``report_timing=True`` also ``clearing_seconds`` (wall clock,
+    off by default so that a seed fixes the infos). Cost of the KPIs: BAU (closed form) and
+    the planned costs are computed once per day with the clearing; every other KPI is a
+    few array operations per step; nothing is solved only for a KPI.
 Episode
     ``n_steps`` (alias ``max_cycles``) slots, default one day (24 at 60 min), starting at
     hour 0 of ``day`` (0-364; default ``None``: drawn from the reset seed); longer

@@ -22,7 +22,14 @@ transition. ``"admm"`` (``prosumer_gym.agents.energy_collective:admm_co_players`
 ADMM best response ``clip(r + (lambda - m)/a, p_min, p_max)`` of the slides' mechanism,
 one stateless co-player per agent (the best response is per player, not joint): it is
 elementwise in the observation, so it gives exactly the actions of the batched policy the
-view used before (same seed, same trajectory).
+view used before (same seed, same trajectory). Batched co-players: if the factory's mapping
+also has ``act_batch(obs) -> actions`` and ``observe_batch(obs, actions, rewards,
+next_obs)``, the view calls them once per step on the co-players' rows (in the order of the
+``agents`` it passed: ``(k, 10)`` observations, ``(k, 1)`` actions, ``(k,)`` rewards)
+instead of each co-player's ``act``/``observe`` (``"admm"`` does: one vectorised call
+instead of 314). With batched co-players, ``"reference"``, ``"random"`` and
+``centralized=True``, a step builds only the outputs the view returns (same numbers as the
+PettingZoo step).
 
 ``centralized=True``: one controller sets every player's action with a ``Box(N,)`` in
 [0, 1]; observation = every player's observation concatenated (``Box(10 N,)``); reward
