@@ -1,7 +1,18 @@
-"""EnergyCollective-v0: iterations and time for the community ADMM to converge (15, 100, 300 players).
+"""EnergyCollective-v0: iterations and time for the community ADMM to converge (15, 100, 300 players),
+and env steps/s at the default size.
 
     python benchmarks/bench_energy_collective.py [--sizes 15,100,300] [--days 15,120,200] [--repeats 3]
                                                  [--p2p-sizes 15,30] [--out FILE.json]
+    python benchmarks/bench_energy_collective.py --steps-per-second [--rounds 5] [--episodes 4]
+                                                 [--clock cpu|wall] [--clearing exact|admm]
+
+``--steps-per-second``: the default env (315 players, 24 hourly slots per episode) through
+the PettingZoo parallel API and the Gymnasium view (default co-players), random actions
+(drawn before the clock starts), ``--episodes`` seeded episodes per round; prints env
+steps/s per round with and without the resets (min and median of ``--rounds``) and
+agent-steps/s. ``--clock cpu`` (default) divides by process CPU time (less sensitive to
+other jobs on a shared machine). ``--clearing`` is passed to the env only when given (so
+the mode also runs against a checkout without that keyword).
 
 For each community size ``N`` (players drawn from the shipped data in the default
 proportions 100 : 100 : 100 : 10 : 5 of prosumers, flexible and inflexible consumers, CHP
@@ -134,8 +145,76 @@ def bench_p2p(n: int, days: list[int], slots: list[int], distance_preference: fl
     return out
 
 
+def steps_per_second(view: str, episodes: int, clock, env_kwargs: dict) -> dict:
+    """One round: ``episodes`` seeded default-size episodes of random actions; seconds with and
+    without the resets."""
+    from prosumer_gym.envs import energy_collective_v0
+    from prosumer_gym.envs.energy_collective.gym import EnergyCollectiveGymEnv
+
+    rng = np.random.default_rng(0)
+    t_reset = t_step = 0.0
+    steps = 0
+    if view == "pettingzoo":
+        env = energy_collective_v0.parallel_env(**env_kwargs)
+        agents = env.possible_agents
+        n_agents = len(agents)
+        for ep in range(episodes):
+            acts = rng.uniform(0.0, 1.0, size=(env.n_steps, n_agents, 1)).astype(np.float32)
+            pool = [dict(zip(agents, a)) for a in acts]
+            t0 = clock()
+            env.reset(seed=ep)
+            t1 = clock()
+            for a in pool:
+                env.step(a)
+            t_reset += t1 - t0
+            t_step += clock() - t1
+            steps += len(pool)
+    else:
+        env = EnergyCollectiveGymEnv(**env_kwargs)
+        n_agents = len(env.market.possible_agents)
+        for ep in range(episodes):
+            pool = rng.uniform(0.0, 1.0, size=(env.market.n_steps, 1)).astype(np.float32)
+            t0 = clock()
+            env.reset(seed=ep)
+            t1 = clock()
+            for a in pool:
+                env.step(a)
+            t_reset += t1 - t0
+            t_step += clock() - t1
+            steps += len(pool)
+    return {"steps": steps, "agents": n_agents, "reset_seconds": t_reset, "step_seconds": t_step}
+
+
+def bench_steps_per_second(rounds: int, episodes: int, clock_name: str, clearing: str | None) -> dict:
+    clock = {"cpu": time.process_time, "wall": time.perf_counter}[clock_name]
+    kw = {} if clearing is None else {"clearing": clearing}
+    out = {}
+    print(f"EnergyCollective-v0 default size, random actions, {episodes} episodes per round, {rounds} rounds, "
+          f"clock {clock_name}{'' if clearing is None else ', clearing ' + clearing}")
+    print(f"{'view':11s} {'steps/s (with resets) min / median':>36s} {'steps/s (steps only) min / median':>36s} "
+          f"{'agent-steps/s median':>21s} {'reset ms median':>16s}")
+    for view in ("pettingzoo", "gym"):
+        runs = [steps_per_second(view, episodes, clock, kw) for _ in range(rounds)]
+        with_r = [r["steps"] / (r["reset_seconds"] + r["step_seconds"]) for r in runs]
+        only = [r["steps"] / r["step_seconds"] for r in runs]
+        resets = [1e3 * r["reset_seconds"] / episodes for r in runs]
+        med = float(np.median(with_r))
+        out[view] = {"steps_per_s_with_resets": {"min": float(np.min(with_r)), "median": med},
+                     "steps_per_s_steps_only": {"min": float(np.min(only)), "median": float(np.median(only))},
+                     "agent_steps_per_s_median": med * runs[0]["agents"],
+                     "reset_ms_median": float(np.median(resets))}
+        print(f"{view:11s} {np.min(with_r):17.0f} / {med:<17.0f} {np.min(only):17.0f} / {np.median(only):<17.0f} "
+              f"{med * runs[0]['agents']:21.0f} {np.median(resets):16.1f}")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps-per-second", action="store_true", help="env steps/s at the default size (only)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--episodes", type=int, default=4, help="episodes per round (--steps-per-second)")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    p.add_argument("--clearing", choices=("exact", "admm"), default=None)
     p.add_argument("--sizes", default="15,100,300")
     p.add_argument("--days", default="15,120,200", help="data days (0-364) of 2019")
     p.add_argument("--repeats", type=int, default=3)
@@ -143,6 +222,11 @@ def main() -> None:
     p.add_argument("--p2p-slots", default="3,12,19")
     p.add_argument("--out", default=None)
     a = p.parse_args()
+    if a.steps_per_second:
+        res = bench_steps_per_second(a.rounds, a.episodes, a.clock, a.clearing)
+        if a.out:
+            _write(Path(a.out), res)
+        return
     days = [int(d) for d in a.days.split(",")]
     results = {"machine": {"python": platform.python_version(), "numpy": np.__version__,
                            "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
@@ -169,11 +253,14 @@ def main() -> None:
             print(f"{n:4d} {r['iterations']['mean']:8.0f} {r['iterations']['max']:7d} {r['ms_per_slot']['mean']:9.1f} "
                   f"{r['max_reciprocity_kwh']:11.1e} {r['converged_share']:5.2f}")
     if a.out:
-        out = Path(a.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(results, indent=2))
-        os.replace(tmp, out)
+        _write(Path(a.out), results)
+
+
+def _write(out: Path, results: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, out)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import numpy as np
 
 from prosumer_gym.envs.energy_collective_v0 import OBS_NAMES
 
-__all__ = ["ADMMBestResponse", "ADMMCoPlayer", "admm_co_players", "best_response_actions"]
+__all__ = ["ADMMBestResponse", "ADMMCoPlayer", "ADMMCoPlayers", "admm_co_players", "best_response_actions"]
 
 _IDX = {n: i for i, n in enumerate(OBS_NAMES)}
 
@@ -102,12 +102,31 @@ class ADMMCoPlayer:
         """Frozen policy: nothing to learn."""
 
 
+class ADMMCoPlayers(dict):
+    """The ``"admm"`` co-players: ``{agent: ADMMCoPlayer}`` plus the batched form the
+    EnergyCollective Gymnasium view uses when a mapping offers it: ``act_batch(obs)`` maps
+    the co-players' observation rows (k, 10), in the mapping's order, to their actions
+    (k, 1) in one call (the same numbers as each co-player's ``act``: the best response is
+    elementwise, see :func:`_act_one`), ``observe_batch`` sees their transitions (a no-op:
+    the policy is frozen)."""
+
+    def __init__(self, agents: Sequence[str], policy: ADMMBestResponse | None = None) -> None:
+        self.policy = policy or ADMMBestResponse()
+        super().__init__((a, ADMMCoPlayer(self.policy)) for a in agents)
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy.act(np.atleast_2d(obs))
+
+    def observe_batch(self, obs: Any, actions: Any, rewards: Any, next_obs: Any) -> None:
+        """Frozen policy: nothing to learn."""
+
+
 def admm_co_players(
     env: Any, agents: Sequence[str], infos: Mapping[str, Any], rng: np.random.Generator
-) -> dict[str, ADMMCoPlayer]:
+) -> ADMMCoPlayers:
     """Co-player factory ``"admm"`` of EnergyCollective-v0 (the Gymnasium view's default):
     every agent plays :class:`ADMMBestResponse` on its own observation. The best response is
     elementwise in the observation, so one co-player per agent gives exactly the actions of
-    the batched policy; ``env``, ``infos`` and ``rng`` are not needed (deterministic)."""
-    policy = ADMMBestResponse()
-    return {a: ADMMCoPlayer(policy) for a in agents}
+    the batched policy (which the view uses, :class:`ADMMCoPlayers`); ``env``, ``infos``
+    and ``rng`` are not needed (deterministic)."""
+    return ADMMCoPlayers(agents)

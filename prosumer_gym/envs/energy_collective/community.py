@@ -54,6 +54,7 @@ __all__ = [
     "admm_penalties",
     "solve_community_admm",
     "solve_community_qp",
+    "solve_community_exact",
     "allocate_grid_cost",
     "settle_community",
 ]
@@ -190,6 +191,127 @@ def solve_community_admm(
         p=res.x, q=res.z, price=res.price, objective=community_objective(comm, res.x, res.z),
         iterations=res.iterations, primal_residual=res.primal_residual, dual_residual=res.dual_residual,
         converged=res.converged, method="admm", rho=res.rho, history=res.history,
+    )
+
+
+def _manager_range(comm: Community, lam: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The manager's best responses ``argmin_q g(q) - lam q`` over ``[-Q_exp, Q_imp]`` at
+    prices ``lam`` (T,): ``(lowest, highest)`` (a set at the kinks of a piecewise-linear ``g``)."""
+    th1, th2 = _theta(comm)
+    imp, exp_ = comm.import_price + th1, comm.export_price - th1
+    qmin, qmax = -comm.export_capacity, comm.import_capacity
+    if th2 > 0:  # autonomy_l2: continuous, slope 1/theta_2 outside [exp, imp]
+        with np.errstate(invalid="ignore"):
+            q = np.where(lam > imp, (lam - imp) / th2, np.where(lam < exp_, (lam - exp_) / th2, 0.0))
+        q = np.clip(q, qmin, qmax)
+        return q, q
+    high = np.where(lam >= imp, qmax, np.where(lam >= exp_, 0.0, qmin))
+    low = np.where(lam > imp, qmax, np.where(lam > exp_, 0.0, qmin))
+    return low, high
+
+
+def solve_community_exact(comm: Community) -> CommunityDispatch:
+    """Problem (1)-(5) solved exactly through its dual, every slot at once (closed form).
+
+    The optimum is where the community price ``lambda`` (the multiplier of (2), the ADMM's
+    limit) balances the players' best responses and the manager's (the ADMM x-update and
+    manager update at convergence): ``sum_i p_i(lambda) + q(lambda) = 0`` with
+    ``p_i(lambda) = clip(r_i + (lambda - m_i)/a_i, lo_i, hi_i)`` and ``q(lambda) =
+    argmin g(q) - lambda q`` on (5). The excess ``E(lambda)`` is nondecreasing and piecewise
+    affine between the breakpoints (players reaching a bound, the kinks of ``g``): a binary
+    search over the sorted breakpoints (vectorised over slots) finds the segment, where
+    ``E`` is affine and ``lambda`` follows in closed form; at a jump (a kink of ``g``, a
+    linear-cost player) the jumping agents take the remainder (the manager first, then the
+    linear-cost players in proportion to their ranges). A flat solution interval (every
+    player at a bound) gets its lowest price. ``q = -sum_i p_i`` exactly. Players without a
+    decision stay at ``clip(r, lo, hi)`` (as in the ADMM). ``iterations`` = 0,
+    ``primal_residual`` = ``|sum p + q|`` (0), ``dual_residual`` = 0, ``converged`` True.
+    """
+    a, m, r, lo, hi = comm.a, comm.m, comm.r, comm.lo, comm.hi
+    T, N = a.shape
+    fixed = comm.fixed
+    cont = ~fixed & (a > 0)
+    lin = ~fixed & (a <= 0)
+    p_fixed = np.clip(r, lo, hi)
+    a_safe = np.where(cont, a, 1.0)
+    bp_lo = np.where(cont, m + a * (lo - r), np.where(lin, m, np.inf))  # price where p_i leaves lo
+    bp_hi = np.where(cont, m + a * (hi - r), np.inf)  # price where p_i reaches hi
+    th1, th2 = _theta(comm)
+    mgr = [comm.import_price + th1, comm.export_price - th1]
+    if th2 > 0:
+        mgr += [comm.import_price + th2 * comm.import_capacity, comm.export_price - th2 * comm.export_capacity]
+    bps = np.concatenate([bp_lo, bp_hi, np.stack(mgr, axis=1)], axis=1)
+    bps = np.where(np.isfinite(bps), bps, np.inf)
+    bps.sort(axis=1)
+    n_fin = np.isfinite(bps).sum(axis=1)
+    rows = np.arange(T)
+
+    any_lin = bool(lin.any())
+    # the search's excess: players without a decision enter as constants (r' = p_fixed, 1/a' = 0)
+    r_s, m_s = np.where(cont, r, p_fixed), np.where(cont, m, 0.0)
+    inv_a = np.where(cont, 1.0 / a_safe, 0.0)
+
+    def players(lam: NDArray[np.float64], high: bool) -> NDArray[np.float64]:
+        lam2 = lam[:, None]
+        p_c = np.clip(r + (lam2 - m) / a_safe, lo, hi)
+        p_l = np.where(lam2 > m, hi, np.where(lam2 < m, lo, hi if high else lo))
+        return np.where(cont, p_c, np.where(lin, p_l, p_fixed))
+
+    def excess(lam: NDArray[np.float64], high: bool) -> NDArray[np.float64]:
+        q_lo, q_hi = _manager_range(comm, lam)
+        if any_lin:
+            tot = players(lam, high).sum(axis=1)
+        else:
+            tot = np.clip(r_s + (lam[:, None] - m_s) * inv_a, lo, hi).sum(axis=1)
+        return tot + (q_hi if high else q_lo)
+
+    # smallest j with E_high(bps[j]) >= 0 (j = n_fin: beyond the last breakpoint)
+    left = np.zeros(T, dtype=np.int64)
+    right = n_fin.copy()
+    while np.any(left < right):
+        mid = (left + right) // 2
+        go = left < right
+        lam = bps[rows, np.minimum(mid, bps.shape[1] - 1)]
+        ok = excess(np.where(go & np.isfinite(lam), lam, 0.0), True) >= 0
+        right = np.where(go & ok, mid, right)
+        left = np.where(go & ~ok, mid + 1, left)
+    j = left
+    b_j = np.where(j < n_fin, bps[rows, np.minimum(j, bps.shape[1] - 1)], np.inf)
+    b_prev = np.where(j > 0, bps[rows, np.maximum(j - 1, 0)], -np.inf)
+    at_bp = np.isfinite(b_j) & (excess(np.where(np.isfinite(b_j), b_j, 0.0), False) <= 0)
+    # inside the segment (b_prev, b_j): E is affine; probe it at an interior point
+    probe = np.where(np.isfinite(b_prev) & np.isfinite(b_j), 0.5 * (b_prev + b_j),
+                     np.where(np.isfinite(b_j), b_j - 1.0, b_prev + 1.0))
+    e_probe = excess(probe, True)
+    pr2 = probe[:, None]
+    slope = np.sum(np.where(cont & (bp_lo < pr2) & (pr2 < bp_hi), 1.0 / a_safe, 0.0), axis=1)
+    if th2 > 0:
+        q_probe = _manager_range(comm, probe)[0]
+        outside = (probe > mgr[0]) | (probe < mgr[1])
+        slope = slope + np.where(outside & (q_probe > -comm.export_capacity) & (q_probe < comm.import_capacity),
+                                 1.0 / th2, 0.0)
+    if np.any(~at_bp & ~(slope > 0)):
+        t = int(np.flatnonzero(~at_bp & ~(slope > 0))[0])
+        raise ValueError(f"community problem infeasible at slot {t}: no price balances the players and the grid")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where(at_bp, b_j, probe - e_probe / slope)
+    # dispatch at lam; jumping agents (manager at a kink, linear players with m = lam) share the rest
+    lam2 = lam[:, None]
+    jump = lin & (m == lam2)
+    p = np.where(jump, 0.0, players(lam, True))
+    rest = -p.sum(axis=1)
+    q_lo, q_hi = _manager_range(comm, lam)
+    j_lo = np.sum(np.where(jump, lo, 0.0), axis=1)
+    j_w = np.sum(np.where(jump, hi - lo, 0.0), axis=1)
+    q = np.clip(rest - j_lo, q_lo, q_hi)
+    w = np.clip(np.divide(rest - q - j_lo, j_w, out=np.zeros(T), where=j_w > 0), 0.0, 1.0)
+    p = np.where(jump, lo + w[:, None] * (hi - lo), p)
+    q = -p.sum(axis=1)
+    zeros = np.zeros(T)
+    return CommunityDispatch(
+        p=p, q=q, price=lam, objective=community_objective(comm, p, q), iterations=np.zeros(T, dtype=np.int64),
+        primal_residual=np.abs(p.sum(axis=1) + q), dual_residual=zeros, converged=np.ones(T, dtype=bool),
+        method="exact",
     )
 
 

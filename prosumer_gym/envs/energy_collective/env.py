@@ -29,8 +29,12 @@ Agents
 Step
     One step is one market time unit of ``slot_minutes`` (default 60; 30 and 15 split
     each hour evenly). (1) Before the step, the market clears the slot with every
-    player's declared cost and bounds: ``market="community"`` (default) by the
-    distributed ADMM of problem (1)-(5) (the manager's price ``lambda``),
+    player's declared cost and bounds: ``market="community"`` (default) solves problem
+    (1)-(5) (the manager's price ``lambda``): ``clearing="exact"`` (default) in closed form
+    through its dual (the limit the slides' ADMM converges to, ~2 ms per day of 315
+    players), ``clearing="admm"`` by the slides' distributed ADMM (~25-60 ms per day; its
+    iterations and residuals are in the infos; the results of versions before the exact
+    clearing);
     ``market="p2p"`` by consensus+innovation on the MBED (trades ``P_nm``, prices
     ``lambda_nm``). The clearing price is in the observation. (2) Each agent sets its net
     injection. (3) Settlement: community market, the grid absorbs the imbalance ``q = -sum
@@ -67,9 +71,12 @@ Infos (per agent)
     ``q_export_kwh``, ``community_cost_eur`` (sum of ``f_i`` + grid bill),
     ``planned_cost_eur`` (the same at the mechanism's dispatch), ``bau_cost_eur``,
     ``manager_balance_eur``, ``capacity_violation_kwh``, and the mechanism's
-    ``iterations``, ``primal_residual``, ``dual_residual``, ``converged`` (ADMM; p2p: the
-    slides' dual/primal criteria and ``reciprocity``). With ``report_timing=True`` also
-    ``clearing_seconds`` (wall clock, off by default so that a seed fixes the infos).
+    ``iterations``, ``primal_residual``, ``dual_residual``, ``converged`` (ADMM; exact
+    clearing: 0, ``|sum p + q|``, 0, True; p2p: the slides' dual/primal criteria and
+    ``reciprocity``). With ``report_timing=True`` also ``clearing_seconds`` (wall clock,
+    off by default so that a seed fixes the infos). Cost of the KPIs: BAU (closed form) and
+    the planned costs are computed once per day with the clearing; every other KPI is a
+    few array operations per step; nothing is solved only for a KPI.
 Episode
     ``n_steps`` (alias ``max_cycles``) slots, default one day (24 at 60 min), starting at
     hour 0 of ``day`` (0-364; default ``None``: drawn from the reset seed); longer
@@ -94,7 +101,7 @@ from prosumer_gym.core.validation import check_bool, check_choice, check_float, 
 from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
-from prosumer_gym.core.spaces import NamedBox, check_box
+from prosumer_gym.core.spaces import NamedBox, check_box_batch
 from prosumer_gym.envs.energy_collective import market as mk
 from prosumer_gym.envs.energy_collective.population import footprint_bytes
 
@@ -106,6 +113,7 @@ PRICE_BOUND = 10.0  # EUR/kWh
 ENERGY_BOUND = 1000.0  # kWh per slot
 CURVATURE_BOUND = 1e4  # EUR/kWh^2
 SLOT_MINUTES = (15, 30, 60)
+CLEARINGS = ("exact", "admm")  # community market: the optimum of (1)-(5) in closed form, or the slides' ADMM
 DAYS = 365
 
 
@@ -147,6 +155,7 @@ class raw_env(MarketParallelEnv):
         max_cycles: int | None = None,
         day: int | None = None,
         split: str = "train",
+        clearing: str = "exact",
         admm_rho: float = 1.0,
         admm_penalty: str = "curvature",
         admm_eps: float = 1e-7,
@@ -191,6 +200,7 @@ class raw_env(MarketParallelEnv):
         self.export_markup = check_float("export_markup", export_markup, 0.0)
         self.import_capacity_kw = check_float("import_capacity_kw", import_capacity_kw, 0.0, allow_inf=True)
         self.export_capacity_kw = check_float("export_capacity_kw", export_capacity_kw, 0.0, allow_inf=True)
+        self.clearing = check_choice("clearing", clearing, CLEARINGS)
         self.admm_rho = check_float("admm_rho", admm_rho, 0.0, lo_open=True)
         if admm_penalty not in ("curvature", "uniform"):
             raise ValueError(f"admm_penalty must be 'curvature' or 'uniform', got {admm_penalty!r}")
@@ -290,27 +300,48 @@ class raw_env(MarketParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         self._check_action_dict(actions)
-        act = np.empty(self.n_players)
-        for i, a in enumerate(self.possible_agents):
-            field = f"actions[{a!r}]"
-            try:
-                act[i] = check_box(actions[a], self._action_space, field)[0]
-            except (TypeError, ValueError) as e:
-                if field in str(e):
-                    raise
-                raise ValueError(f"{field} must be a float array of shape (1,) in [0, 1], got {actions[a]!r}") from None
+        settlement, terminations, truncations = self._step_array(self._action_vector(actions))
+        rewards = dict(zip(self.possible_agents, (-settlement["cost"]).tolist()))
+        infos = self._infos(settlement)
+        obs = self._observations()
+        return obs, rewards, terminations, truncations, infos
+
+    def _action_vector(self, actions: dict[str, Any]) -> np.ndarray:
+        """The checked actions as one (N,) float64 vector: exactly what
+        :func:`~prosumer_gym.core.spaces.check_box_batch` accepts and returns, with one
+        ``np.array`` over the values on the common path (arrays or lists of shape (1,) in
+        [0, 1]; a third of the cost of its ``np.stack`` at 315 agents); anything else goes
+        through ``check_box_batch``, whose ``ValueError`` names the first bad agent."""
+        try:
+            arr = np.array([actions[a] for a in self.possible_agents])
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None and arr.shape == (self.n_players, 1) and arr.dtype.kind in "biuf":
+            vec = arr[:, 0].astype(np.float64)
+            if np.isfinite(vec).all() and (vec >= 0.0).all() and (vec <= 1.0).all():
+                return vec
+        return check_box_batch(actions, self.possible_agents, self._action_space)[:, 0]
+
+    def _step_array(self, act: np.ndarray) -> tuple[dict[str, Any], dict[str, bool], dict[str, bool]]:
+        """:meth:`step` on checked actions ``act`` (N,) in [0, 1], without the agents' dicts:
+        ``(settlement, terminations, truncations)``; the next observations are then
+        :meth:`_obs_matrix` (the Gymnasium view builds only its ego's reward and info)."""
+        settlement, done = self._advance(act)
+        terminations, truncations = self._end_step(self.possible_agents, done)
+        return settlement, terminations, truncations
+
+    def _advance(self, act: np.ndarray) -> tuple[dict[str, Any], bool]:
+        """Settle the current slot at ``act``, move the clock and clear the next slot."""
         p = self._lo + act * (self._hi - self._lo)
         settlement = self._settle(p)
+        settlement["planned"] = self._planned
+        settlement["market_info"] = self._market_info(settlement)
         self.last_settlement = settlement
-        rewards = {a: float(-settlement["cost"][i]) for i, a in enumerate(self.possible_agents)}
-        infos = self._infos(settlement)
         self._t += 1
         done = self._t >= self.n_steps
         if not done:
             self._prepare_slot()
-        obs = self._observations()
-        terminations, truncations = self._end_step(self.possible_agents, done)
-        return obs, rewards, terminations, truncations, infos
+        return settlement, done
 
     # ------------------------------------------------------------------ mechanism
     def _community_of_day(self, d: int) -> mk.Community:
@@ -331,11 +362,19 @@ class raw_env(MarketParallelEnv):
             self._bau_p, self._bau_cost = mk.bau_dispatch(self.community)
             if self.market == "community":
                 t0 = time.perf_counter()
-                self.plan = mk.solve_community_admm(
-                    self.community, rho=self.admm_rho, penalty=self.admm_penalty, eps_abs=self.admm_eps,
-                    eps_rel=self.admm_eps, max_iter=self.admm_max_iter,
-                )
+                if self.clearing == "exact":
+                    self.plan = mk.solve_community_exact(self.community)
+                else:
+                    self.plan = mk.solve_community_admm(
+                        self.community, rho=self.admm_rho, penalty=self.admm_penalty, eps_abs=self.admm_eps,
+                        eps_rel=self.admm_eps, max_iter=self.admm_max_iter,
+                    )
                 self._clear_seconds_day = (time.perf_counter() - t0) / self.slots_per_day
+                c = self.community
+                # the day's planned costs (sum f_i + bill at the dispatch; row sums as each slot's own sum)
+                self._planned_cost = (c.player_cost(self.plan.p).sum(axis=1) + mk.grid_bill(c, self.plan.q)).tolist()
+                self._day_obs = self._obs_rows(np.broadcast_to(self.plan.price[:, None], c.lo.shape),
+                                               np.arange(c.n_slots), c.lo, c.hi)
         self._slot = s
         c = self.community
         self._lo, self._hi = c.lo[s], c.hi[s]
@@ -371,7 +410,7 @@ class raw_env(MarketParallelEnv):
             st = mk.settle_community(cs, self.allocation, p[None, :], [self.plan.price[s]])
             share = st["allocated"][0]
             q = float(st["q"][0])
-            planned_cost = float((cs.player_cost(self.plan.p[s][None, :]).sum() + mk.grid_bill(cs, [self.plan.q[s]]))[0])
+            planned_cost = self._planned_cost[s]
             out = {
                 "p": p, "f": f, "share": share, "cost": f + share, "bau": bau, "q": q,
                 "community_cost": float(st["community_cost"][0]), "planned_cost": planned_cost,
@@ -401,7 +440,8 @@ class raw_env(MarketParallelEnv):
             "pay": pay, "imbalance": imb,
         }
 
-    def _infos(self, st: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def _market_info(self, st: dict[str, Any]) -> dict[str, Any]:
+        """The shared ``info["market"]`` of the slot being settled (before the clock moves)."""
         c, s = self.community, self._slot
         d = self.start_day + self._t // self.slots_per_day
         market: dict[str, Any] = {
@@ -438,48 +478,78 @@ class raw_env(MarketParallelEnv):
             )
         if self.report_timing:
             market["clearing_seconds"] = float(self._clear_seconds)
-        infos = {}
-        for i, a in enumerate(self.possible_agents):
-            info = {
-                "kind": self.kinds[a],
-                "p_kwh": float(st["p"][i]),
-                "planned_kwh": float(self._planned[i]),
-                "player_cost_eur": float(st["f"][i]),
-                "cost_eur": float(st["cost"][i]),
-                "bau_cost_eur": float(st["bau"][i]),
-                "market": market,
+        return market
+
+    def _agent_info(self, st: dict[str, Any], i: int) -> dict[str, Any]:
+        """Player ``i``'s info of a settled slot (what :meth:`_infos` gives every agent)."""
+        info = {
+            "kind": self.kinds[self.possible_agents[i]],
+            "p_kwh": float(st["p"][i]),
+            "planned_kwh": float(st["planned"][i]),
+            "player_cost_eur": float(st["f"][i]),
+            "cost_eur": float(st["cost"][i]),
+            "bau_cost_eur": float(st["bau"][i]),
+            "market": st["market_info"],
+        }
+        if self.market == "community":
+            info["grid_share_eur"] = float(st["share"][i])
+        else:
+            info["trade_payment_eur"] = float(st["pay"][i])
+            info["imbalance_eur"] = float(st["imbalance"][i])
+            info["preference_cost_eur"] = float(st["pref"][i])
+        return info
+
+    def _infos(self, st: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Every agent's info of a settled slot (one pass over the arrays as Python floats)."""
+        market = st["market_info"]
+        cols = [st[k].tolist() for k in ("p", "planned", "f", "cost", "bau")]
+        kinds = [self.kinds[a] for a in self.possible_agents]
+        if self.market == "community":
+            return {
+                a: {"kind": k, "p_kwh": p, "planned_kwh": pl, "player_cost_eur": f, "cost_eur": c, "bau_cost_eur": b,
+                    "market": market, "grid_share_eur": sh}
+                for a, k, p, pl, f, c, b, sh in zip(self.possible_agents, kinds, *cols, st["share"].tolist())
             }
-            if self.market == "community":
-                info["grid_share_eur"] = float(st["share"][i])
-            else:
-                info["trade_payment_eur"] = float(st["pay"][i])
-                info["imbalance_eur"] = float(st["imbalance"][i])
-                info["preference_cost_eur"] = float(st["pref"][i])
-            infos[a] = info
-        return infos
+        return {
+            a: {"kind": k, "p_kwh": p, "planned_kwh": pl, "player_cost_eur": f, "cost_eur": c, "bau_cost_eur": b,
+                "market": market, "trade_payment_eur": pay, "imbalance_eur": imb, "preference_cost_eur": pr}
+            for a, k, p, pl, f, c, b, pay, imb, pr in zip(
+                self.possible_agents, kinds, *cols, st["pay"].tolist(), st["imbalance"].tolist(), st["pref"].tolist())
+        }
 
     # ------------------------------------------------------------------ observations
-    def _obs_matrix(self) -> np.ndarray:
+    def _obs_rows(self, price: np.ndarray, s: np.ndarray | int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Observation rows (float32, clipped to the Box) of slot(s) ``s`` with price signal
+        ``price`` and bounds ``lo``/``hi`` of matching shapes ((N,) for one slot or (T, N))."""
         c = self.community
-        s = self._slot
-        ang = 2.0 * np.pi * (s * self.slot_minutes / 60.0) / 24.0
-        n = self.n_players
-        mat = np.empty((n, len(OBS_NAMES)))
-        mat[:, 0] = self._price_signal
-        mat[:, 1] = c.import_price[s]
-        mat[:, 2] = c.export_price[s]
-        mat[:, 3] = self._lo
-        mat[:, 4] = self._hi
-        mat[:, 5] = np.clip(c.r[s], self._lo, self._hi)
-        mat[:, 6] = c.m[s] + c.a[s] * (mat[:, 5] - c.r[s])  # marginal cost at p_ref
-        mat[:, 7] = c.a[s]
-        mat[:, 8] = np.sin(ang)
-        mat[:, 9] = np.cos(ang)
+        ang = 2.0 * np.pi * (np.asarray(s) * self.slot_minutes / 60.0) / 24.0
+        # one scalar sin/cos per slot, as the per-slot observation always took them
+        sin = np.array([np.sin(float(x)) for x in np.atleast_1d(ang)]).reshape(np.shape(ang))
+        cos = np.array([np.cos(float(x)) for x in np.atleast_1d(ang)]).reshape(np.shape(ang))
+        r, m, a = c.r[s], c.m[s], c.a[s]
+        mat = np.empty((*np.shape(lo), len(OBS_NAMES)))
+        mat[..., 0] = price
+        mat[..., 1] = c.import_price[s][..., None]
+        mat[..., 2] = c.export_price[s][..., None]
+        mat[..., 3] = lo
+        mat[..., 4] = hi
+        mat[..., 5] = np.clip(r, lo, hi)
+        mat[..., 6] = m + a * (mat[..., 5] - r)  # marginal cost at p_ref
+        mat[..., 7] = a
+        mat[..., 8] = sin[..., None]
+        mat[..., 9] = cos[..., None]
         return np.clip(mat, self._obs_space.low, self._obs_space.high).astype(np.float32)
 
+    def _obs_matrix(self) -> np.ndarray:
+        """(N, 10) observations of the current slot (community market: a copy of the day's
+        rows, built once per day since they do not depend on the actions)."""
+        if self.market == "community":
+            return self._day_obs[self._slot].copy()
+        return self._obs_rows(self._price_signal, self._slot, self._lo, self._hi)
+
     def _observations(self) -> dict[str, np.ndarray]:
-        mat = self._obs_matrix()
-        return {a: mat[i] for i, a in enumerate(self.possible_agents)}
+        mat = self._obs_mat = self._obs_matrix()
+        return dict(zip(self.possible_agents, mat))
 
     def state(self) -> np.ndarray:
         """Global view (see ``state_space.names``)."""

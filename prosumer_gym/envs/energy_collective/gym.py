@@ -22,7 +22,14 @@ transition. ``"admm"`` (``prosumer_gym.agents.energy_collective:admm_co_players`
 ADMM best response ``clip(r + (lambda - m)/a, p_min, p_max)`` of the slides' mechanism,
 one stateless co-player per agent (the best response is per player, not joint): it is
 elementwise in the observation, so it gives exactly the actions of the batched policy the
-view used before (same seed, same trajectory).
+view used before (same seed, same trajectory). Batched co-players: if the factory's mapping
+also has ``act_batch(obs) -> actions`` and ``observe_batch(obs, actions, rewards,
+next_obs)``, the view calls them once per step on the co-players' rows (in the order of the
+``agents`` it passed: ``(k, 10)`` observations, ``(k, 1)`` actions, ``(k,)`` rewards)
+instead of each co-player's ``act``/``observe`` (``"admm"`` does: one vectorised call
+instead of 314). With batched co-players, ``"reference"``, ``"random"`` and
+``centralized=True``, a step builds only the outputs the view returns (same numbers as the
+PettingZoo step).
 
 ``centralized=True``: one controller sets every player's action with a ``Box(N,)`` in
 [0, 1]; observation = every player's observation concatenated (``Box(10 N,)``); reward
@@ -102,6 +109,9 @@ class EnergyCollectiveGymEnv(gym.Env):
         self._co_players: Mapping[str, CoPlayer] = {}
         self._obs: dict[str, np.ndarray] = {}
         self._ref_idx = OBS_NAMES.index("p_ref")
+        self._other_agents = [a for a in agents if a != self.ego_agent]
+        self._others_idx = np.array([i for i in range(n) if i != self.ego], dtype=np.intp)
+        self._batch: Any = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -109,13 +119,16 @@ class EnergyCollectiveGymEnv(gym.Env):
         market_seed = int(self.np_random.integers(2**63 - 1))
         obs, infos = self.market.reset(seed=market_seed, options=options)
         self._obs = obs
+        self._batch = None
         if self._factory is not None and not self.centralized:
-            agents = [a for a in self.market.possible_agents if a != self.ego_agent]
+            agents = self._other_agents
             co = self._factory(self.market, agents, infos, spawn(self.np_random, 1)[0])
             missing = [a for a in agents if a not in co]
             if missing:
                 raise ValueError(f"the co_players factory returned no co-player for {missing[:5]}")
             self._co_players = {a: co[a] for a in agents}
+            if callable(getattr(co, "act_batch", None)) and callable(getattr(co, "observe_batch", None)):
+                self._batch = co
         if self.centralized:
             return self._joint_obs(obs), {}
         return obs[self.ego_agent], infos[self.ego_agent]
@@ -124,20 +137,22 @@ class EnergyCollectiveGymEnv(gym.Env):
         return np.concatenate([obs[a] for a in self.market.possible_agents]).astype(np.float32)
 
     def _other_actions(self) -> dict[str, Any]:
-        agents = [a for a in self.market.possible_agents if a != self.ego_agent]
+        agents = self._other_agents
         if callable(self.others):
             return {a: self.others(a, self._obs[a]) for a in agents}
         if self.others == "best_response":
             return {a: self._co_players[a].act(self._obs[a]) for a in agents}
-        mat = np.stack([self._obs[a] for a in agents])
+        acts = self._other_rows(np.stack([self._obs[a] for a in agents]))
+        return {a: acts[i] for i, a in enumerate(agents)}
+
+    def _other_rows(self, mat: np.ndarray) -> np.ndarray:
+        """``"reference"`` / ``"random"`` actions (k, 1) of the co-players' observation rows."""
         if self.others == "reference":
             lo, hi, ref = mat[:, 3].astype(np.float64), mat[:, 4].astype(np.float64), mat[:, self._ref_idx]
             span = hi - lo
             acts = np.where(span > 0, (ref - lo) / np.where(span > 0, span, 1.0), 0.5)
-            acts = np.clip(acts, 0.0, 1.0).astype(np.float32)[:, None]
-        else:
-            acts = self.np_random.uniform(0.0, 1.0, size=(len(agents), 1)).astype(np.float32)
-        return {a: acts[i] for i, a in enumerate(agents)}
+            return np.clip(acts, 0.0, 1.0).astype(np.float32)[:, None]
+        return self.np_random.uniform(0.0, 1.0, size=(len(mat), 1)).astype(np.float32)
 
     def step(self, action: Any):
         if not self.market.agents:
@@ -151,10 +166,28 @@ class EnergyCollectiveGymEnv(gym.Env):
             raise ValueError(f"action must be a float array of shape {self.action_space.shape} in [0, 1], "
                              f"got {action!r}") from None
         if self.centralized:
-            actions = {a: checked[i:i + 1] for i, a in enumerate(agents)}
-        else:
-            actions = self._other_actions()
+            return self._step_array(checked)
+        if self._batch is not None or self.others in ("reference", "random"):
+            prev = self.market._obs_mat[self._others_idx]
+            rows = self._batch.act_batch(prev) if self._batch is not None else self._other_rows(prev)
+            rows = np.asarray(rows)
+            if rows.shape == (len(prev), 1) and rows.dtype.kind in "biuf" and np.isfinite(rows).all() \
+                    and (rows >= 0.0).all() and (rows <= 1.0).all():
+                act = np.empty(len(agents))
+                act[self._others_idx] = rows[:, 0]
+                act[self.ego] = checked[0]
+                return self._step_array(act, prev, rows)
+            # not a valid (k, 1) batch: hand the rows to the PettingZoo check (it names the agent)
+            actions = {a: rows[i] for i, a in enumerate(self._other_agents)}
             actions[self.ego_agent] = checked
+            return self._step_dict(actions)
+        actions = self._other_actions()
+        actions[self.ego_agent] = checked
+        return self._step_dict(actions)
+
+    def _step_dict(self, actions: dict[str, Any]):
+        """One step through the PettingZoo API (every agent's dicts; per-agent co-players)."""
+        agents = self.market.possible_agents
         prev = self._obs
         obs, rewards, terms, truncs, infos = self.market.step(actions)
         for a, co in self._co_players.items():
@@ -166,6 +199,24 @@ class EnergyCollectiveGymEnv(gym.Env):
             market = infos[agents[0]]["market"]
             return self._joint_obs(obs), -float(market["community_cost_eur"]), done_x, done_t, {"market": market}
         return obs[self.ego_agent], rewards[self.ego_agent], done_x, done_t, infos[self.ego_agent]
+
+    def _step_array(self, act: np.ndarray, prev: np.ndarray | None = None, rows: np.ndarray | None = None):
+        """One step on the whole action vector ``act`` (N,): only the outputs the view
+        returns are built (the same numbers as :meth:`_step_dict`). ``prev``/``rows``: the
+        co-players' observations and actions, for a batched co-player's ``observe_batch``."""
+        m = self.market
+        st, terms, truncs = m._step_array(act)
+        mat = m._obs_mat = m._obs_matrix()
+        self._obs = dict(zip(m.possible_agents, mat))
+        done_t = any(truncs.values())
+        done_x = any(terms.values())
+        if self._batch is not None:
+            self._batch.observe_batch(prev, rows, -st["cost"][self._others_idx], mat[self._others_idx])
+        if self.centralized:
+            market = st["market_info"]
+            return mat.reshape(-1).astype(np.float32), -float(market["community_cost_eur"]), done_x, done_t, \
+                {"market": market}
+        return mat[self.ego], float(-st["cost"][self.ego]), done_x, done_t, m._agent_info(st, self.ego)
 
     def render(self):
         return self.market.render()

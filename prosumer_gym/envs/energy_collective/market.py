@@ -39,6 +39,7 @@ from prosumer_gym.envs.energy_collective.community import (
     settle_community,
     solve_community_admm,
     solve_community_qp,
+    solve_community_exact,
 )
 from prosumer_gym.envs.energy_collective.p2p import (
     INNOVATIONS,
@@ -77,6 +78,7 @@ __all__ = [
     "grid_bill",
     "solve_community_admm",
     "solve_community_qp",
+    "solve_community_exact",
     "bau_dispatch",
     "allocate_grid_cost",
     "settle_community",

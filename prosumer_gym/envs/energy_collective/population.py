@@ -204,15 +204,15 @@ def sample_population(
     cols = np.arange(first_day * pgdata.HOURS_PER_DAY, (first_day + n_days) * pgdata.HOURS_PER_DAY) % pgdata.HOURS_PER_YEAR
     loads, pvs, homes, pvk = [], [], [], []
     if n_prosumers:
-        pro = pgdata.sample_prosumers(rng, n_prosumers, pv_kw=pv_kw, split=split)
-        loads.append(pro.load_kwh[:, cols])
-        pvs.append(pro.pv_kwh[:, cols])
+        pro = pgdata.sample_prosumers(rng, n_prosumers, pv_kw=pv_kw, split=split, hours=cols)
+        loads.append(pro.load_kwh)
+        pvs.append(pro.pv_kwh)
         homes.append(pro.source_home)
         pvk.append(pro.pv_kw)
     n_cons = n_flexible + n_inflexible
     if n_cons:
-        hh = pgdata.sample_households(rng, n_cons, split=split)
-        loads.append(hh.hourly_load_kwh[:, cols])
+        hh = pgdata.sample_households(rng, n_cons, split=split, hours=cols)
+        loads.append(hh.hourly_load_kwh)
         pvs.append(np.zeros((n_cons, len(cols))))
         homes.append(hh.source_home)
         pvk.append(np.zeros(n_cons))
