@@ -215,3 +215,45 @@ def test_action_fuzz_refusals_are_value_errors_and_leave_the_env_unchanged(name)
     assert refused >= N_MALFORMED // 3 * min(n_steps, 3) and n_steps >= 2
     # the refused steps changed nothing: the same observations, rewards, infos
     assert same(out_clean, out_fuzzed), f"{name}: a refused step changed the env's state"
+
+
+# ----------------------------------------------------------------------------- Gymnasium views
+def _gym_views():
+    from prosumer_gym.envs.energy_collective.gym import EnergyCollectiveGymEnv
+    from prosumer_gym.envs.euber.gym import EUberGymEnv
+    from prosumer_gym.envs.p2p_recommendation.gym import P2PRecommendationGymEnv
+    from prosumer_gym.envs.p2p_trading.gym import P2PTradingGymEnv
+    from prosumer_gym.envs.prosumer_sharing.gym import ProsumerSharingGymEnv
+    from prosumer_gym.envs.storage_sharing.gym import StorageSharingGymEnv
+
+    return {"p2p_trading": P2PTradingGymEnv, "p2p_recommendation": P2PRecommendationGymEnv, "euber": EUberGymEnv,
+            "storage_sharing": StorageSharingGymEnv, "prosumer_sharing": ProsumerSharingGymEnv,
+            "energy_collective": EnergyCollectiveGymEnv}
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_gym_view_keywords_fuzz_every_failure_is_a_value_error_naming_the_keyword(name):
+    """The Gymnasium views' own keywords (ego, co-players, projection, ...; the market's keywords
+    pass through to the env, fuzzed above) refuse bad values with a ValueError naming them."""
+    cls = _gym_views()[name]
+    base = {k: v for k, v in SMALL[name][1].items() if k not in ("oracle",) or name != "prosumer_sharing"}
+    own = [k for k, p in inspect.signature(cls.__init__).parameters.items()
+           if k != "self" and p.kind is not p.VAR_KEYWORD]
+    for kw in own:
+        for v in BAD_VALUES:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    env = cls(**{**base, kw: v})
+                    env.reset(seed=0)
+            except ValueError as e:
+                assert kw in str(e), f"{name} view ({kw}={v!r}): the error does not name {kw!r}: {e}"
+                continue
+            except Exception as e:  # noqa: BLE001 - the failure under test
+                pytest.fail(f"{name} view ({kw}={v!r}) raised {type(e).__name__} instead of ValueError: {e}")
+            # a flag takes True/False only: nothing is converted with bool()
+            assert kw not in GYM_FLAGS or isinstance(v, bool), f"{name} view accepted {kw}={v!r} (not a bool)"
+
+
+#: the views' on/off keywords
+GYM_FLAGS = ("centralized", "report_timing")

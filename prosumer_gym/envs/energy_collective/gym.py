@@ -54,6 +54,7 @@ from gymnasium import spaces
 from prosumer_gym.core.policies import CoPlayer, CoPlayerFactory, resolve_co_players
 from prosumer_gym.core.seeding import spawn
 from prosumer_gym.core.spaces import check_box
+from prosumer_gym.core.validation import check_bool
 from prosumer_gym.envs.energy_collective.env import OBS_NAMES, raw_env
 
 __all__ = ["EnergyCollectiveGymEnv"]
@@ -77,7 +78,7 @@ class EnergyCollectiveGymEnv(gym.Env):
     ) -> None:
         self.market = raw_env(render_mode=render_mode, **env_kwargs)
         self.render_mode = render_mode
-        self.centralized = bool(centralized)
+        self.centralized = check_bool("centralized", centralized)
         agents = self.market.possible_agents
         if ego is None:
             ego = "flexible_0" if "flexible_0" in agents else 0

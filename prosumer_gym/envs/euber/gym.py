@@ -40,6 +40,7 @@ import numpy as np
 from gymnasium import spaces
 
 from prosumer_gym.core.spaces import check_box
+from prosumer_gym.core.validation import check_bool
 from prosumer_gym.envs.euber.env import PROJECTIONS, fold_max_cycles, recommend, slot_market_info
 from prosumer_gym.envs.euber.market import EUberConfig, EUberMarket
 from prosumer_gym.envs.euber.wibs import select_winners
@@ -70,7 +71,7 @@ class EUberGymEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.projection, self.reward_kind, self.render_mode = projection, reward, render_mode
-        self.report_timing = bool(report_timing)
+        self.report_timing = check_bool("report_timing", report_timing)
         self.market = EUberMarket(self.config)
         W, S = self.config.n_workers, self.config.n_tasks
         self.action_space = spaces.Box(0.0, 1.0, shape=(W, S), dtype=np.float32)

@@ -47,6 +47,7 @@ from gymnasium import spaces
 
 from prosumer_gym.core.policies import CoPlayer, CoPlayerFactory, co_player_names, resolve_co_players
 from prosumer_gym.core.spaces import check_discrete, check_multidiscrete
+from prosumer_gym.core.validation import check_bool
 from prosumer_gym.envs.p2p_trading.env import raw_env
 
 __all__ = ["P2PTradingGymEnv"]
@@ -91,7 +92,7 @@ class P2PTradingGymEnv(gym.Env):
     ) -> None:
         self.market = raw_env(render_mode=render_mode, **env_kwargs)
         self.render_mode = render_mode
-        self.centralized = bool(centralized)
+        self.centralized = check_bool("centralized", centralized)
         n = self.market.n_sellers
         if not self.centralized:
             if isinstance(ego, (bool, np.bool_)) or not isinstance(ego, (int, np.integer)) or not 0 <= ego < n:
