@@ -152,36 +152,32 @@ def steps_per_second(view: str, episodes: int, clock, env_kwargs: dict) -> dict:
     from prosumer_gym.envs.energy_collective.gym import EnergyCollectiveGymEnv
 
     rng = np.random.default_rng(0)
-    t_reset = t_step = 0.0
-    steps = 0
     if view == "pettingzoo":
         env = energy_collective_v0.parallel_env(**env_kwargs)
         agents = env.possible_agents
         n_agents = len(agents)
-        for ep in range(episodes):
+
+        def pool() -> list:
             acts = rng.uniform(0.0, 1.0, size=(env.n_steps, n_agents, 1)).astype(np.float32)
-            pool = [dict(zip(agents, a)) for a in acts]
-            t0 = clock()
-            env.reset(seed=ep)
-            t1 = clock()
-            for a in pool:
-                env.step(a)
-            t_reset += t1 - t0
-            t_step += clock() - t1
-            steps += len(pool)
+            return [dict(zip(agents, a)) for a in acts]
     else:
         env = EnergyCollectiveGymEnv(**env_kwargs)
         n_agents = len(env.market.possible_agents)
-        for ep in range(episodes):
-            pool = rng.uniform(0.0, 1.0, size=(env.market.n_steps, 1)).astype(np.float32)
-            t0 = clock()
-            env.reset(seed=ep)
-            t1 = clock()
-            for a in pool:
-                env.step(a)
-            t_reset += t1 - t0
-            t_step += clock() - t1
-            steps += len(pool)
+
+        def pool() -> list:
+            return list(rng.uniform(0.0, 1.0, size=(env.market.n_steps, 1)).astype(np.float32))
+    t_reset = t_step = 0.0
+    steps = 0
+    for ep in range(episodes):
+        actions = pool()  # drawn before the clock starts
+        t0 = clock()
+        env.reset(seed=ep)
+        t1 = clock()
+        for act in actions:
+            env.step(act)
+        t_reset += t1 - t0
+        t_step += clock() - t1
+        steps += len(actions)
     return {"steps": steps, "agents": n_agents, "reset_seconds": t_reset, "step_seconds": t_step}
 
 

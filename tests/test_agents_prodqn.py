@@ -19,12 +19,7 @@ def _obs(p: float) -> np.ndarray:
     return np.array([p, 0.2, 0.1, 0.1, 0.0, 1.0], dtype=np.float32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def test_loss_gradient_is_minus_pt_td_error_and_safe_at_zero():

@@ -11,7 +11,6 @@ import time
 import numpy as np
 import optuna
 import pytest
-import torch
 import yaml
 
 from prosumer_gym.train import cli
@@ -31,12 +30,7 @@ FIXED = {"n_steps": 16}  # rollouts of 16 steps: a trial of 64 timesteps is 4 PP
 States = optuna.trial.TrialState
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _run(tmp_path, n_trials, **kw):

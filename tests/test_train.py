@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import prosumer_gym
 from prosumer_gym.train import cli
@@ -21,12 +20,7 @@ from prosumer_gym.train.population import PopulationConfig, PopulationTrainer, R
 SMALL = dict(n_sellers=3, n_buyers=3, n_days=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:

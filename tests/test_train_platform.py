@@ -21,12 +21,7 @@ P2P = dict(n_producers=4, n_consumers=3, oracle=True)
 EUBER = dict(n_workers=12, n_ride_tasks=6, n_v2g_tasks=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _run(algo, env_kwargs, steps, out=None, **kw):

@@ -62,19 +62,14 @@ def solve_potr(score: np.ndarray, inst: SlotInstance, *, time_limit: float = 20.
     """
     if solver not in POTR_SOLVERS:
         raise ValueError(f"solver must be one of {POTR_SOLVERS}, got {solver!r}")
-    if solver == "flow":
-        return _potr_flow(score, inst, time_limit)
-    W, S = inst.n_workers, inst.n_tasks
-    score = np.asarray(score, dtype=np.float64)
-    elig = inst.eligible
-    ii, jj = np.nonzero(elig)
-    n = ii.size
-    x = np.zeros((W, S), dtype=np.int8)
-    if n == 0:
+    score, ii, jj, x = _potr_pairs(score, inst)
+    if ii.size == 0:
         return x
-    K = inst.K
-    v2g = inst.is_v2g
     psi_j, need_v = _potr_targets(inst)
+    if solver == "flow":
+        return _potr_flow(score, inst, (ii, jj), x, psi_j, need_v, time_limit)
+    n = ii.size
+    W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
     workers = np.flatnonzero(elig.any(axis=1))
     tasks_c = np.flatnonzero(psi_j > 0)
     workers_v = np.flatnonzero(need_v > 0)
@@ -135,6 +130,16 @@ def solve_potr(score: np.ndarray, inst: SlotInstance, *, time_limit: float = 20.
     return x
 
 
+def _potr_pairs(score: np.ndarray, inst: SlotInstance) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The checked score matrix, the eligible pairs ``(ii, jj)`` and an empty ``x`` (W, S) int8."""
+    W, S = inst.n_workers, inst.n_tasks
+    score = np.asarray(score, dtype=np.float64)
+    if score.shape != (W, S) or not np.all(np.isfinite(score[inst.eligible])):
+        raise ValueError(f"POTR scores must be a finite ({W}, {S}) array on the eligible pairs, got shape {score.shape}")
+    ii, jj = np.nonzero(inst.eligible)
+    return score, ii, jj, np.zeros((W, S), dtype=np.int8)
+
+
 def _potr_targets(inst: SlotInstance) -> tuple[np.ndarray, np.ndarray]:
     """Eq. 6.1b-c requirements capped at what eligibility allows: ``psi_j`` (S,), ``need_v`` (W,)."""
     elig, v2g, K = inst.eligible, inst.is_v2g, inst.K
@@ -148,7 +153,8 @@ _FLOW_SCORE_LEVELS = 10_000
 _FLOW_TIE_LEVELS = 20
 
 
-def _potr_flow(score: np.ndarray, inst: SlotInstance, time_limit: float) -> np.ndarray:
+def _potr_flow(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], x: np.ndarray,
+               psi_j: np.ndarray, need_v: np.ndarray, time_limit: float) -> np.ndarray:
     """POTR as an integer min-cost flow (module docstring), OR-Tools ``SimpleMinCostFlow``.
 
     Costs are integers: the pair reward is ``q_ij M + t_ij`` with ``q_ij`` the score in units
@@ -159,19 +165,9 @@ def _potr_flow(score: np.ndarray, inst: SlotInstance, time_limit: float) -> np.n
     OR-Tools reports anything but an optimum (e.g. a cost range that could overflow)."""
     from ortools.graph.python import min_cost_flow
 
-    W, S = inst.n_workers, inst.n_tasks
-    score = np.asarray(score, dtype=np.float64)
-    if score.shape != (W, S) or not np.all(np.isfinite(score[inst.eligible])):
-        raise ValueError(f"POTR scores must be a finite ({W}, {S}) array on the eligible pairs, got shape {score.shape}")
-    elig = inst.eligible
-    ii, jj = np.nonzero(elig)
+    ii, jj = pairs
     n = ii.size
-    x = np.zeros((W, S), dtype=np.int8)
-    if n == 0:
-        return x
-    K = inst.K
-    v2g = inst.is_v2g
-    psi_j, need_v = _potr_targets(inst)
+    W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
     sc = score[ii, jj]
     smax = float(np.max(np.abs(sc))) or 1.0
     q = np.rint(sc / smax * _FLOW_SCORE_LEVELS).astype(np.int64)
