@@ -453,6 +453,7 @@ def test_every_policy_feasible_on_random_days():
             "opt": milp[(P, C)].solve(inst, p)[0],
             "zhu_p": zhu_p_match(inst, p),
             "bpt-k": bptk_match(inst, rng.uniform(0, 2, (P, C)), T=float(rng.choice([0.5, 1.0, 3.0]))),
+            "bpt-k-aware": bptk_match(inst, rng.uniform(0, 2, (P, C)), T=1.0, k_aware=True),
             "random": random_recommendation(inst, rng),
         }
         for name, x in outs.items():
@@ -703,3 +704,42 @@ def test_fia_finishes_with_k1_in_winter():
         obs, *_ = env.step({"platform": x})
     assert not pol.in_init and pol.init_days <= 15
     assert np.all(pol.m[env.loss <= env.loss_max] > 0)
+
+
+def test_bptk_k_aware_candidates_offer_at_most_k_producers_per_consumer():
+    """k_aware=True: a consumer's candidates are its current pairs plus its ``K - d`` best new
+    producers with units left, so a pass cannot match more distinct pairs than K allows."""
+    from prosumer_gym.agents.p2p_recommendation import _k_aware_candidates
+
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        P, C, K = int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 4))
+        mask = rng.random((P, C)) < 0.7
+        paired = mask & (rng.random((P, C)) < 0.2)
+        deg = paired.sum(axis=0)
+        mask &= ((deg < K)[None, :] | paired)
+        w, units = rng.random((P, C)), rng.random(P) < 0.8
+        out = _k_aware_candidates(mask, paired, w, units, K - deg)
+        assert not np.any(out & ~mask) and np.array_equal(out & paired, mask & paired)
+        assert np.all(out.sum(axis=0) <= np.maximum(K, deg))
+        for j in range(C):  # the new candidates are the best-weighted eligible ones
+            new = np.flatnonzero(out[:, j] & ~paired[:, j])
+            rest = np.flatnonzero(mask[:, j] & ~paired[:, j] & units & ~out[:, j])
+            if new.size and rest.size:
+                assert w[new, j].min() >= w[rest, j].max()
+
+
+def test_bptk_k_script_quick(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "p2p_recommendation_bptk_k.py"
+    spec = importlib.util.spec_from_file_location("bptk_k", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--out", str(tmp_path), "--quick"]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    (row,) = res["share_of_opt"].values()
+    assert set(row) == {"zhu_p", "bpt-k", "bpt-k-aware"}
+    assert all(0.0 < v <= 1.0 + 1e-9 for v in row.values())  # OPT is the perfect-knowledge optimum

@@ -65,7 +65,8 @@ def random_recommendation(inst: RecInstance, rng: np.random.Generator,
     return project(inst, x)[0]
 
 
-def bptk_match(inst: RecInstance, weight: NDArray, T: float = 1.0, method: str = "auto") -> NDArray[np.float64]:
+def bptk_match(inst: RecInstance, weight: NDArray, T: float = 1.0, method: str = "auto",
+               k_aware: bool = False) -> NDArray[np.float64]:
     """Alg. 3's do-while loop: iterative MWBM on the disaggregated graph (unit ``T`` kWh).
 
     Each pass discretises residual capacities (``floor(res_r_i / ((1 + max_j L_ij) T))``
@@ -75,6 +76,12 @@ def bptk_match(inst: RecInstance, weight: NDArray, T: float = 1.0, method: str =
     (:func:`~prosumer_gym.core.matching.unit_matching`), then adds the matched units to the
     output pair by pair in decreasing weight, skipping new pairs of consumers already at K.
     Stops when a pass changes nothing. Returns fractions ``x_ij = E_ij / w_j``.
+
+    ``k_aware=True`` (ours; ``False`` is Alg. 3 as printed): a consumer with ``d < K``
+    pairs is offered only its pairs so far plus the ``K - d`` new producers of largest weight
+    that still have units, so a pass never matches units the K constraint then discards
+    (with a short list, Alg. 3's line 21 throws away what the matching gave to further
+    producers, and BPT-K falls below Zhu_P at K <= 3; docs/p2p_recommendation.md).
     """
     if not T > inst.alpha_kwh:
         raise ValueError(f"T must be > alpha = {inst.alpha_kwh} kWh, got {T}")
@@ -94,6 +101,8 @@ def bptk_match(inst: RecInstance, weight: NDArray, T: float = 1.0, method: str =
         du = np.floor(np.maximum(res_w, 0.0) / T + 1e-9).astype(np.int64)
         deg = (E > 0).sum(axis=0)
         mask = allowed & ((deg < K)[None, :] | (E > 0))
+        if k_aware:
+            mask = _k_aware_candidates(mask, E > 0, Wt, su > 0, K - deg)
         N = unit_matching(Wt * T, su, du, mask, method=method)
         for k in order:
             i, j = divmod(int(k), C)
@@ -115,6 +124,18 @@ def _array(x: Any, dtype: Any) -> NDArray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.array(x, dtype=dtype)
+
+
+def _k_aware_candidates(mask: NDArray[np.bool_], paired: NDArray[np.bool_], weight: NDArray, has_units: NDArray[np.bool_],
+                        free: NDArray[np.int_]) -> NDArray[np.bool_]:
+    """``mask`` restricted, per consumer, to its current pairs plus its ``free`` new producers
+    of largest weight among those with units left (ties: lower producer index)."""
+    new = mask & ~paired & has_units[:, None]
+    score = np.where(new, weight, -np.inf)
+    order = np.argsort(-score, axis=0, kind="stable")  # producers by decreasing weight, per consumer
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(order.shape[0])[:, None], axis=0)
+    return (mask & paired) | (new & (rank < np.maximum(free, 0)[None, :]))
 
 
 class _Learner:
@@ -333,14 +354,18 @@ class BPTKAgent(_Learner):
 
     name = "BPT-K"
 
-    def __init__(self, n_producers: int, n_consumers: int, T: float = 1.0, method: str = "auto", **kw: Any) -> None:
+    def __init__(self, n_producers: int, n_consumers: int, T: float = 1.0, method: str = "auto",
+                 k_aware: bool = False, **kw: Any) -> None:
         self.T, self.method = float(T), method
+        if not isinstance(k_aware, (bool, np.bool_)):
+            raise ValueError(f"k_aware must be True or False, got {k_aware!r}")
+        self.k_aware = bool(k_aware)
         super().__init__(n_producers, n_consumers, **kw)
         if not self.T > self.alpha_kwh:
             raise ValueError(f"T must be > alpha = {self.alpha_kwh} kWh, got {T}")
 
     def optimise(self, inst: RecInstance) -> NDArray[np.float64]:
-        return bptk_match(inst, self.ucb_weights(inst.allowed), self.T, self.method)
+        return bptk_match(inst, self.ucb_weights(inst.allowed), self.T, self.method, self.k_aware)
 
 
 def make_agent(name: str, env: Any, **kw: Any) -> _Learner:
