@@ -261,7 +261,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--deviation-players", type=int, default=40,
                    help="players (evenly spaced) whose best unilateral deviation is searched; 0 to skip")
     p.add_argument("--prefs", default="0,0.25,0.5,1,1.5,3", help="distance preferences, EUR/MWh per km")
+    p.add_argument("--quick", action="store_true", help="smoke run: 4 deviation players, preferences 0, 0.5, 1.5")
     a = p.parse_args(argv)
+    if a.quick:
+        a.deviation_players, a.prefs = min(a.deviation_players, 4), "0,0.5,1.5"
     if not 0 <= a.day <= 364:
         raise SystemExit(f"--day must be in [0, 364], got {a.day}")
     day = one_day(a.day, a.seed, a.deviation_players)

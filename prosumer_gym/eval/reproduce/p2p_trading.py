@@ -20,6 +20,10 @@ to ``--out`` (``scenario<k>.md``/``.json``/``.png``, ``summary.md``) and printed
 
     python -m prosumer_gym.eval.reproduce.p2p_trading --out runs/reproduce_p2p            # all, minutes
     python -m prosumer_gym.eval.reproduce.p2p_trading --scenarios 2 --s2-gmax 10000       # paper's DEbATE
+    python -m prosumer_gym.eval.reproduce.p2p_trading --out runs/p2p_quick --quick        # smoke, seconds
+
+``--quick`` replaces the sizes by a smoke run (5x5, 20 days, DEbATE only in scenario 1 with
+NP 5 and 20, 2 market days, G_max 200; scenario 4 at 5x5; one worker): not the reported figures.
 """
 
 from __future__ import annotations
@@ -410,7 +414,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--s4-gmax", type=int, default=0, help="DEbATE generations in scenario 4 (default 0: skip)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--quick", action="store_true", help="smoke sizes (seconds; overrides the size options)")
     a = p.parse_args(argv)
+    if a.quick:
+        a.days, a.s2_size, a.s2_gmax, a.s3_gmax, a.s4_gmax, a.workers = 20, 5, 0, 0, 0, 1
+        a.s1_np, a.s1_sizes, a.s1_runs, a.s1_gmax, a.s4_sizes = "5,20", "5", 2, 200, "5"
     scen = set(_ints(a.scenarios))
     if not scen <= {1, 2, 3, 4, 5}:
         p.error("--scenarios must be a subset of 1,2,3,4,5")
