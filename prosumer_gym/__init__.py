@@ -34,8 +34,21 @@ PETTINGZOO_MODULES = {
 }
 
 
+# Newer versions of an env (Gymnasium's convention: an interface change bumps the version and
+# the older id stays reproducible). Gymnasium id -> (single-agent view, PettingZoo module,
+# keywords the view gets). The leaderboard's tracks and the benchmarks are on ENV_IDS.
+ENV_VERSIONS: dict[str, tuple[str, str, dict]] = {
+    "P2PRecommendation-v1": ("prosumer_gym.envs.p2p_recommendation.gym:P2PRecommendationGymEnv",
+                             "prosumer_gym.envs.p2p_recommendation_v1",
+                             {"action_mode": "scores", "statistics": True}),
+}
+
+
 def _register_all() -> list[str]:
     done = []
+    for env_id, (entry, _, kwargs) in ENV_VERSIONS.items():
+        if find_spec(entry.split(":")[0]) is not None and env_id not in registry:
+            register(id=env_id, entry_point=entry, kwargs=dict(kwargs))
     for env_id, entry in ENV_IDS.items():
         module = entry.split(":")[0]
         if find_spec(module) is None:  # market not shipped in this version
@@ -82,4 +95,4 @@ def _wire_co_players() -> None:
 
 _wire_co_players()
 
-__all__ = ["__version__", "ENV_IDS", "PETTINGZOO_MODULES", "REGISTERED", "DEFAULT_CO_PLAYERS"]
+__all__ = ["__version__", "ENV_IDS", "ENV_VERSIONS", "PETTINGZOO_MODULES", "REGISTERED", "DEFAULT_CO_PLAYERS"]

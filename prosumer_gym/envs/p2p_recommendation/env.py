@@ -45,11 +45,19 @@ Platform action (``Box(0, 1, (P, C))``, float64)
     feasible set of Eq. 4.1 by :func:`~prosumer_gym.envs.p2p_recommendation.market.project`
     (forbidden pairs -> demand scaling -> keep K largest -> capacity curtailment -> drop
     trades below alpha) and ``info["projection"]`` says what changed.
+    ``action_mode="scores"`` (P2PRecommendation-v1's default): the same ``Box`` holds
+    per-pair *scores*; :func:`~prosumer_gym.envs.p2p_recommendation.market.decode_scores`
+    turns them into a feasible matrix (greedy fill in decreasing score, score 0 = never),
+    so a policy only ranks pairs, as the bandits do, instead of shaping fractions.
 Observations
     platform (``Dict``, float64 so policies see the exact instance): ``capacity_kwh`` (P,), ``demand_kwh`` (C,) — today's
     forecasts; ``loss`` (P, C); ``last_recommendation`` (P, C) — yesterday's projected
     action; ``last_accepted`` (P, C) — 1 where yesterday's recommendation was accepted (a
-    recommended pair with 0 was rejected); ``day_of_year`` (1,) in [0, 1).
+    recommended pair with 0 was rejected); ``day_of_year`` (1,) in [0, 1). With
+    ``statistics=True`` (v1's default) also the episode's sufficient statistic of the
+    Bernoulli preferences, what the bandits keep: ``accept_rate`` (P, C) ``(s + 1) / (n + 2)``
+    (acceptances ``s`` of ``n`` recommendations so far, a Beta(1, 1) prior) and
+    ``recommended_per_day`` (P, C) ``n / days played``.
     consumer ``j`` (``Box(1 + 3P)``): ``demand_kwh``, its loss column, yesterday's
     recommendation column and accepted column.
 Rewards
@@ -107,17 +115,20 @@ from prosumer_gym.core.spaces import NamedBox, check_box, check_multibinary
 from prosumer_gym.envs.p2p_recommendation.market import (
     RecInstance,
     RecommendationMILP,
+    decode_scores,
     expected_energy,
     project,
     violations,
 )
 
-__all__ = ["raw_env", "env", "parallel_env", "PLATFORM", "CAPACITY_MODES", "FOLLOW_MODEL"]
+__all__ = ["raw_env", "env", "parallel_env", "PLATFORM", "CAPACITY_MODES", "ACTION_MODES", "FOLLOW_MODEL"]
 
 PLATFORM = "platform"
 #: a consumer's action meaning "accept as the preference model draws" (Bernoulli ``p_ij``, Eq. 4.2)
 FOLLOW_MODEL = "model"
 CAPACITY_MODES = ("pv", "surplus")
+#: the platform's action: recommended fractions projected onto Eq. 4.1 (v0), or per-pair scores decoded greedily (v1)
+ACTION_MODES = ("fractions", "scores")
 ORACLE_NUMBERS = ("oracle_kwh", "efficiency", "regret_kwh")  # info entries that need the daily MILP
 DAYS_PER_YEAR = 365
 
@@ -167,6 +178,8 @@ class raw_env(MarketParallelEnv):
         oracle_time_limit: float = 30.0,
         oracle_gap: float = 1e-4,
         report_timing: bool = False,
+        action_mode: str = "fractions",
+        statistics: bool = False,
         render_mode: str | None = None,
     ) -> None:
         self.n_producers = _int("n_producers", n_producers, 1)
@@ -192,6 +205,8 @@ class raw_env(MarketParallelEnv):
                                         allow_inf=True)
         oracle_gap = check_float("oracle_gap", oracle_gap, 0.0, 1.0)
         self.report_timing = check_bool("report_timing", report_timing)
+        self.action_mode = check_choice("action_mode", action_mode, ACTION_MODES)
+        self.statistics = check_bool("statistics", statistics)
         self._init_render(render_mode)
 
         P, C = self.n_producers, self.n_consumers
@@ -210,6 +225,8 @@ class raw_env(MarketParallelEnv):
                 "last_recommendation": spaces.Box(0.0, 1.0, (P, C), f64),
                 "last_accepted": spaces.Box(0.0, 1.0, (P, C), f64),
                 "day_of_year": spaces.Box(0.0, 1.0, (1,), f64),
+                **({"accept_rate": spaces.Box(0.0, 1.0, (P, C), f64),
+                    "recommended_per_day": spaces.Box(0.0, 1.0, (P, C), f64)} if self.statistics else {}),
             }
         )
         self._platform_act = spaces.Box(0.0, 1.0, (P, C), f64)
@@ -275,6 +292,8 @@ class raw_env(MarketParallelEnv):
         self.last_instance = None
         self._last_rec = np.zeros((P, C))
         self._last_acc = np.zeros((P, C))
+        self._n_rec = np.zeros((P, C))  # times each pair was recommended (statistics)
+        self._n_acc = np.zeros((P, C))  # ... and accepted
         self._regret = 0.0
         self._cum = 0.0
         self._played: list[tuple[RecInstance, float]] = []  # (instance, expected kWh) per played day
@@ -339,8 +358,13 @@ class raw_env(MarketParallelEnv):
         if cols:
             accept[:, cols] = chosen
         inst = self.instance()
-        viol = violations(inst, x_sub)
-        x, proj = project(inst, x_sub)
+        if self.action_mode == "scores":  # v1: scores -> a feasible matrix by construction
+            x = decode_scores(inst, x_sub)
+            viol = dict.fromkeys(violations(inst, x), 0.0)
+            proj = {"decoded_from_scores": True, "changed": False}
+        else:
+            viol = violations(inst, x_sub)
+            x, proj = project(inst, x_sub)
         return self._outputs(inst, x, accept, viol, proj)
 
     def _consumer_accepts(self, actions: dict[str, Any]) -> tuple[list[int], np.ndarray | None]:
@@ -415,6 +439,8 @@ class raw_env(MarketParallelEnv):
         self.last_instance = inst
         self._last_rec = x
         self._last_acc = accept * (x > 0)
+        self._n_rec += x > 0
+        self._n_acc += self._last_acc
         self._t += 1
         done = self._t >= self.n_days
         obs = self._observations()
@@ -440,6 +466,9 @@ class raw_env(MarketParallelEnv):
             "last_accepted": self._last_acc.copy(),
             "day_of_year": np.array([d / DAYS_PER_YEAR], dtype=np.float64),
         }
+        if self.statistics:
+            plat["accept_rate"] = (self._n_acc + 1.0) / (self._n_rec + 2.0)
+            plat["recommended_per_day"] = self._n_rec / max(self._t, 1)
         obs: dict[str, Any] = {PLATFORM: plat}
         if self.consumer_agents:
             # one (C, 1 + 3P) float32 block, row j = consumer j's observation; the loss block

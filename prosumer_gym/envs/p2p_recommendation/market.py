@@ -11,6 +11,8 @@
   oracle, ``p_hat + bonus`` for UPL's Eq. 4.4), solved by HiGHS. The constraint matrix's
   sparsity pattern is built once per market size; every day only coefficients, row bounds,
   variable bounds and the objective are refilled.
+* :func:`decode_scores` — P2PRecommendation-v1's action decoder: per-pair scores to a
+  feasible recommendation by a greedy fill in decreasing score.
 * :func:`expected_energy`, :func:`realised_energy` — Eq. 4.1's objective and Eq. 4.2.
 
 A feasible ``x`` satisfies, up to ``FEAS_TOL`` (kWh or fraction):
@@ -35,6 +37,7 @@ __all__ = [
     "violations",
     "is_feasible",
     "project",
+    "decode_scores",
     "RecommendationMILP",
     "expected_energy",
     "realised_energy",
@@ -192,6 +195,52 @@ def project(inst: RecInstance, x: NDArray) -> tuple[NDArray[np.float64], dict[st
     rep["max_abs_change"] = change
     rep["changed"] = bool(change > 0)
     return y, rep
+
+
+def decode_scores(inst: RecInstance, score: NDArray) -> NDArray[np.float64]:
+    """A feasible recommendation of Eq. 4.1 from per-pair scores ``score`` in ``[0, 1]^(P x C)``
+    (P2PRecommendation-v1's action; ours, the chapter has no such interface).
+
+    Greedy in decreasing score (ties: lower flat index ``i * C + j`` first) over the allowed
+    pairs with ``score > 0``: pair ``(i, j)`` gets ``E = min(res_w_j, res_r_i / (1 + L_ij))``
+    kWh, the most it can carry, unless consumer ``j`` already has ``K`` producers or
+    ``E < alpha``; then ``x_ij = E / w_j``. A score of 0 never recommends the pair. With
+    scores equal to the true ``p_ij`` this is a greedy for Eq. 4.1's objective
+    ``sum w_j p_ij x_ij``; a policy that scores pairs by estimated preference (plus an
+    exploration bonus) acts as a bandit does, with this greedy in place of its MILP or
+    matching. Feasible by construction (every constraint of Eq. 4.1 is kept at each fill).
+    """
+    s = np.asarray(score, dtype=np.float64)
+    L = inst.loss
+    if s.shape != L.shape:
+        raise ValueError(f"scores must have shape {L.shape}, got {s.shape}")
+    if not np.all(np.isfinite(s)) or s.min(initial=0.0) < 0 or s.max(initial=0.0) > 1:
+        raise ValueError("scores must be finite and in [0, 1]")
+    P, C = L.shape
+    w = inst.demand_kwh
+    res_r = inst.capacity_kwh.astype(np.float64).copy()
+    res_w = w.astype(np.float64).copy()
+    deg = np.zeros(C, dtype=np.int64)
+    k = inst.k_eff
+    alpha = inst.alpha_kwh
+    E = np.zeros((P, C))
+    flat = np.flatnonzero((inst.allowed & (s > 0)).ravel())
+    order = flat[np.argsort(-s.ravel()[flat], kind="stable")]  # stable: ties by flat index
+    for f in order.tolist():
+        i, j = divmod(f, C)
+        if deg[j] >= k:
+            continue
+        e = min(res_w[j], res_r[i] / (1.0 + L[i, j]))
+        if e < alpha:
+            continue
+        E[i, j] = e
+        deg[j] += 1
+        res_w[j] -= e
+        res_r[i] -= (1.0 + L[i, j]) * e
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.where(w[None, :] > 0, E / np.where(w > 0, w, 1.0)[None, :], 0.0)
+    # rounding guard only: E / w * w can exceed E by an ulp; the projection then changes nothing
+    return project(inst, np.clip(x, 0.0, 1.0))[0]
 
 
 def expected_energy(inst: RecInstance, x: NDArray, p: NDArray) -> float:
