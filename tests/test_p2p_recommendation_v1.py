@@ -153,3 +153,11 @@ def test_the_interface_is_learnable_by_the_obvious_policy():
     m = {k: float(np.mean(v)) for k, v in eff.items()}
     assert m["greedy"] > 0.85 and m["truth"] > 0.9, m
     assert m["random"] < m["greedy"] - 0.2, m
+
+
+def test_training_cli_resolves_the_new_version():
+    from prosumer_gym.train.common import resolve_env
+
+    spec = resolve_env("P2PRecommendation-v1")
+    assert spec.gym_id == "P2PRecommendation-v1"
+    assert spec.pettingzoo() is p2p_recommendation_v1

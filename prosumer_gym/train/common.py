@@ -76,6 +76,8 @@ def _pz_module_for(gym_id: str) -> str | None:
     import prosumer_gym
 
     module = prosumer_gym.PETTINGZOO_MODULES.get(gym_id)
+    if module is None and gym_id in prosumer_gym.ENV_VERSIONS:
+        module = prosumer_gym.ENV_VERSIONS[gym_id][1]
     return module if module is not None and _module_exists(module) else None
 
 
@@ -94,6 +96,8 @@ def resolve_env(name: str) -> EnvSpec:
     if name in prosumer_gym.ENV_IDS:
         if name not in prosumer_gym.REGISTERED:
             raise ValueError(f"{name} is not shipped in this version; registered: {', '.join(prosumer_gym.REGISTERED)}")
+        return EnvSpec(name, name, _pz_module_for(name))
+    if name in prosumer_gym.ENV_VERSIONS:  # a newer version of an env (e.g. P2PRecommendation-v1)
         return EnvSpec(name, name, _pz_module_for(name))
     module = name if "." in name else f"prosumer_gym.envs.{name}"
     if re.fullmatch(r"[\w.]+_v\d+", module) and _module_exists(module):
