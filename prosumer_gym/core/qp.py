@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.sparse
+import scipy.sparse.linalg
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["QPResult", "solve_qp", "QPInfeasibleError"]
@@ -74,6 +75,8 @@ def _solve_f(fac, rhs: NDArray[np.float64]) -> NDArray[np.float64]:
     kind, f = fac
     if kind == "cho":
         return scipy.linalg.cho_solve(f, rhs, check_finite=False)
+    if kind == "splu":
+        return f.solve(rhs)
     return scipy.linalg.lu_solve(f, rhs, check_finite=False)
 
 
@@ -229,9 +232,10 @@ def _ipm(Hm, h_diag, diagonal, c, A, b, lo, hi, tol, max_iter) -> QPResult:
             Dg = h_diag + d + reg
             if Hm is not None:
                 S = (A / Dg) @ A.T + reg * np.eye(m)
-            else:
-                S = (A.multiply(1.0 / Dg[None, :]).tocsr() @ A.T).toarray() + reg * np.eye(m)
-            S_f = _cho_or_lu(S) if m else None
+                S_f = _cho_or_lu(S) if m else None
+            else:  # sparse Schur complement, sparse LU
+                S = (A.multiply(1.0 / Dg[None, :]).tocsr() @ A.T + reg * scipy.sparse.identity(m)).tocsc()
+                S_f = ("splu", scipy.sparse.linalg.splu(S)) if m else None
         else:
             K = np.zeros((n + m, n + m))
             K[:n, :n] = Hm + np.diag(d + reg)
