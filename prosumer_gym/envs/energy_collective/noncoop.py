@@ -187,11 +187,14 @@ def nash_best_response(
     cand = np.sort(np.concatenate([grid, kinks], axis=-1), axis=-1)
     vals = member_costs(comm, rule, cand, ctx)
     k = np.argmin(vals, axis=-1)[..., None]
-    K = cand.shape[-1]
     best = np.take_along_axis(cand, k, axis=-1)[..., 0]
     best_v = np.take_along_axis(vals, k, axis=-1)[..., 0]
-    left = np.take_along_axis(cand, np.maximum(k - 1, 0), axis=-1)[..., 0]
-    right = np.take_along_axis(cand, np.minimum(k + 1, K - 1), axis=-1)[..., 0]
+    # the neighbours of the best candidate (distinct points: a kink may coincide with a grid point)
+    b3 = best[..., None]
+    left = np.max(np.where(cand < b3, cand, -np.inf), axis=-1)
+    right = np.min(np.where(cand > b3, cand, np.inf), axis=-1)
+    left = np.where(np.isfinite(left), left, best)
+    right = np.where(np.isfinite(right), right, best)
     x1 = right - _GOLDEN * (right - left)
     x2 = left + _GOLDEN * (right - left)
     v1 = member_costs(comm, rule, x1[..., None], ctx)[..., 0]
