@@ -77,6 +77,13 @@ Infos (per agent)
     off by default so that a seed fixes the infos). Cost of the KPIs: BAU (closed form) and
     the planned costs are computed once per day with the clearing; every other KPI is a
     few array operations per step; nothing is solved only for a KPI.
+Allocation mode and storage (off by default)
+    ``allocation_mode="in_dispatch"`` makes the plan the members' Nash equilibrium with the
+    rule in every objective (:mod:`~prosumer_gym.envs.energy_collective.noncoop`; the
+    default ``"settlement"`` keeps the cooperative dispatch); ``allocation="worst"`` is the
+    egalitarian rule (equal savings against BAU); ``n_storage`` batteries
+    (``storage_*``) are dispatched by the manager with the players over the day
+    (:mod:`~prosumer_gym.envs.energy_collective.storage`).
 Episode
     ``n_steps`` (alias ``max_cycles``) slots, default one day (24 at 60 min), starting at
     hour 0 of ``day`` (0-364; default ``None``: drawn from the reset seed); longer
@@ -117,6 +124,7 @@ CURVATURE_BOUND = 1e4  # EUR/kWh^2
 SLOT_MINUTES = (15, 30, 60)
 CLEARINGS = ("exact", "admm")  # community market: the optimum of (1)-(5) in closed form, or the slides' ADMM
 DAYS = 365
+MAX_STORAGE = 10_000  # batteries (the day's QP has 3 x 24 variables each)
 
 
 class raw_env(MarketParallelEnv):
@@ -215,7 +223,7 @@ class raw_env(MarketParallelEnv):
         self.allocation_mode = check_choice("allocation_mode", allocation_mode, mk.ALLOCATION_MODES)
         self.nash_tol = check_float("nash_tol", nash_tol, 0.0, lo_open=True)
         self.nash_max_iter = _int("nash_max_iter", nash_max_iter, 1)
-        self.n_storage = _int("n_storage", n_storage, 0)
+        self.n_storage = _int("n_storage", n_storage, 0, MAX_STORAGE)
         self.storage = None
         if self.n_storage:
             self.storage = Storage.uniform(self.n_storage, storage_capacity_kwh, storage_power_kw, storage_efficiency,

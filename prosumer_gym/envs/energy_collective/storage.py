@@ -84,7 +84,7 @@ class Storage:
     def uniform(cls, n: int, capacity_kwh: float = 10.0, power_kw: float = 5.0, efficiency: float = 0.95,
                 soc_init: float = 0.5, wear_cost: float = 0.0) -> "Storage":
         """``n`` identical batteries (the env's ``n_storage`` and ``storage_*`` keywords)."""
-        n = check_int("n_storage", n, 0)
+        n = check_int("n_storage", n, 0, 10_000)
         capacity_kwh = check_float("storage_capacity_kwh", capacity_kwh, 0.0, lo_open=True)
         power_kw = check_float("storage_power_kw", power_kw, 0.0, lo_open=True)
         efficiency = check_float("storage_efficiency", efficiency, 0.0, 1.0, lo_open=True)
