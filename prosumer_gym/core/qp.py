@@ -11,7 +11,10 @@ interior-point method on the bound constraints (the iterate stays strictly insid
 finite bounds; the equalities are reached along the path). Each iteration solves one dense
 KKT system with ``numpy.linalg.solve``, so the solver is meant for oracles up to a few
 hundred variables (``energy_collective_market`` uses it for the community QP and the
-multi-bilateral economic dispatch). SciPy does not expose HiGHS's QP solver, hence this
+multi-bilateral economic dispatch). A *structured* large QP -- diagonal ``H`` given as a
+vector and a ``scipy.sparse`` equality matrix with few rows -- never forms an ``(n, n)``
+matrix: each iteration factors only the ``(m, m)`` Schur complement ``A D^-1 A'`` (the
+community's day-ahead dispatch with storage uses this path). SciPy does not expose HiGHS's QP solver, hence this
 module; the tests check it against ``scipy.optimize.minimize`` and the KKT conditions.
 
 Everything is deterministic (no randomness, no threads beyond NumPy's BLAS).
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["QPResult", "solve_qp", "QPInfeasibleError"]
@@ -70,6 +75,8 @@ def _solve_f(fac, rhs: NDArray[np.float64]) -> NDArray[np.float64]:
     kind, f = fac
     if kind == "cho":
         return scipy.linalg.cho_solve(f, rhs, check_finite=False)
+    if kind == "splu":
+        return f.solve(rhs)
     return scipy.linalg.lu_solve(f, rhs, check_finite=False)
 
 
@@ -96,13 +103,17 @@ def solve_qp(
 ) -> QPResult:
     """Solve a convex QP with equalities and bounds (see the module docstring).
 
-    ``H`` may be a full ``(n, n)`` matrix or a length-``n`` vector (diagonal ``H``).
+    ``H`` may be a full ``(n, n)`` matrix or a length-``n`` vector (diagonal ``H``). With
+    a ``scipy.sparse`` ``A_eq``, ``H`` must be a vector (diagonal) and no dense ``(n, n)``
+    or ``(m, n)`` array is built (see the module docstring).
     Raises :class:`QPInfeasibleError` (a ``ValueError``) when a lower bound exceeds its
     upper bound or the equalities cannot be met within the bounds (detected as
     non-convergence with a persistent primal residual).
     """
     c = np.asarray(c, dtype=np.float64).ravel()
     n = c.size
+    if scipy.sparse.issparse(A_eq):
+        return _solve_qp_sparse(H, c, A_eq, b_eq, lb, ub, tol, max_iter)
     Hm = np.asarray(H, dtype=np.float64)
     if Hm.ndim == 1:
         if Hm.size != n:
@@ -170,10 +181,18 @@ def solve_qp(
         return QPResult(x, y, zl, zu, obj, sub.iterations, sub.converged, sub.primal_residual,
                         sub.dual_residual, sub.gap)
 
-    has_l = np.isfinite(lo)
-    has_u = np.isfinite(hi)
     h_diag = np.diag(Hm).copy()
     diagonal = bool(np.count_nonzero(Hm - np.diag(h_diag)) == 0)
+    return _ipm(Hm, h_diag, diagonal, c, A, b, lo, hi, tol, max_iter)
+
+
+def _ipm(Hm, h_diag, diagonal, c, A, b, lo, hi, tol, max_iter) -> QPResult:
+    """The interior-point iteration of :func:`solve_qp` (no fixed variables left). ``Hm``
+    is the dense Hessian, or ``None`` on the structured path (diagonal ``h_diag``, sparse
+    ``A``)."""
+    n, m = c.size, A.shape[0]
+    has_l = np.isfinite(lo)
+    has_u = np.isfinite(hi)
     # strictly interior starting point
     x = np.zeros(n)
     both = has_l & has_u
@@ -187,12 +206,12 @@ def solve_qp(
     zu = np.where(has_u, scale, 0.0)
     y = np.zeros(m)
     n_comp = int(has_l.sum() + has_u.sum())
-    reg = 1e-12 * (1.0 + float(np.max(np.abs(np.diag(Hm)), initial=0.0)))
+    reg = 1e-12 * (1.0 + float(np.max(np.abs(h_diag), initial=0.0)))
     bnorm = 1.0 + float(np.max(np.abs(b), initial=0.0))
     cnorm = 1.0 + float(np.max(np.abs(c), initial=0.0))
 
     def residuals(x, y, zl, zu):
-        rd = Hm @ x + c - A.T @ y - zl + zu
+        rd = (Hm @ x if Hm is not None else h_diag * x) + c - A.T @ y - zl + zu
         rp = A @ x - b
         return rd, rp
 
@@ -211,8 +230,12 @@ def solve_qp(
         if diagonal:
             # Schur complement on the equalities: (A Dg^-1 A') dy = r2 - A Dg^-1 r1
             Dg = h_diag + d + reg
-            S = (A / Dg) @ A.T + reg * np.eye(m)
-            S_f = _cho_or_lu(S) if m else None
+            if Hm is not None:
+                S = (A / Dg) @ A.T + reg * np.eye(m)
+                S_f = _cho_or_lu(S) if m else None
+            else:  # sparse Schur complement, sparse LU
+                S = (A.multiply(1.0 / Dg[None, :]).tocsr() @ A.T + reg * scipy.sparse.identity(m)).tocsc()
+                S_f = ("splu", scipy.sparse.linalg.splu(S)) if m else None
         else:
             K = np.zeros((n + m, n + m))
             K[:n, :n] = Hm + np.diag(d + reg)
@@ -290,6 +313,67 @@ def solve_qp(
         raise QPInfeasibleError(
             f"the QP appears infeasible: equality residual {pres:.3g} after {it} interior-point iterations"
         )
-    obj = float(0.5 * x @ Hm @ x + c @ x)
+    obj = float(0.5 * x @ (Hm @ x if Hm is not None else h_diag * x) + c @ x)
     return QPResult(x, y, np.where(has_l, zl, 0.0), np.where(has_u, zu, 0.0), obj, it, converged, pres,
                     float(np.max(np.abs(rd), initial=0.0)), mu)
+
+
+def _solve_qp_sparse(H, c, A_eq, b_eq, lb, ub, tol: float, max_iter: int) -> QPResult:
+    """:func:`solve_qp` for a diagonal ``H`` (vector) and a ``scipy.sparse`` ``A_eq``:
+    the same checks, fixed variables substituted, then :func:`_ipm` without dense
+    ``(n, n)`` / ``(m, n)`` arrays."""
+    n = c.size
+    h = np.asarray(H, dtype=np.float64)
+    if h.ndim != 1 or h.size != n:
+        raise ValueError(f"with a sparse A_eq, H must be a vector of {n} diagonal entries, got shape {h.shape}")
+    A = scipy.sparse.csc_matrix(A_eq, dtype=np.float64)
+    if A.shape[1] != n:
+        raise ValueError(f"A_eq must have {n} columns, got {A.shape[1]}")
+    m = A.shape[0]
+    b = np.zeros(0) if b_eq is None else np.asarray(b_eq, dtype=np.float64).ravel()
+    if b.size != m:
+        raise ValueError(f"b_eq must have {m} entries, got {b.size}")
+    lo = np.full(n, -np.inf) if lb is None else np.broadcast_to(np.asarray(lb, dtype=np.float64), (n,)).copy()
+    hi = np.full(n, np.inf) if ub is None else np.broadcast_to(np.asarray(ub, dtype=np.float64), (n,)).copy()
+    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or not np.all(np.isfinite(c)) or not np.all(np.isfinite(h)):
+        raise ValueError("H, c, lb and ub must not contain NaN (bounds may be +-inf)")
+    bad = np.flatnonzero(lo > hi)
+    if bad.size:
+        i = int(bad[0])
+        raise QPInfeasibleError(f"lb[{i}] = {lo[i]} exceeds ub[{i}] = {hi[i]}: the QP is infeasible")
+    coo = A.tocoo()
+    with np.errstate(invalid="ignore"):
+        v_lo = np.where(coo.data > 0, coo.data * lo[coo.col], coo.data * hi[coo.col])
+        v_hi = np.where(coo.data > 0, coo.data * hi[coo.col], coo.data * lo[coo.col])
+    v_lo = np.where(coo.data == 0, 0.0, v_lo)
+    v_hi = np.where(coo.data == 0, 0.0, v_hi)
+    row_lo = np.bincount(coo.row, weights=v_lo, minlength=m) if m else np.zeros(0)
+    row_hi = np.bincount(coo.row, weights=v_hi, minlength=m) if m else np.zeros(0)
+    bad_rows = np.flatnonzero((b < row_lo - 1e-9 * (1 + np.abs(b))) | (b > row_hi + 1e-9 * (1 + np.abs(b))))
+    if bad_rows.size:
+        k = int(bad_rows[0])
+        raise QPInfeasibleError(f"the QP is infeasible: equality row {k} needs {b[k]:.6g} but the bounds allow only "
+                                f"[{row_lo[k]:.6g}, {row_hi[k]:.6g}]")
+    fixed = lo == hi
+    free = ~fixed
+    x = lo.copy()
+    y = np.zeros(m)
+    zl, zu = np.zeros(n), np.zeros(n)
+    b_red = b - A[:, fixed] @ lo[fixed] if fixed.any() else b
+    A_red = A[:, free]
+    keep = np.diff(A_red.tocsr().indptr) > 0
+    if np.any(np.abs(b_red[~keep]) > tol * (1 + np.abs(b[~keep]))):
+        raise QPInfeasibleError("the equalities cannot be met: all their variables are fixed by the bounds")
+    if free.any():
+        sub = _ipm(None, h[free].copy(), True, c[free], A_red.tocsr()[keep].tocsc(), b_red[keep], lo[free], hi[free],
+                   tol, max_iter)
+        x[free] = sub.x
+        y[keep] = sub.y
+        zl[free], zu[free] = sub.z_lb, sub.z_ub
+    g = h * x + c - A.T @ y
+    zl[fixed] = np.maximum(g[fixed], 0.0)
+    zu[fixed] = np.maximum(-g[fixed], 0.0)
+    obj = float(0.5 * x @ (h * x) + c @ x)
+    if not free.any():
+        return QPResult(x, y, zl, zu, obj, 0, True, 0.0, 0.0, 0.0)
+    return QPResult(x, y, zl, zu, obj, sub.iterations, sub.converged, sub.primal_residual, sub.dual_residual, sub.gap)

@@ -27,7 +27,7 @@ the community manager's update of ``q`` and of the price, primal/dual stopping; 
 iteration is :func:`prosumer_gym.core.admm.exchange_admm`, vectorised over players and
 over the market time units); :func:`solve_community_qp` is the centralised QP oracle.
 :func:`allocate_grid_cost` splits the community's grid bill among players with the rules
-of the slides (none / equal / proportional); :func:`settle_community` settles set-points.
+of the slides (none / equal / proportional / "worst" player); :func:`settle_community` settles set-points.
 Business As Usual (each player alone facing the retail import price and the wholesale
 export price) is in :mod:`prosumer_gym.envs.energy_collective.bau`.
 """
@@ -42,10 +42,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from prosumer_gym.core.admm import exchange_admm
 from prosumer_gym.core.qp import QPInfeasibleError, solve_qp
+from prosumer_gym.envs.energy_collective.bau import bau_dispatch
 from prosumer_gym.envs.energy_collective.players import Community
 
 __all__ = [
     "ALLOCATIONS",
+    "ALLOCATION_MODES",
     "grid_bill",
     "community_g",
     "manager_prox",
@@ -59,7 +61,11 @@ __all__ = [
     "settle_community",
 ]
 
-ALLOCATIONS = ("none", "equal", "proportional")
+ALLOCATIONS = ("none", "equal", "proportional", "worst")
+#: ``allocation_mode`` of the env: the rule only splits the bill of the cooperative dispatch
+#: (``"settlement"``), or it enters every member's objective and the dispatch is the members'
+#: Nash equilibrium (``"in_dispatch"``, :mod:`prosumer_gym.envs.energy_collective.noncoop`).
+ALLOCATION_MODES = ("settlement", "in_dispatch")
 
 
 def grid_bill(comm: Community, q: ArrayLike) -> NDArray[np.float64]:
@@ -357,7 +363,8 @@ def solve_community_qp(comm: Community, tol: float = 1e-10) -> CommunityDispatch
 
 
 def allocate_grid_cost(
-    comm: Community, rule: str, p: ArrayLike, q: ArrayLike, price: ArrayLike
+    comm: Community, rule: str, p: ArrayLike, q: ArrayLike, price: ArrayLike,
+    bau_cost: ArrayLike | None = None,
 ) -> NDArray[np.float64]:
     """Each player's share of the community's grid cost (EUR, positive = pays), (T, N).
 
@@ -369,9 +376,20 @@ def allocate_grid_cost(
     ``"proportional"``  the import cost is shared in proportion to each player's
                         consumption ``p_i^-`` and the export revenue in proportion to its
                         production ``p_i^+``; internal exchanges are free.
+    ``"worst"``         the slides' "worst" player, read as the egalitarian (Rawlsian,
+                        leximin) rule: the shares maximise the smallest saving against
+                        Business As Usual, ``min_i (BAU_i - f_i(p_i) - s_i)``, subject to
+                        ``sum_i s_i = bill``. With unrestricted transfers the max-min is
+                        attained only when every saving is equal, so
+                        ``s_i = BAU_i - f_i(p_i) - (sum_j BAU_j - sum_j f_j - bill) / N``:
+                        every member saves the same ``1/N`` of the community's saving
+                        (each slot separately). ``bau_cost`` (T, N): the players' BAU costs
+                        (default: :func:`~prosumer_gym.envs.energy_collective.bau.bau_dispatch`).
 
-    ``equal`` and ``proportional`` sum to the grid bill exactly; ``none`` sums to
-    ``price * q`` (equal to the bill at the optimum of a market-driven ``g``).
+    ``equal``, ``proportional`` and ``worst`` sum to the grid bill exactly; ``none`` sums to
+    ``price * q`` (equal to the bill at the optimum of a market-driven ``g``). ``q`` is the
+    community's net import (with storage: ``-sum p - storage``; the manager's batteries get
+    no share, their effect is in the bill).
     """
     if rule not in ALLOCATIONS:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {rule!r}")
@@ -384,6 +402,11 @@ def allocate_grid_cost(
     bill = grid_bill(comm, q)
     if rule == "equal":
         return np.repeat(bill[:, None] / N, N, axis=1)
+    if rule == "worst":
+        bau = bau_dispatch(comm)[1] if bau_cost is None else np.asarray(bau_cost, dtype=np.float64)
+        f = comm.player_cost(p)
+        saving = (bau.sum(axis=1) - f.sum(axis=1) - bill) / N
+        return bau - f - saving[:, None]
     cons = np.maximum(-p, 0.0)
     prod = np.maximum(p, 0.0)
     c_tot = cons.sum(axis=1, keepdims=True)
@@ -396,11 +419,13 @@ def allocate_grid_cost(
 
 
 def settle_community(
-    comm: Community, rule: str, p: ArrayLike, price: ArrayLike
+    comm: Community, rule: str, p: ArrayLike, price: ArrayLike, storage: ArrayLike | None = None,
+    bau_cost: ArrayLike | None = None,
 ) -> dict[str, NDArray[np.float64]]:
     """Settle set-points ``p`` (T, N) of the community market: the grid absorbs the
-    imbalance, ``q = -sum_i p_i`` (clipped to the connection only in the report
-    ``capacity_violation``).
+    imbalance, ``q = -sum_i p_i`` (``- storage``: the manager's batteries' net injection
+    (T,), if any; clipped to the connection only in the report ``capacity_violation``).
+    ``bau_cost``: the players' BAU costs for the ``"worst"`` rule (computed if omitted).
 
     Returns per-player ``player_cost`` (``f_i``), ``allocated`` (grid share, see
     :func:`allocate_grid_cost`) and ``total`` (their sum), and per-slot ``q``,
@@ -410,8 +435,10 @@ def settle_community(
     """
     p = np.atleast_2d(np.asarray(p, dtype=np.float64))
     q = -p.sum(axis=1)
+    if storage is not None:
+        q = q - np.atleast_1d(np.asarray(storage, dtype=np.float64))
     f = comm.player_cost(p)
-    alloc = allocate_grid_cost(comm, rule, p, q, price)
+    alloc = allocate_grid_cost(comm, rule, p, q, price, bau_cost=bau_cost)
     bill = grid_bill(comm, q)
     viol = np.maximum(q - comm.import_capacity, 0.0) + np.maximum(-q - comm.export_capacity, 0.0)
     return {

@@ -77,6 +77,13 @@ Infos (per agent)
     off by default so that a seed fixes the infos). Cost of the KPIs: BAU (closed form) and
     the planned costs are computed once per day with the clearing; every other KPI is a
     few array operations per step; nothing is solved only for a KPI.
+Allocation mode and storage (off by default)
+    ``allocation_mode="in_dispatch"`` makes the plan the members' Nash equilibrium with the
+    rule in every objective (:mod:`~prosumer_gym.envs.energy_collective.noncoop`; the
+    default ``"settlement"`` keeps the cooperative dispatch); ``allocation="worst"`` is the
+    egalitarian rule (equal savings against BAU); ``n_storage`` batteries
+    (``storage_*``) are dispatched by the manager with the players over the day
+    (:mod:`~prosumer_gym.envs.energy_collective.storage`).
 Episode
     ``n_steps`` (alias ``max_cycles``) slots, default one day (24 at 60 min), starting at
     hour 0 of ``day`` (0-364; default ``None``: drawn from the reset seed); longer
@@ -103,7 +110,9 @@ from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box_batch
 from prosumer_gym.envs.energy_collective import market as mk
+from prosumer_gym.envs.energy_collective.noncoop import nash_dispatch
 from prosumer_gym.envs.energy_collective.population import footprint_bytes
+from prosumer_gym.envs.energy_collective.storage import Storage, StorageProblem
 
 __all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "PRICE_BOUND", "ENERGY_BOUND"]
 
@@ -115,6 +124,7 @@ CURVATURE_BOUND = 1e4  # EUR/kWh^2
 SLOT_MINUTES = (15, 30, 60)
 CLEARINGS = ("exact", "admm")  # community market: the optimum of (1)-(5) in closed form, or the slides' ADMM
 DAYS = 365
+MAX_STORAGE = 10_000  # batteries (the day's QP has 3 x 24 variables each)
 
 
 class raw_env(MarketParallelEnv):
@@ -156,6 +166,15 @@ class raw_env(MarketParallelEnv):
         day: int | None = None,
         split: str = "train",
         clearing: str = "exact",
+        allocation_mode: str = "settlement",
+        nash_tol: float = 1e-7,
+        nash_max_iter: int = 3000,
+        n_storage: int = 0,
+        storage_capacity_kwh: float = 10.0,
+        storage_power_kw: float = 5.0,
+        storage_efficiency: float = 0.95,
+        storage_soc_init: float = 0.5,
+        storage_wear_cost: float = 0.0,
         admm_rho: float = 1.0,
         admm_penalty: str = "curvature",
         admm_eps: float = 1e-7,
@@ -201,6 +220,26 @@ class raw_env(MarketParallelEnv):
         self.import_capacity_kw = check_float("import_capacity_kw", import_capacity_kw, 0.0, allow_inf=True)
         self.export_capacity_kw = check_float("export_capacity_kw", export_capacity_kw, 0.0, allow_inf=True)
         self.clearing = check_choice("clearing", clearing, CLEARINGS)
+        self.allocation_mode = check_choice("allocation_mode", allocation_mode, mk.ALLOCATION_MODES)
+        self.nash_tol = check_float("nash_tol", nash_tol, 0.0, lo_open=True)
+        self.nash_max_iter = _int("nash_max_iter", nash_max_iter, 1)
+        self.n_storage = _int("n_storage", n_storage, 0, MAX_STORAGE)
+        self.storage = None
+        if self.n_storage:
+            self.storage = Storage.uniform(self.n_storage, storage_capacity_kwh, storage_power_kw, storage_efficiency,
+                                           storage_soc_init, storage_wear_cost)
+        if market == "p2p" and (self.allocation_mode != "settlement" or self.n_storage):
+            raise ValueError("allocation_mode='in_dispatch' and n_storage > 0 apply to market='community' only "
+                             f"(got allocation_mode={allocation_mode!r}, n_storage={n_storage!r} with market='p2p')")
+        if self.allocation_mode == "in_dispatch" and g != "market":
+            raise ValueError(f"allocation_mode='in_dispatch' needs g='market' (the rules split the grid bill), got g={g!r}")
+        if self.clearing != "exact" and (self.allocation_mode != "settlement" or self.n_storage):
+            raise ValueError("clearing='admm' applies to the cooperative dispatch without storage; with "
+                             "allocation_mode='in_dispatch' or n_storage > 0 use clearing='exact' (got "
+                             f"clearing={clearing!r})")
+        # the default (cooperative, no storage) clearing path stays exactly the same
+        self._custom_plan = self.allocation_mode != "settlement" or self.n_storage > 0
+        self._storage_problem = None
         self.admm_rho = check_float("admm_rho", admm_rho, 0.0, lo_open=True)
         if admm_penalty not in ("curvature", "uniform"):
             raise ValueError(f"admm_penalty must be 'curvature' or 'uniform', got {admm_penalty!r}")
@@ -360,7 +399,11 @@ class raw_env(MarketParallelEnv):
             self.community = self._community_of_day(d)
             self._day_index = d
             self._bau_p, self._bau_cost = mk.bau_dispatch(self.community)
-            if self.market == "community":
+            if self.market == "community" and self._custom_plan:
+                t0 = time.perf_counter()
+                self._plan_custom()
+                self._clear_seconds_day = (time.perf_counter() - t0) / self.slots_per_day
+            elif self.market == "community":
                 t0 = time.perf_counter()
                 if self.clearing == "exact":
                     self.plan = mk.solve_community_exact(self.community)
@@ -379,7 +422,10 @@ class raw_env(MarketParallelEnv):
         c = self.community
         self._lo, self._hi = c.lo[s], c.hi[s]
         if self.market == "community":
-            self._price_signal = np.full(self.n_players, self.plan.price[s])
+            if self._custom_plan:
+                self._price_signal = self._day_signal[s]
+            else:
+                self._price_signal = np.full(self.n_players, self.plan.price[s])
             self._planned = self.plan.p[s]
             self._clear_seconds = self._clear_seconds_day
         else:
@@ -407,7 +453,13 @@ class raw_env(MarketParallelEnv):
         f = cs.player_cost(p[None, :])[0]
         bau = self._bau_cost[s]
         if self.market == "community":
-            st = mk.settle_community(cs, self.allocation, p[None, :], [self.plan.price[s]])
+            if self._custom_plan:
+                st = mk.settle_community(
+                    cs, self.allocation, p[None, :], [self.plan.price[s]],
+                    storage=None if self.storage is None else self._storage_net[s:s + 1], bau_cost=bau[None, :])
+            else:
+                st = mk.settle_community(cs, self.allocation, p[None, :], [self.plan.price[s]],
+                                         bau_cost=bau[None, :])
             share = st["allocated"][0]
             q = float(st["q"][0])
             planned_cost = self._planned_cost[s]
@@ -476,6 +528,11 @@ class raw_env(MarketParallelEnv):
                 dual_residual=float(r.dual_criterion), reciprocity=float(r.reciprocity), converged=bool(r.converged),
                 peer_traded_kwh=traded, preference_cost_eur=float(st["pref"].sum()),
             )
+        if self.market == "community" and self._custom_plan:
+            market["allocation_mode"] = self.allocation_mode
+            if self.storage is not None:
+                market["storage_kwh"] = float(self._storage_net[s])
+                market["storage_soc_kwh"] = float(self._storage_soc[s + 1].sum())
         if self.report_timing:
             market["clearing_seconds"] = float(self._clear_seconds)
         return market
@@ -516,6 +573,38 @@ class raw_env(MarketParallelEnv):
             for a, k, p, pl, f, c, b, pay, imb, pr in zip(
                 self.possible_agents, kinds, *cols, st["pay"].tolist(), st["imbalance"].tolist(), st["pref"].tolist())
         }
+
+    def _plan_custom(self) -> None:
+        """The day's plan outside the default path: the manager's batteries (the day's QP,
+        :mod:`~prosumer_gym.envs.energy_collective.storage`) and/or the members' Nash
+        equilibrium with the allocation rule in their objectives
+        (:mod:`~prosumer_gym.envs.energy_collective.noncoop`). Sets ``plan``, the
+        per-member price signals and the planned costs and observations of the day."""
+        c = self.community
+        T = c.n_slots
+        self._storage_net = None
+        plan = None
+        if self.storage is not None:
+            if self._storage_problem is None:  # the constraint structure, built once
+                self._storage_problem = StorageProblem(T, c.n_players, self.storage, c.slot_hours)
+            sd = self._storage_problem.solve(c)
+            self._storage_net, self._storage_soc = sd.storage, sd.soc
+            plan = mk.CommunityDispatch(
+                p=sd.p, q=sd.q, price=sd.price, objective=sd.objective, iterations=np.full(T, sd.iterations),
+                primal_residual=np.abs(sd.p.sum(axis=1) + sd.storage + sd.q), dual_residual=np.zeros(T),
+                converged=np.full(T, sd.converged), method="qp_storage")
+            signal = np.repeat(sd.price[:, None], c.n_players, axis=1)
+        if self.allocation_mode == "in_dispatch":
+            nd = nash_dispatch(c, self.allocation, storage=self._storage_net, tol=self.nash_tol,
+                               max_iter=self.nash_max_iter, bau_cost=self._bau_cost)
+            plan = mk.CommunityDispatch(
+                p=nd.p, q=nd.q, price=nd.price, objective=nd.objective, iterations=nd.iterations,
+                primal_residual=nd.gap, dual_residual=nd.step, converged=nd.converged, method=f"nash_{nd.method}")
+            signal = nd.signal
+        self.plan = plan
+        self._day_signal = signal
+        self._planned_cost = (c.player_cost(plan.p).sum(axis=1) + mk.grid_bill(c, plan.q)).tolist()
+        self._day_obs = self._obs_rows(signal, np.arange(T), c.lo, c.hi)
 
     # ------------------------------------------------------------------ observations
     def _obs_rows(self, price: np.ndarray, s: np.ndarray | int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

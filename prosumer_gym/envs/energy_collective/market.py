@@ -29,6 +29,7 @@ from __future__ import annotations
 from prosumer_gym.envs.energy_collective.bau import bau_dispatch
 from prosumer_gym.envs.energy_collective.community import (
     ALLOCATIONS,
+    ALLOCATION_MODES,
     CommunityDispatch,
     admm_penalties,
     allocate_grid_cost,
@@ -67,6 +68,7 @@ from prosumer_gym.envs.energy_collective.population import (
 __all__ = [
     "PLAYER_TYPES",
     "ALLOCATIONS",
+    "ALLOCATION_MODES",
     "G_KINDS",
     "MARKETS",
     "Community",

@@ -397,6 +397,18 @@ def _collective(out: Path, quick: bool, n_seeds: int) -> tuple[list[Row], list[s
     rows.append(Row(f"one day: spread of the community total across allocation rules", "1.85 EUR (45.27..47.12)",
                     spread, [s > 0.01 for s in spread], "totals differ by more than 1 cent", "EUR", digits=4,
                     note="budget-balanced rules cannot change the total (docs/energy_collective.md)"))
+    cmp_ = fig["allocation_comparison"]
+    nash = {r: v["total_eur"] for r, v in cmp_["in_dispatch"].items()}
+    rules3 = ("none", "equal", "proportional")
+    rows.append(Row("one day: spread of the total across allocation rules, rule in the dispatch (members' Nash "
+                    "equilibrium, seed 0)", "1.85 EUR (45.27..47.12)",
+                    [max(nash[r] for r in rules3) - min(nash[r] for r in rules3)],
+                    [max(nash[r] for r in rules3) - min(nash[r] for r in rules3) > 0.01],
+                    "totals differ by more than 1 cent", "EUR", kind="single", digits=2))
+    rows.append(Row("one day: in-dispatch total, equal minus none allocation (seed 0)",
+                    f"{SLIDES['equal'] - SLIDES['none']:.2f} (equal cheapest)", [nash["equal"] - nash["none"]],
+                    [nash["equal"] < nash["none"]], "< 0 (the slides' ordering)", "EUR", kind="single", digits=2,
+                    note="under 'none' the equilibrium is the cooperative optimum, so no rule can be cheaper"))
     rows.append(Row(f"{len(cal)} days (15th of the months): mean community saving vs BAU", "no value (one day shown)",
                     [s["saving_percent_mean"] for s in many], None, unit="%", digits=1))
     dist = fig["distance_example"]["rows"]

@@ -11,6 +11,11 @@
    rule, the individual costs by player kind, and each rule's incentive to deviate
    (the mean gain of a player's best unilateral deviation from the dispatch, others
    fixed). Also the saving over 12 days (the 15th of each month).
+   **Allocation inside the dispatch** (``allocation_comparison``): the slides' table next to
+   BAU, the cooperative total (the rule only splits the bill: the same for every rule) and
+   the members' Nash equilibrium with each rule in their objectives (none / equal /
+   proportional / "worst"), without and with the manager's batteries (``--storage`` of
+   them, 10 kWh / 5 kW / 95 % each way), with a verdict on the slides' ordering.
 2. **Distance preference, two villages** (slides' illustrative example): P2P market
    (MBED, consensus+innovation) with distance as the criterion and one unitary cost
    ``c_n^g`` in {0, 0.5, 1.5} EUR/MWh per km (plus a sweep), villages 10 km apart:
@@ -25,24 +30,22 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from prosumer_gym.core.io import atomic_write_bytes
 from prosumer_gym.envs.energy_collective import market as mk
+from prosumer_gym.envs.energy_collective.noncoop import nash_dispatch
+from prosumer_gym.envs.energy_collective.storage import Storage, solve_community_storage
 
-__all__ = ["one_day", "days_summary", "deviation_gains", "distance_example", "main"]
+__all__ = ["one_day", "days_summary", "deviation_gains", "allocation_comparison", "distance_example", "main"]
+
+#: The slides' one-day table (AUD, 30-min slots, Ausgrid data).
+SLIDES_TOTALS = {"BAU": 55.38, "none": 47.12, "equal": 45.27, "proportional": 46.81}
 
 DEFAULT = dict(n_prosumers=100, n_flexible=100, n_inflexible=100, n_chp=10, n_peak=5)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def build(day: int, seed: int = 0, price_year: int = 2019, import_markup: float = 0.10,
@@ -126,6 +129,52 @@ def one_day(day: int = 120, seed: int = 0, deviation_players: int = 40) -> dict:
     out["_per_rule"] = {r: v.tolist() for r, v in per_rule.items()}
     out["_bau_per_player"] = bau_cost.sum(0).tolist()
     out["_kinds"] = kinds.tolist()
+    return out
+
+
+def allocation_comparison(day: int = 120, seed: int = 0, n_storage: int = 10, selection: bool = True) -> dict:
+    """The slides' comparison: BAU, the cooperative dispatch (settlement: every rule gives
+    its total) and the members' Nash equilibrium under each rule (in-dispatch), without and
+    with ``n_storage`` manager-dispatched batteries; totals in EUR over the day. ``selection``:
+    also the proportional equilibrium reached from the BAU dispatch (another start)."""
+    comm = build(day, seed)
+    _, bau = mk.bau_dispatch(comm)
+    coop = mk.solve_community_exact(comm)
+    rows = {"BAU": float(bau.sum()), "cooperative": float(coop.objective.sum())}
+    nash: dict = {}
+    for rule in mk.ALLOCATIONS:
+        d = nash_dispatch(comm, rule, bau_cost=bau)
+        nash[rule] = {"total_eur": float(d.objective.sum()), "method": d.method, "converged": bool(d.converged.all()),
+                      "iterations_max": int(d.iterations.max()), "gap_max_eur": float(d.gap.max()),
+                      "grid_import_kwh": float(np.maximum(d.q, 0).sum()),
+                      "grid_export_kwh": float(np.maximum(-d.q, 0).sum())}
+    # the selection among equilibria (at q = 0 they form a set): proportional started from BAU
+    if selection:
+        d_bau = nash_dispatch(comm, "proportional", bau_cost=bau, p0=mk.bau_dispatch(comm)[0])
+        nash["proportional"]["total_from_bau_start_eur"] = float(d_bau.objective.sum())
+    out = {"day": day, "seed": seed, "totals_eur": rows, "in_dispatch": nash}
+    if n_storage:
+        st = Storage.uniform(n_storage)
+        sd = solve_community_storage(comm, st)
+        ws: dict = {"n_storage": n_storage, "capacity_kwh_each": 10.0, "power_kw_each": 5.0, "efficiency": 0.95,
+                    "cooperative_eur": float(sd.objective.sum()), "qp_converged": bool(sd.converged),
+                    "throughput_kwh": float(sd.discharge.sum()), "in_dispatch_eur": {}}
+        for rule in mk.ALLOCATIONS:
+            d = nash_dispatch(comm, rule, storage=sd.storage, bau_cost=bau)
+            ws["in_dispatch_eur"][rule] = float(d.objective.sum())
+        out["with_storage"] = ws
+    tot = {r: nash[r]["total_eur"] for r in ("none", "equal", "proportional")}
+    slides_order = sorted(("none", "equal", "proportional"), key=SLIDES_TOTALS.get)
+    ours_order = sorted(tot, key=tot.get)
+    out["slides_order_low_to_high"] = slides_order
+    out["in_dispatch_order_low_to_high"] = ours_order
+    out["verdict"] = (
+        "ordering matches the slides" if ours_order == slides_order else
+        f"ordering does not match: slides {' < '.join(slides_order)}, ours {' < '.join(ours_order)} (under 'none' "
+        "the members take the community price, so their equilibrium is the cooperative optimum, the cheapest "
+        "dispatch; any rule that changes the dispatch can only cost the community more)"
+    )
+    out["community_cheaper_than_bau"] = {r: tot[r] < rows["BAU"] for r in tot}
     return out
 
 
@@ -261,31 +310,44 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--deviation-players", type=int, default=40,
                    help="players (evenly spaced) whose best unilateral deviation is searched; 0 to skip")
     p.add_argument("--prefs", default="0,0.25,0.5,1,1.5,3", help="distance preferences, EUR/MWh per km")
+    p.add_argument("--storage", type=int, default=10, help="manager-dispatched batteries in the comparison (0: none)")
     p.add_argument("--quick", action="store_true", help="smoke run: 4 deviation players, preferences 0, 0.5, 1.5")
     a = p.parse_args(argv)
     if a.quick:
-        a.deviation_players, a.prefs = min(a.deviation_players, 4), "0,0.5,1.5"
+        a.deviation_players, a.prefs, a.storage = min(a.deviation_players, 4), "0,0.5,1.5", 0
     if not 0 <= a.day <= 364:
         raise SystemExit(f"--day must be in [0, 364], got {a.day}")
     day = one_day(a.day, a.seed, a.deviation_players)
     summary = days_summary([14 + 30 * k for k in range(12)], a.seed)
     prefs = sorted({float(x) for x in a.prefs.split(",")} | {0.0, 0.5, 1.5})
     dist = distance_example(prefs)
+    comparison = allocation_comparison(a.day, a.seed, a.storage, selection=not a.quick)
     files = plots(day, dist)
     figures = {
         "command": f"python -m prosumer_gym.eval.reproduce.energy_collective --out {a.out} --day {a.day} "
-                   f"--seed {a.seed}",
+                   f"--seed {a.seed} --storage {a.storage}",
         "one_day": {k: v for k, v in day.items() if not k.startswith("_")},
         "days_summary": summary,
+        "allocation_comparison": comparison,
         "distance_example": {k: v for k, v in dist.items() if not k.startswith("_")},
     }
     out = Path(a.out)
-    _atomic_write(out / "energy_collective_figures.json", json.dumps(figures, indent=2).encode())
+    atomic_write_bytes(out / "energy_collective_figures.json", json.dumps(figures, indent=2).encode())
     for name, data in files.items():
-        _atomic_write(out / name, data)
+        atomic_write_bytes(out / name, data)
     t = day["totals_eur"]
     print(f"day {a.day}: BAU {t['BAU']:.2f} EUR; community none {t['none']:.2f}, equal {t['equal']:.2f}, "
           f"proportional {t['proportional']:.2f} (saving {day['saving_vs_bau_percent']['none']:.1f}%)")
+    c = comparison
+    print(f"slides (AUD): BAU {SLIDES_TOTALS['BAU']}, none {SLIDES_TOTALS['none']}, equal {SLIDES_TOTALS['equal']}, "
+          f"proportional {SLIDES_TOTALS['proportional']}")
+    print(f"in-dispatch (Nash) totals, EUR: " + ", ".join(f"{r} {v['total_eur']:.2f}" for r, v in c["in_dispatch"].items())
+          + f"; cooperative {c['totals_eur']['cooperative']:.2f}")
+    if "with_storage" in c:
+        w = c["with_storage"]
+        print(f"with {w['n_storage']} batteries: cooperative {w['cooperative_eur']:.2f}; in-dispatch "
+              + ", ".join(f"{r} {v:.2f}" for r, v in w["in_dispatch_eur"].items()))
+    print(f"verdict: {c['verdict']}")
     print(f"12 days: saving {summary['saving_percent_mean']:.1f}% (min {summary['saving_percent_min']:.1f}, "
           f"max {summary['saving_percent_max']:.1f})")
     print("inter-village energy: " + ", ".join(f"c={r['preference_eur_per_mwh_km']:g}: {r['inter_village_kwh']:.2f} kWh"
