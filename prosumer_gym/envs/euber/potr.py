@@ -165,6 +165,22 @@ def _potr_flow(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, n
     OR-Tools reports anything but an optimum (e.g. a cost range that could overflow)."""
     from ortools.graph.python import min_cost_flow
 
+    n = pairs[0].size
+    tail, head, cap, cost, first_pair, supply = _potr_flow_arcs(score, inst, pairs, psi_j, need_v)
+    mcf = min_cost_flow.SimpleMinCostFlow()
+    arcs = mcf.add_arcs_with_capacity_and_unit_cost(tail, head, cap, cost)
+    mcf.set_nodes_supplies(np.array([0, 1]), np.array([supply, -supply]))
+    if mcf.solve() != mcf.OPTIMAL:
+        return solve_potr(score, inst, time_limit=time_limit, solver="highs")
+    flow = mcf.flows(arcs[first_pair:first_pair + n])
+    x[pairs] = (flow > 0).astype(np.int8)
+    return x
+
+
+def _potr_flow_arcs(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], psi_j: np.ndarray,
+                    need_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The arcs of :func:`_potr_flow`'s network: ``(tail, head, capacity, unit_cost, first_pair,
+    supply)``; the pair arcs (in the order of ``pairs``) start at ``first_pair``."""
     ii, jj = pairs
     n = ii.size
     W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
@@ -203,16 +219,7 @@ def _potr_flow(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, n
     tail[g[5]], head[g[5]], cap[g[5]], cost[g[5]] = 2 + 2 * W + tc2, 1, psi_j[tc2] - 1, -pen
     tail[g[6]], head[g[6]], cap[g[6]] = 2 + 2 * W + np.arange(S), 1, W
     tail[g[7]], head[g[7]], cap[g[7]] = 0, 1, K * nw
-    first_pair = bounds[3]
-    mcf = min_cost_flow.SimpleMinCostFlow()
-    arcs = mcf.add_arcs_with_capacity_and_unit_cost(tail, head, cap, cost)
-    supply = K * nw
-    mcf.set_nodes_supplies(np.array([0, 1]), np.array([supply, -supply]))
-    if mcf.solve() != mcf.OPTIMAL:
-        return solve_potr(score, inst, time_limit=time_limit, solver="highs")
-    flow = mcf.flows(arcs[first_pair:first_pair + n])
-    x[ii, jj] = (flow > 0).astype(np.int8)
-    return x
+    return tail, head, cap, cost, int(bounds[3]), K * nw
 
 
 def topk_recommend(score: np.ndarray, inst: SlotInstance) -> np.ndarray:
