@@ -2,7 +2,8 @@
 
     python benchmarks/bench_envs.py [--rounds 5] [--steps 300] [--max-seconds 1.0]
                                     [--sizes 5,15,50,150] [--with-500] [--no-scaling]
-                                    [--seed 0] [--quick] [--out FILE.json]
+                                    [--seed 0] [--envs ID,ID] [--num-envs 16] [--no-vec]
+                                    [--quick] [--out FILE.json]
 
 What is measured
     * Every registered env at its default (paper) size, through the PettingZoo parallel API
@@ -12,6 +13,11 @@ What is measured
     * A scaling table: P2PTrading-v0 (``n_sellers = n_buyers = n``, default clearing) and
       P2PRecommendation-v0 (``n_producers = n_consumers = n``, oracle off as by default) at
       ``--sizes`` agents per side (PettingZoo API), plus 500 with ``--with-500``.
+    * Batched VecEnvs (view ``vec``, ``--num-envs`` markets, random actions): ProsumerSharing-v0's
+      array-batched ``ProsumerSharingVecEnv`` and the ``SequentialVecEnv`` of StorageSharing-v0,
+      EnergyCollective-v0 and P2PTrading-v0 (``prosumer_gym/core/vec.py``), next to SB3's
+      ``DummyVecEnv`` over ``gym.make`` (view ``dummyvec``) for comparison. steps/s of a batch
+      counts market steps (``num_envs`` per ``VecEnv.step``); agent-steps/s likewise.
     * CityLearn (``citylearn`` 1.8, its bundled ``citylearn_challenge_2022_phase_1``
       dataset) as a peer if it is importable; otherwise the run says it is skipped.
 
@@ -27,7 +33,7 @@ How
     scaling table ms per step (median and best round). The machine (CPU count, load average
     before and after) is printed and written with ``--out`` (JSON, written atomically).
 
-``--quick`` is a smoke test (2 rounds of 3 steps, scaling at 5 only); its figures mean nothing.
+``--envs`` limits the run to some env ids (e.g. ``--envs EUber-v0``). ``--quick`` is a smoke test (2 rounds of 3 steps, scaling at 5 only); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ class Case:
     rates: list[float] = field(default_factory=list)
     agent_rates: list[float] = field(default_factory=list)
     agents: int = 0
+    num_envs: int = 0  # markets per step (batched views)
 
 
 # ------------------------------------------------------------------------------ drivers
@@ -126,6 +133,27 @@ class _GymDriver(_Driver):
         return dt, 1, bool(out[2] or out[3])
 
 
+class _VecDriver(_Driver):
+    """An SB3 ``VecEnv``: one ``step`` = ``num_envs`` market steps (auto-reset inside)."""
+
+    def __init__(self, env: Any, rng: np.random.Generator) -> None:
+        super().__init__(env, rng)
+        self.space = self._seed(env.action_space)
+
+    def reset(self, seed: int) -> int:
+        self.env.seed(seed)
+        self.env.reset()
+        return self.env.num_envs
+
+    def step(self) -> tuple[float, int, bool]:
+        n = self.env.num_envs
+        act = np.stack([self.space.sample() for _ in range(n)])
+        t0 = time.perf_counter()
+        self.env.step(act)
+        dt = time.perf_counter() - t0
+        return dt, n, False
+
+
 class _CityLearnDriver(_Driver):
     """citylearn 1.8 (old Gym API: 4-tuple step, a list of per-building Box spaces)."""
 
@@ -147,12 +175,14 @@ class _CityLearnDriver(_Driver):
 
 
 def _driver(case: Case, rng: np.random.Generator) -> _Driver:
-    return {"pettingzoo": _PZDriver, "gymnasium": _GymDriver, "peer": _CityLearnDriver}[case.view](case.env, rng)
+    return {"pettingzoo": _PZDriver, "gymnasium": _GymDriver, "peer": _CityLearnDriver, "vec": _VecDriver,
+            "dummyvec": _VecDriver}[case.view](case.env, rng)
 
 
 def run_case(case: Case, drv: _Driver, seed: int, steps: int, max_seconds: float) -> tuple[float, float]:
-    """(steps/s, agent-steps/s) of one round of ``case``."""
+    """(steps/s, agent-steps/s) of one round of ``case`` (a batch's step counts its markets)."""
     case.agents = drv.reset(seed)
+    per_step = case.num_envs or 1
     busy, n, agent_steps = 0.0, 0, 0
     while n < steps and (busy < max_seconds or n < 3):
         dt, k, done = drv.step()
@@ -161,7 +191,7 @@ def run_case(case: Case, drv: _Driver, seed: int, steps: int, max_seconds: float
         agent_steps += k
         if done:
             drv.reset(seed + 7919 * n)
-    return n / busy, agent_steps / busy
+    return per_step * n / busy, agent_steps / busy
 
 
 # ------------------------------------------------------------------------------ cases
@@ -179,20 +209,49 @@ def _citylearn_case() -> tuple[Case | None, str]:
                 lambda: CityLearnEnv("citylearn_challenge_2022_phase_1")), f"citylearn {ver}"
 
 
-def build_cases(sizes: list[int]) -> tuple[list[Case], list[Case], dict[str, str]]:
+#: env id -> "module:class" of its batched VecEnv (``num_envs`` keyword)
+VEC_ENVS = {
+    "P2PTrading-v0": "prosumer_gym.envs.p2p_trading.vec:P2PTradingVecEnv",
+    "StorageSharing-v0": "prosumer_gym.envs.storage_sharing.vec:StorageSharingVecEnv",
+    "ProsumerSharing-v0": "prosumer_gym.envs.prosumer_sharing.vec:ProsumerSharingVecEnv",
+    "EnergyCollective-v0": "prosumer_gym.envs.energy_collective.vec:EnergyCollectiveVecEnv",
+}
+
+
+def _vec_maker(env_id: str, num_envs: int) -> Callable[[], Any]:
+    module, cls = VEC_ENVS[env_id].split(":")
+    return lambda: getattr(importlib.import_module(module), cls)(num_envs=num_envs)
+
+
+def _dummy_vec_maker(env_id: str, num_envs: int) -> Callable[[], Any]:
+    def make() -> Any:
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        return DummyVecEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
+    return make
+
+
+def build_cases(sizes: list[int], envs: list[str] | None = None, num_envs: int = 0) \
+        -> tuple[list[Case], list[Case], dict[str, str]]:
+    """The cases: ``envs`` (default: every registered id) in both views, their batched views
+    with ``num_envs`` markets (0: none), CityLearn, and the scaling table at ``sizes``."""
     main = []
     for env_id in ENV_IDS:
-        if env_id not in prosumer_gym.REGISTERED:
+        if env_id not in prosumer_gym.REGISTERED or (envs is not None and env_id not in envs):
             continue
         main.append(Case(env_id, env_id, "pettingzoo", _pz_maker(env_id)))
         main.append(Case(env_id, env_id, "gymnasium", lambda env_id=env_id: gym.make(env_id)))
+        if num_envs and env_id in VEC_ENVS:
+            main.append(Case(env_id, env_id, "vec", _vec_maker(env_id, num_envs), num_envs=num_envs))
+            if env_id != "ProsumerSharing-v0":  # its VecEnv is the platform view, not gym.make's default
+                main.append(Case(env_id, env_id, "dummyvec", _dummy_vec_maker(env_id, num_envs), num_envs=num_envs))
     peers: dict[str, str] = {}
     peer, msg = _citylearn_case()
     peers["citylearn"] = msg
     if peer is not None:
         main.append(peer)
     scaling = [Case(f"{env_id} {n}x{n}", env_id, "pettingzoo", _pz_maker(env_id, **kw(n)), size=n)
-               for env_id, kw in SCALING.items() for n in sizes]
+               for env_id, kw in SCALING.items() for n in sizes if envs is None or env_id in envs]
     return main, scaling, peers
 
 
@@ -218,11 +277,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--with-500", action="store_true", help="add 500 per side to the scaling table (slow)")
     p.add_argument("--no-scaling", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--envs", default=None, help="comma-separated env ids to run (default: all)")
+    p.add_argument("--num-envs", type=int, default=16, help="markets per batched VecEnv (view vec/dummyvec)")
+    p.add_argument("--no-vec", action="store_true", help="skip the batched VecEnv rows")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 rounds of 3 steps, scaling at 5")
     p.add_argument("--out", default=None, help="JSON results (written atomically)")
     a = p.parse_args(argv)
     if a.quick:
-        a.rounds, a.steps, a.max_seconds, a.sizes = 2, 3, 0.05, "5"
+        a.rounds, a.steps, a.max_seconds, a.sizes, a.num_envs = 2, 3, 0.05, "5", 2
+    envs = None
+    if a.envs is not None:
+        envs = [e.strip() for e in a.envs.split(",") if e.strip()]
+        bad = [e for e in envs if e not in prosumer_gym.REGISTERED]
+        if bad or not envs:
+            raise ValueError(f"--envs must be a comma-separated list of {sorted(prosumer_gym.REGISTERED)}, got {a.envs!r}")
+    if a.num_envs < 1:
+        raise ValueError(f"--num-envs must be >= 1, got {a.num_envs}")
     for name in ("rounds", "steps"):
         if getattr(a, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(a, name)}")
@@ -240,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sizes = []
 
     info = machine()
-    main_cases, scaling, peers = build_cases(sizes)
+    main_cases, scaling, peers = build_cases(sizes, envs, 0 if a.no_vec else a.num_envs)
     cases = main_cases + scaling
     rng = np.random.default_rng(a.seed)
     t_build = time.perf_counter()
@@ -268,6 +338,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{'agent-steps/s min':>17s} {'median':>8s}")
     for c in main_cases:
         row = {"env": c.name, "view": c.view, "unit": STEP_UNIT.get(c.env_id, "an hour"), "agents": c.agents,
+               "num_envs": c.num_envs or None,
                "steps_per_s_min": min(c.rates), "steps_per_s_median": statistics.median(c.rates),
                "agent_steps_per_s_min": min(c.agent_rates),
                "agent_steps_per_s_median": statistics.median(c.agent_rates), "rounds": c.rates}

@@ -427,6 +427,102 @@ def test_potr_flow_breaks_ties_towards_nearer_tasks():
         solve_potr(np.full((1, 4), np.nan), inst)
 
 
+def reference_flow_arcs(score, inst, psi_j, need_v):
+    """The POTR network as the release before issue 17's speed work built it (list of arc
+    groups, concatenated, zero-capacity arcs dropped): the reference of the fast builder."""
+    from prosumer_gym.envs.euber import potr as P
+
+    ii, jj = np.nonzero(inst.eligible)
+    n = ii.size
+    W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
+    sc = score[ii, jj]
+    smax = float(np.max(np.abs(sc))) or 1.0
+    q = np.rint(sc / smax * P._FLOW_SCORE_LEVELS).astype(np.int64)
+    appr = inst.approach_km[ii, jj]
+    far = float(appr.max()) or 1.0
+    t = np.rint((1.0 - appr / far) * P._FLOW_TIE_LEVELS).astype(np.int64)
+    reward = q * (W * K * P._FLOW_TIE_LEVELS + 1) + t
+    pen = 2 * K * (int(np.abs(reward).max()) + 1) + 1
+    pen1 = pen * (int(psi_j.max(initial=0)) + 1) * 2
+    wnode, vnode, tnode = 2 + np.arange(W), 2 + W + np.arange(W), 2 + 2 * W + np.arange(S)
+    workers = np.flatnonzero(elig.any(axis=1))
+    wv = np.flatnonzero(need_v > 0)
+    wv_all = np.flatnonzero((elig & v2g[None, :]).any(axis=1))
+    tc = np.flatnonzero(psi_j > 0)
+    z = np.zeros
+    tails = [np.full(workers.size, 0), wnode[wv], wnode[wv_all], np.where(v2g[jj], vnode[ii], wnode[ii]),
+             tnode[tc], tnode[tc], tnode, [0]]
+    heads = [wnode[workers], vnode[wv], vnode[wv_all], tnode[jj], np.full(tc.size, 1), np.full(tc.size, 1),
+             np.full(S, 1), [1]]
+    caps = [np.full(workers.size, K), need_v[wv], np.full(wv_all.size, K), np.ones(n), np.ones(tc.size),
+            psi_j[tc] - 1, np.full(S, W), [K * workers.size]]
+    costs = [z(workers.size), np.full(wv.size, -pen), z(wv_all.size), -reward, np.full(tc.size, -(pen + pen1)),
+             np.full(tc.size, -pen), z(S), [0]]
+    cap = np.concatenate(caps).astype(np.int64)
+    keep = cap > 0
+    first_pair = workers.size + wv.size + wv_all.size
+    assert keep[:first_pair + n].all()  # only second-tier arcs can be empty, so pair arcs keep their place
+    return (np.concatenate(tails).astype(np.int32)[keep], np.concatenate(heads).astype(np.int32)[keep], cap[keep],
+            np.concatenate(costs).astype(np.int64)[keep], first_pair, K * workers.size)
+
+
+@pytest.mark.parametrize("scores", ["cars", "random"])
+def test_potr_flow_network_equals_the_reference_on_many_slots(scores):
+    """The preallocated arc builder gives OR-Tools exactly the network (arcs, order, capacities,
+    costs, supply) of the reference builder, so the flow solver's tie choices are unchanged."""
+    from prosumer_gym.envs.euber import potr as P
+
+    m = EUberMarket(EUberConfig())
+    m.reset(np.random.default_rng(3))
+    cars = CARSRecommender(m.n_workers)
+    rng = np.random.default_rng(4)
+    for slot in range(30):
+        inst = m.instance()
+        if slot == 7:  # a slot with a smaller psi (second tiers of capacity 0 are dropped)
+            inst = dataclasses.replace(inst, psi=1)
+        score = cars.scores(inst.task_type) if scores == "cars" else rng.random((inst.n_workers, inst.n_tasks))
+        psi_j, need_v = P._potr_targets(inst)
+        pairs = np.nonzero(inst.eligible)
+        fast = P._potr_flow_arcs(np.asarray(score, dtype=np.float64), inst, pairs, psi_j, need_v)
+        ref = reference_flow_arcs(np.asarray(score, dtype=np.float64), inst, psi_j, need_v)
+        for a, b in zip(fast, ref):
+            np.testing.assert_array_equal(a, b)
+            assert np.asarray(a).dtype == np.asarray(b).dtype
+        x = solve_potr(score, inst)
+        bids = m.behavioural_bids(inst, x)
+        cars.update(x, np.isfinite(bids), inst.task_type)
+        m.advance(inst, select_winners("bmw", bids, inst))
+
+
+def test_pz_step_outputs_equal_a_per_agent_reference():
+    """The vectorised per-agent rewards/infos of EUber-v0's step equal a plain per-worker loop
+    over the slot's selection (payment - energy price x energy; won task; status)."""
+    for mode in ("mask", "revive"):
+        env = euber_v0.parallel_env(absent_agents=mode, n_slots=40)
+        env.reset(seed=5)
+        while env.agents:
+            acted = list(env.agents)
+            inst = env.last_instance
+            _, rew, _, trunc, infos = env.step(env.default_actions())
+            sel, mk = env.last_selection, env.market
+            for a in acted:
+                i = int(a.split("_")[1])
+                js = np.flatnonzero(sel.q[i])
+                if js.size:
+                    j = int(js[0])
+                    ref = (j, sel.payments[i, j], sel.bids[i, j], inst.need_kwh[i, j])
+                else:
+                    ref = (-1, 0.0, 0.0, 0.0)
+                got = infos[a]
+                assert (got["won_task"], got["payment_usd"], got["bid_usd"], got["energy_kwh"]) == ref
+                assert rew[a] == ref[1] - env.energy_price * ref[3]
+                assert type(rew[a]) is float and type(got["won_task"]) is int
+                done = mk.slot >= env.n_slots
+                away = not done and not env.last_instance.worker_available[i]
+                assert got["status"] == (("charging" if mk.charging[i] else "busy") if away else "available")
+                assert trunc[a] == (done or a not in env.agents)
+
+
 # ----------------------------------------------------------------------------- fare model
 def test_fare_model_loads_and_predicts():
     import torch
@@ -456,6 +552,30 @@ def test_fare_model_loads_and_predicts():
     assert np.mean(fm.predict(longer) > fm.predict(base)) > 0.9
     with pytest.raises(ValueError, match="last dimension"):
         fm.predict(np.zeros((3, 5)))
+
+
+def test_fare_forward_pass_equals_plain_numpy_and_restores_blas_threads():
+    """The forward pass (one BLAS thread, set on threadpoolctl's cached controllers) equals a
+    plain NumPy pass bit for bit, and leaves the BLAS thread count as it found it."""
+    from threadpoolctl import threadpool_info
+
+    fm = load_fare_model()
+    X = fare_features_from_trips(pgdata.taxi_trips())[:700]
+
+    def blas_threads():
+        return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+
+    before = blas_threads()
+    got = fm.predict(X)
+    assert blas_threads() == before
+    h = (X - fm.x_mean) / fm.x_std
+    for k, (w, b) in enumerate(zip(fm.weights, fm.biases)):
+        h = h @ w.T + b
+        if k < len(fm.weights) - 1:
+            h = np.maximum(h, 0.0)
+    np.testing.assert_allclose(got, h[:, 0] * fm.y_std + fm.y_mean, rtol=1e-12)
+    # a pair's price does not depend on the other rows priced with it (the env prices subsets)
+    np.testing.assert_array_equal(fm.predict(X[:37]), got[:37])
 
 
 # ----------------------------------------------------------------------------- CARS

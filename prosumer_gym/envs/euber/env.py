@@ -108,6 +108,7 @@ ABSENT_MODES = ("mask", "revive")
 _ABSENT_ALIASES = {"leave": "revive"}
 TASK_FEATURES = ("present", "is_ride", "is_swap", "is_v2g", "approach", "task_km", "need_frac", "ref_bid")
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(EUberConfig)}
+_STATUS = ("available", "busy", "charging")
 
 
 class Recommender(Protocol):
@@ -213,6 +214,7 @@ class raw_env(MarketParallelEnv):
         W, K = self.config.n_workers, self.config.K
         self.possible_agents = [f"worker_{i}" for i in range(W)]
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
+        self._all_rows = np.arange(W, dtype=np.int64)
         self.agents: list[str] = []
         names = OBS_NAMES(K)
         lo = np.zeros(len(names), dtype=np.float32)
@@ -265,6 +267,12 @@ class raw_env(MarketParallelEnv):
         lists[:, : first.shape[1]] = np.where(np.take_along_axis(rec, first, axis=1), first, -1)
         self._lists = lists
 
+    def _rows(self, agents: list[str]) -> np.ndarray:
+        """Worker indices of ``agents`` (int64)."""
+        if len(agents) == len(self.possible_agents):  # every worker, in order ("mask" mode)
+            return self._all_rows
+        return np.fromiter((self._index[a] for a in agents), dtype=np.int64, count=len(agents))
+
     def _live(self) -> list[str]:
         if self.absent_agents == "mask":
             return self.possible_agents[:]
@@ -295,7 +303,7 @@ class raw_env(MarketParallelEnv):
         bids = np.full((W, S), np.inf)
         if self.agents:
             act = check_box_batch(actions, self.agents, self.action_spaces[self.agents[0]])  # (n, K)
-            rows = np.fromiter((self._index[a] for a in self.agents), dtype=np.int64, count=len(self.agents))
+            rows = self._rows(self.agents)
             js = self._lists[rows]
             r, k = np.nonzero((js >= 0) & (act > 0))
             i, j = rows[r], js[r, k]
@@ -306,18 +314,19 @@ class raw_env(MarketParallelEnv):
         mk.advance(inst, sel)
         market = slot_market_info(inst, self._x, sel, mk.totals, self.report_timing)
         acted = self.agents[:]
-        rewards, infos = {}, {}
         won = np.full(W, -1)
         wi, tj = np.nonzero(sel.q)
         won[wi] = tj
         pay, en, bid = np.zeros(W), np.zeros(W), np.zeros(W)
         pay[wi], en[wi], bid[wi] = sel.payments[wi, tj], inst.need_kwh[wi, tj], bids[wi, tj]
         reward = pay - self.energy_price * en
-        for a in acted:
-            i = self._index[a]
-            rewards[a] = float(reward[i])
-            infos[a] = {"won_task": int(won[i]), "payment_usd": float(pay[i]), "bid_usd": float(bid[i]),
-                        "energy_kwh": float(en[i]), "market": market}
+        arow = self._rows(acted)
+        # per-agent entries from Python lists (one .tolist() per array instead of a scalar
+        # conversion per agent and field)
+        rewards = dict(zip(acted, reward[arow].tolist()))
+        infos = {a: {"won_task": w_, "payment_usd": p_, "bid_usd": b_, "energy_kwh": e_, "market": market}
+                 for a, w_, p_, b_, e_ in zip(acted, won[arow].tolist(), pay[arow].tolist(), bid[arow].tolist(),
+                                             en[arow].tolist())}
         done = mk.slot >= self.config.n_slots
         skipped = 0
         if not done:
@@ -339,9 +348,9 @@ class raw_env(MarketParallelEnv):
         truncs = {}
         live = set(nxt)
         away = np.zeros(W, dtype=bool) if done else ~self._inst.worker_available
-        for a in acted:
-            i = self._index[a]
-            infos[a]["status"] = ("charging" if mk.charging[i] else "busy") if away[i] else "available"
+        code = (away * (1 + mk.charging))[arow].tolist()  # 0 available, 1 busy, 2 charging
+        for a, c in zip(acted, code):
+            infos[a]["status"] = _STATUS[c]
             truncs[a] = done or a not in live
         acted_set = set(acted)
         returning = [a for a in nxt if a not in acted_set]

@@ -59,20 +59,33 @@ class FareModel:
         # A slot prices a few hundred pairs through 132-wide layers: a multi-threaded BLAS costs
         # more than it saves at that size (measured 2.9 ms one thread vs 8.7 ms two on a loaded
         # 2-core machine, benchmarks/bench_euber.py), so the pass runs on one BLAS thread.
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        # The limit is set and restored directly on threadpoolctl's BLAS controllers (two ctypes
+        # calls each) rather than through ``ThreadpoolController.limit``, which re-reads every
+        # library's info on entry and exit (~0.15 ms a call).
+        libs = _blas_libs()
+        before = [lib.get_num_threads() for lib in libs]
+        for lib, n in zip(libs, before):
+            if n != 1:
+                lib.set_num_threads(1)
+        try:
             for k, (w, b) in enumerate(zip(self.weights, self.biases)):
                 h = h @ w.T + b
                 if k < len(self.weights) - 1:
                     np.maximum(h, 0.0, out=h)
+        finally:
+            for lib, n in zip(libs, before):
+                if n != 1:
+                    lib.set_num_threads(n)
         return (h[:, 0] * self.y_std + self.y_mean).reshape(x.shape[:-1])
 
 
 @lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS (inspected once, reused by every forward pass)."""
+def _blas_libs() -> tuple:
+    """threadpoolctl's controllers of the loaded BLAS libraries (inspected once, reused by every
+    forward pass)."""
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 @lru_cache(maxsize=1)

@@ -30,16 +30,15 @@ come from one batch-wide stream. Same seed, same trajectories.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecEnv
 
 from prosumer_gym.core.spaces import check_binary_array
 from prosumer_gym.core.seeding import check_seed, spawn
 from prosumer_gym.core.spaces import check_box
+from prosumer_gym.core.vec import MarketVecEnv
 from prosumer_gym.envs.prosumer_sharing.gym import (
     platform_config,
     platform_observation_space,
@@ -137,8 +136,12 @@ class ProsumerSharingBatch:
         return obs, rewards, truncated, info
 
 
-class ProsumerSharingVecEnv(VecEnv):
-    """``num_envs`` platform views of ProsumerSharing-v0 as one SB3 ``VecEnv`` (module docstring)."""
+class ProsumerSharingVecEnv(MarketVecEnv):
+    """``num_envs`` platform views of ProsumerSharing-v0 as one SB3 ``VecEnv`` (module docstring).
+
+    The SB3 plumbing (seeds ``s + i``, auto-reset with ``terminal_observation``, attributes)
+    is :class:`~prosumer_gym.core.vec.MarketVecEnv`'s; the K communities live in one
+    array-batched core."""
 
     def __init__(self, num_envs: int = 8, render_mode: str | None = None, **kwargs: Any) -> None:
         n = _n_communities(num_envs, "num_envs")
@@ -149,72 +152,42 @@ class ProsumerSharingVecEnv(VecEnv):
         self.core = self.config.make_core(n)
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._draw_rng: np.random.Generator | None = None
-        self._actions: np.ndarray | None = None
         super().__init__(n, platform_observation_space(self.config.n_max),
                          spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32))
 
-    # ------------------------------------------------------------------ VecEnv API
-    def reset(self) -> np.ndarray:
-        seeds = [None if s is None else check_seed(s, "seed") for s in self._seeds]
+    # ------------------------------------------------------------------ MarketVecEnv hooks
+    def _reset_batch(self, seeds: list[int | None], options: list[dict[str, Any] | None]):
         if self._draw_rng is None or seeds[0] is not None:
             self._draw_rng = np.random.default_rng(None if seeds[0] is None else [seeds[0], 2**31])
         for i in range(self.num_envs):
             if seeds[i] is not None or self._rngs[i] is None:
                 self._rngs[i] = np.random.default_rng(seeds[i])
-            opts = self._options[i] or {}
+            opts = options[i] or {}
             size = self.config.check_size(opts["n_prosumers"]) if "n_prosumers" in opts else None
             self.core.load(i, self.config.sample(self._rngs[i], size))
-        self._reset_seeds()
-        self._reset_options()
-        self.reset_infos = [self.core.metrics_dict(i) for i in range(self.num_envs)]
-        return platform_observations(self.core, self.n_days)
+        return platform_observations(self.core, self.n_days), [self.core.metrics_dict(i) for i in range(self.num_envs)]
 
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = check_box(np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 2),
-                                  spaces.Box(-1.0, 1.0, shape=(self.num_envs, 2)), "actions")
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        return check_box(np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 2),
+                         spaces.Box(-1.0, 1.0, shape=(self.num_envs, 2)), "actions")
 
-    def step_wait(self):
-        if self._actions is None:
-            raise RuntimeError("step_wait() without step_async()")
+    def _step_batch(self, actions: np.ndarray):
         if self._draw_rng is None:
             raise RuntimeError("call reset() first")
         core = self.core
-        omega_next = core.omega + self.action_scale * core.omega0 * self._actions
-        self._actions = None
+        omega_next = core.omega + self.action_scale * core.omega0 * actions
         x_new, y_new = core.draw_algorithm2(self._draw_rng)
         core.step(x_new, y_new, omega_next)
         m = core.metrics()
         rewards = -m["tracking_error"]
         if self.optimality_weight > 0:
             rewards = rewards - self.optimality_weight * m["rel_distance_median"]
-        dones = core.k >= self.n_days
+        truncated = core.k >= self.n_days
         obs = platform_observations(core, self.n_days)
         infos = [core.metrics_dict(i, m) for i in range(self.num_envs)]
-        for i in np.flatnonzero(dones):
-            infos[i]["terminal_observation"] = obs[i].copy()
-            infos[i]["TimeLimit.truncated"] = True
-            core.load(int(i), self.config.sample(self._rngs[i]))
-        if dones.any():
-            obs = platform_observations(core, self.n_days)
-        return obs, rewards.astype(np.float32), dones, infos
+        return obs, rewards, np.zeros(self.num_envs, dtype=bool), truncated, infos
 
-    def close(self) -> None:
-        pass
-
-    def _indices(self, indices: Any) -> Sequence[int]:
-        return list(self._get_indices(indices))
-
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
-        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-        return [False for _ in self._indices(indices)]
-
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        return [None for _ in range(self.num_envs)]
+    def _reset_done(self, done: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        for i in done:
+            self.core.load(int(i), self.config.sample(self._rngs[i]))
+        return platform_observations(self.core, self.n_days)
