@@ -18,14 +18,7 @@ from prosumer_gym.envs.energy_collective import market as mk
 from prosumer_gym.envs.energy_collective.noncoop import nash_best_response, nash_dispatch
 from prosumer_gym.envs.energy_collective.storage import Storage, check_storage, solve_community_storage
 
-SMALL = dict(n_prosumers=3, n_flexible=3, n_inflexible=2, n_chp=2, n_peak=1)
-MEDIUM = dict(n_prosumers=10, n_flexible=12, n_inflexible=6, n_chp=1, n_peak=1)
-
-
-def _day_community(day: int = 120, seed: int = 0, **kw) -> mk.Community:
-    w, imp, exp_ = mk.retail_prices(2019, 0.10, 0.0)
-    pop = mk.sample_population(np.random.default_rng(seed), day, 1, **kw)
-    return pop.community(day, w, imp, exp_)
+from .test_energy_collective import MEDIUM, SMALL, _day_community  # noqa: F401 - shared fixtures
 
 
 # ----------------------------------------------------------------------------- default env pinned

@@ -91,6 +91,24 @@ def _as2d(A: ArrayLike | None, n: int) -> NDArray[np.float64]:
     return A
 
 
+
+def _check_vectors(H: NDArray, c: NDArray, b_eq: ArrayLike | None, lb: ArrayLike | None, ub: ArrayLike | None,
+                   n: int, m: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """``(b, lo, hi)`` checked: ``b_eq`` of ``m`` entries, bounds broadcast to ``n`` (default
+    unbounded), no NaN anywhere and ``lb <= ub`` (else :class:`QPInfeasibleError`)."""
+    b = np.zeros(0) if b_eq is None else np.asarray(b_eq, dtype=np.float64).ravel()
+    if b.size != m:
+        raise ValueError(f"b_eq must have {m} entries, got {b.size}")
+    lo = np.full(n, -np.inf) if lb is None else np.broadcast_to(np.asarray(lb, dtype=np.float64), (n,)).copy()
+    hi = np.full(n, np.inf) if ub is None else np.broadcast_to(np.asarray(ub, dtype=np.float64), (n,)).copy()
+    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or not np.all(np.isfinite(c)) or not np.all(np.isfinite(H)):
+        raise ValueError("H, c, lb and ub must not contain NaN (bounds may be +-inf)")
+    bad = np.flatnonzero(lo > hi)
+    if bad.size:
+        i = int(bad[0])
+        raise QPInfeasibleError(f"lb[{i}] = {lo[i]} exceeds ub[{i}] = {hi[i]}: the QP is infeasible")
+    return b, lo, hi
+
 def solve_qp(
     H: ArrayLike,
     c: ArrayLike,
@@ -123,17 +141,7 @@ def solve_qp(
         raise ValueError(f"H must have shape ({n}, {n}), got {Hm.shape}")
     A = _as2d(A_eq, n)
     m = A.shape[0]
-    b = np.zeros(0) if b_eq is None else np.asarray(b_eq, dtype=np.float64).ravel()
-    if b.size != m:
-        raise ValueError(f"b_eq must have {m} entries, got {b.size}")
-    lo = np.full(n, -np.inf) if lb is None else np.broadcast_to(np.asarray(lb, dtype=np.float64), (n,)).copy()
-    hi = np.full(n, np.inf) if ub is None else np.broadcast_to(np.asarray(ub, dtype=np.float64), (n,)).copy()
-    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or not np.all(np.isfinite(c)) or not np.all(np.isfinite(Hm)):
-        raise ValueError("H, c, lb and ub must not contain NaN (bounds may be +-inf)")
-    bad = np.flatnonzero(lo > hi)
-    if bad.size:
-        i = int(bad[0])
-        raise QPInfeasibleError(f"lb[{i}] = {lo[i]} exceeds ub[{i}] = {hi[i]}: the QP is infeasible")
+    b, lo, hi = _check_vectors(Hm, c, b_eq, lb, ub, n, m)
 
     # Each equality row must be reachable within the box (exact test for a single row).
     if m:
@@ -330,17 +338,7 @@ def _solve_qp_sparse(H, c, A_eq, b_eq, lb, ub, tol: float, max_iter: int) -> QPR
     if A.shape[1] != n:
         raise ValueError(f"A_eq must have {n} columns, got {A.shape[1]}")
     m = A.shape[0]
-    b = np.zeros(0) if b_eq is None else np.asarray(b_eq, dtype=np.float64).ravel()
-    if b.size != m:
-        raise ValueError(f"b_eq must have {m} entries, got {b.size}")
-    lo = np.full(n, -np.inf) if lb is None else np.broadcast_to(np.asarray(lb, dtype=np.float64), (n,)).copy()
-    hi = np.full(n, np.inf) if ub is None else np.broadcast_to(np.asarray(ub, dtype=np.float64), (n,)).copy()
-    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or not np.all(np.isfinite(c)) or not np.all(np.isfinite(h)):
-        raise ValueError("H, c, lb and ub must not contain NaN (bounds may be +-inf)")
-    bad = np.flatnonzero(lo > hi)
-    if bad.size:
-        i = int(bad[0])
-        raise QPInfeasibleError(f"lb[{i}] = {lo[i]} exceeds ub[{i}] = {hi[i]}: the QP is infeasible")
+    b, lo, hi = _check_vectors(h, c, b_eq, lb, ub, n, m)
     coo = A.tocoo()
     with np.errstate(invalid="ignore"):
         v_lo = np.where(coo.data > 0, coo.data * lo[coo.col], coo.data * hi[coo.col])
