@@ -32,11 +32,17 @@ Platform (inside the env)
     top-K lists);
     winner selection ``mechanism``: ``"bmw"`` (default, Alg. 8), ``"opt"`` (MILP of Eq. 6.3),
     ``"bg"``; second-price payments (Section 6.2.2).
+Literal switches (the paper's rules where the defaults deviate; docs/euber.md)
+    ``potr_constraints="hard"`` (Eqs. 6.1b-c hard as printed; a slot where they are infeasible
+    gets the soft lists, ``info["market"]["potr_fallback"]`` and ``totals["potr_fallback_slots"]``
+    count it; both keys only in this mode), ``bmw_guard=False`` (Alg. 8 without our stop
+    rule), ``charge_margin_km=0`` (charge only below ``r_min``). Defaults: ``"soft"``, ``True``, 15.
 Step (one 15-min slot; ``n_slots`` alias ``max_cycles``, default 96 = one day)
     The observation shows each live worker its recommended list for this slot (at most
     ``K = 5`` tasks within ``lam_km = 10`` km, energy-feasible). Actions are bids; the
-    platform selects winners, pays them, winners drive/discharge; workers below ``r_min``
-    go charging (``charger_kw`` = 50 kW until full); the next slot's tasks are drawn
+    platform selects winners, pays them, winners drive/discharge; workers below ``r_min +
+    charge_margin_km`` (15 km; ``0`` = the paper's literal "below the minimum") go charging
+    (``charger_kw`` = 50 kW until full); the next slot's tasks are drawn
     (ride/swap from real taxi trips of that 15-min slot of the day, ``n_ride_tasks`` = 25, half
     swaps; V2G from ``n_v2g_tasks`` = 25 real households, one hour of load each; E = their total).
 Action (``Box(0, 3, (K,))`` float32, per worker)
