@@ -702,3 +702,223 @@ def test_random_recommender_and_render():
     penv.step(penv.default_actions())
     img = penv.render()
     assert img.ndim == 3 and img.shape[2] == 3
+
+
+# ----------------------------------------------------------------------------- literal switches (issue 16)
+def _feed_hash(h, v):
+    """Feed nested dicts/lists/arrays/scalars into ``h`` in a fixed order."""
+    if isinstance(v, dict):
+        for k in sorted(v):
+            h.update(str(k).encode())
+            _feed_hash(h, v[k])
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _feed_hash(h, x)
+    elif isinstance(v, np.ndarray):
+        h.update(str(v.dtype).encode())
+        h.update(np.ascontiguousarray(v).tobytes())
+    else:
+        h.update(repr(v).encode())
+
+
+def _pz_trajectory_hash(seed, **kw):
+    env = euber_v0.parallel_env(**kw)
+    obs, _ = env.reset(seed=seed)
+    h = hashlib.sha256()
+    _feed_hash(h, obs)
+    while env.agents:
+        _feed_hash(h, env.step(env.default_actions()))
+    return h.hexdigest()[:16]
+
+
+def _gym_trajectory_hash(seed, rec="cars", **kw):
+    env = EUberGymEnv(**kw)
+    obs, _ = env.reset(seed=seed)
+    agent = CARSRecommender(env.config.n_workers) if rec == "cars" else PKRecommender(env.market.alpha)
+    h = hashlib.sha256()
+    _feed_hash(h, obs)
+    done = False
+    while not done:
+        obs, r, _, done, info = env.step(agent.act(obs))
+        agent.observe(info)
+        _feed_hash(h, (obs, r, info))
+    return h.hexdigest()[:16]
+
+
+_HASH_SIZE = dict(n_workers=30, n_ride_tasks=8, n_v2g_tasks=6)
+#: full trajectories (observations, rewards, infos) hashed on main before the literal switches
+#: were added (commit db6e7b2); the defaults must reproduce them bit for bit
+PINNED = [
+    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "5dc47e06bae9ce5c"),
+    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "f158a0301a9b87eb"),
+    (lambda: _gym_trajectory_hash(2, n_slots=10), "931354c2a299812a"),  # paper size
+    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "7a68c82c3e69ee35"),
+    (lambda: _gym_trajectory_hash(4, rec="pk", **bg_env_kwargs(), **_HASH_SIZE, n_slots=12), "8f16a11796ece364"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(PINNED)))
+def test_defaults_are_bit_identical_to_pinned_trajectories(k):
+    run, expected = PINNED[k]
+    assert run() == expected
+
+
+def test_explicit_default_switches_equal_the_defaults():
+    kw = dict(charge_margin_km=15.0, potr_constraints="soft", bmw_guard=True)
+    assert _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16, **kw) == PINNED[0][1]
+
+
+def test_literal_charging_trigger_only_below_rmin():
+    """charge_margin_km=0: a worker charges only when r < r_min (the paper's trigger); with the
+    default margin of 15 km also when r_min <= r < r_min + 15."""
+    out = {}
+    for margin in (0.0, 15.0):
+        m = EUberMarket(EUberConfig(**SMALL, charge_margin_km=margin))
+        m.reset(np.random.default_rng(0))
+        inst = m.instance()
+        m.range[:3] = m.rmin[:3] + np.array([5.0, 0.0, -0.1])  # above, at, below the minimum
+        empty = select_winners("bmw", np.full((inst.n_workers, inst.n_tasks), np.inf), inst)
+        went = set(m.advance(inst, empty)["went_charging"].tolist())
+        out[margin] = went
+        for i in range(3):
+            assert bool(m.charging[i]) == (i in went)
+    assert out[0.0] & {0, 1, 2} == {2}
+    assert out[15.0] & {0, 1, 2} == {0, 1, 2}
+
+
+def test_literal_charging_trigger_is_never_reached_in_a_day():
+    """Eq. 6.1d keeps every winner at r >= r_min, so with the literal trigger nobody charges and
+    ranges stay at or above r_min (docs/euber.md, deviation 7); the default margin does charge."""
+    charged = {}
+    for margin in (0.0, 15.0):
+        env = EUberGymEnv(**SMALL, n_slots=48, charge_margin_km=margin)
+        obs, _ = env.reset(seed=5)
+        agent = PKRecommender(env.market.alpha)
+        done, n = False, 0
+        while not done:
+            obs, _, _, done, info = env.step(agent.act(obs))
+            agent.observe(info)
+            n += int(env.market.charging.sum())
+            assert np.all(env.market.range >= env.market.rmin - 1e-9)
+        charged[margin] = n
+    assert charged[0.0] == 0 and charged[15.0] > 0
+
+
+def literal_potr_ok(x, inst):
+    """Plain-loop check of Eqs. 6.1a-f as printed (6.1b-c hard, no capping)."""
+    W, S = inst.n_workers, inst.n_tasks
+    need = math.ceil(inst.v2g_min - 1e-9)
+    for i in range(W):
+        n = sum(int(x[i][j]) for j in range(S))
+        nv = sum(int(x[i][j]) for j in range(S) if inst.task_type[j] == 2)
+        if n > inst.K or (inst.worker_available[i] and nv < need):
+            return False
+        if any(x[i][j] and not inst.eligible[i][j] for j in range(S)):
+            return False
+    return all(sum(int(x[i][j]) for i in range(W)) >= inst.psi for j in range(S))
+
+
+def test_literal_potr_is_optimal_or_reports_infeasible_by_enumeration():
+    from prosumer_gym.envs.euber_market import solve_potr_literal
+
+    rng = np.random.default_rng(7)
+    n_feasible = n_infeasible = 0
+    for trial in range(40):
+        inst = tiny_instance(rng, W=3, S=4, n_v2g=2)
+        inst = dataclasses.replace(inst, eligible=rng.random((3, 4)) < 0.75, psi=1 + trial % 2,
+                                   v2g_min=float(trial % 3 != 0))
+        score = rng.integers(0, 5, (3, 4)) / 4.0
+        best = None
+        for bits in itertools.product((0, 1), repeat=12):
+            cand = np.array(bits, dtype=np.int8).reshape(3, 4)
+            if literal_potr_ok(cand, inst):
+                v = float((cand * score).sum())
+                best = v if best is None or v > best else best
+        x = solve_potr_literal(score, inst)
+        if best is None:
+            assert x is None
+            n_infeasible += 1
+        else:
+            assert x is not None and literal_potr_ok(x, inst)
+            assert float((x * score).sum()) == pytest.approx(best, abs=1e-9)
+            n_feasible += 1
+    assert n_feasible >= 5 and n_infeasible >= 5
+
+
+def test_literal_potr_infeasible_only_when_the_printed_constraints_are():
+    """A flow-level infeasibility (every necessary per-task/per-worker count holds, but the
+    lists cannot be long enough) and the paper-size default, where 6.1c is impossible."""
+    from prosumer_gym.envs.euber_market import solve_potr_literal
+
+    inst = tiny_instance(np.random.default_rng(0), W=2, S=2, n_v2g=0)
+    inst = dataclasses.replace(inst, eligible=np.array([[True, True], [False, False]]), K=1, psi=1)
+    assert solve_potr_literal(np.ones((2, 2)), inst) is None  # worker 0 would need both tasks
+    ok = dataclasses.replace(inst, eligible=np.array([[True, True], [True, False]]))
+    x = solve_potr_literal(np.ones((2, 2)), ok)
+    assert x is not None and x.tolist() == [[0, 1], [1, 0]]
+    m = EUberMarket(EUberConfig())
+    m.reset(np.random.default_rng(0))
+    big = m.instance()
+    assert solve_potr_literal(np.ones((big.n_workers, big.n_tasks)), big) is None
+    need = math.ceil(big.v2g_min - 1e-9)
+    avail = np.flatnonzero(big.worker_available)
+    assert any(sum(bool(big.eligible[i, j]) for j in np.flatnonzero(big.is_v2g)) < need for i in avail)
+
+
+def test_hard_potr_env_lists_meet_61bc_or_fall_back_and_count():
+    """potr_constraints="hard": on every slot the literal POTR is feasible the lists satisfy
+    6.1a-f exactly (plain loops); other slots get the soft lists and are counted."""
+    kw = dict(n_workers=30, n_ride_tasks=6, n_v2g_tasks=4, lam_km=60.0, n_slots=8, init_range_frac=(0.9, 1.0))
+    env = EUberGymEnv(potr_constraints="hard", **kw)
+    soft = EUberGymEnv(**kw)
+    obs, _ = env.reset(seed=1)
+    soft.reset(seed=1)
+    agent = PKRecommender(env.market.alpha)
+    done, fell = False, 0
+    while not done:
+        inst = env._inst
+        act = agent.act(obs)
+        obs, _, _, done, info = env.step(act)
+        agent.observe(info)
+        x = info["recommended"]
+        if info["potr_fallback"]:
+            fell += 1
+            assert not literal_potr_ok(solve_potr(act, inst), inst)
+        else:
+            assert literal_potr_ok(x, inst)
+        assert info["totals"]["potr_fallback_slots"] == fell
+    assert fell < 8  # this dense market is mostly feasible
+    assert "potr_fallback" not in soft.step(PKRecommender(soft.market.alpha).act(soft._obs()))[4]
+    penv = euber_v0.parallel_env(potr_constraints="hard", recommender="pk", **kw)
+    penv.reset(seed=1)
+    _, _, _, _, infos = penv.step(penv.default_actions())
+    assert isinstance(next(iter(infos.values()))["market"]["potr_fallback"], bool)
+
+
+def test_bmw_without_guard_is_alg8_as_printed():
+    """E out of reach (a V2G task nobody bids on): the guard keeps the full matching; Alg. 8 as
+    printed keeps removing the matched ride edges."""
+    inst = tiny_instance(np.random.default_rng(3), W=3, S=4, n_v2g=2)
+    bids = np.array([[2.0, 3.0, 4.0, np.inf], [3.0, 2.0, np.inf, np.inf], [4.0, 5.0, np.inf, np.inf]])
+    guarded = select_winners("bmw", bids, inst)
+    literal = select_winners("bmw", bids, inst, bmw_guard=False)
+    for sel in (guarded, literal):
+        assert_selection_ok(sel)
+        assert sel.status == "budget_not_met" and not sel.feasible
+    rides = lambda s: int(s.q[:, :2].sum())  # noqa: E731
+    assert rides(guarded) == 2 and rides(literal) < rides(guarded)
+    assert literal.v2g_delivered_kwh >= guarded.v2g_delivered_kwh
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(potr_constraints="strict"), "potr_constraints must be one of"),
+    (dict(potr_constraints=None), "potr_constraints"),
+    (dict(bmw_guard="yes"), "bmw_guard"),
+    (dict(charge_margin_km=-1.0), "charge_margin_km"),
+    (dict(charge_margin_km=float("nan")), "charge_margin_km"),
+])
+def test_bad_literal_switches(kw, match):
+    with pytest.raises(ValueError, match=match):
+        euber_v0.parallel_env(**kw)
+    with pytest.raises(ValueError, match=match):
+        EUberGymEnv(**kw)

@@ -58,6 +58,13 @@ def test_quick_run_writes_table_with_finite_numbers(part, tmp_path, one_thread):
     assert seeded >= 1  # every document has at least one experiment over seeds
     assert data["figures"] and all((d / f).stat().st_size > 1000 for f in data["figures"])
     assert (tmp_path / "summary.md").read_text().count(HEADER) == 1
+    if part == "ch6":  # both settings of experiment 1 and their rows
+        assert {"day.png", "day_literal.png"} <= set(data["figures"])
+        names = [r["experiment"] for r in data["rows"]]
+        for st in ("ours", "literal"):
+            assert sum(n.startswith("Fig. 6.7: tasks served") and n.endswith(st) for n in names) == 4
+        infeas = next(r for r in data["rows"] if r["experiment"].startswith("Eq. 6.1 as printed"))
+        assert all(0 <= v <= 100 for v in infeas["ours"]["values"])
 
 
 def test_summary_merges_parts_and_cli_main(tmp_path, capsys):

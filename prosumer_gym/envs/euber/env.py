@@ -32,11 +32,17 @@ Platform (inside the env)
     top-K lists);
     winner selection ``mechanism``: ``"bmw"`` (default, Alg. 8), ``"opt"`` (MILP of Eq. 6.3),
     ``"bg"``; second-price payments (Section 6.2.2).
+Literal switches (the paper's rules where the defaults deviate; docs/euber.md)
+    ``potr_constraints="hard"`` (Eqs. 6.1b-c hard as printed; a slot where they are infeasible
+    gets the soft lists, ``info["market"]["potr_fallback"]`` and ``totals["potr_fallback_slots"]``
+    count it; both keys only in this mode), ``bmw_guard=False`` (Alg. 8 without our stop
+    rule), ``charge_margin_km=0`` (charge only below ``r_min``). Defaults: ``"soft"``, ``True``, 15.
 Step (one 15-min slot; ``n_slots`` alias ``max_cycles``, default 96 = one day)
     The observation shows each live worker its recommended list for this slot (at most
     ``K = 5`` tasks within ``lam_km = 10`` km, energy-feasible). Actions are bids; the
-    platform selects winners, pays them, winners drive/discharge; workers below ``r_min``
-    go charging (``charger_kw`` = 50 kW until full); the next slot's tasks are drawn
+    platform selects winners, pays them, winners drive/discharge; workers below ``r_min +
+    charge_margin_km`` (15 km; ``0`` = the paper's literal "below the minimum") go charging
+    (``charger_kw`` = 50 kW until full); the next slot's tasks are drawn
     (ride/swap from real taxi trips of that 15-min slot of the day, ``n_ride_tasks`` = 25, half
     swaps; V2G from ``n_v2g_tasks`` = 25 real households, one hour of load each; E = their total).
 Action (``Box(0, 3, (K,))`` float32, per worker)
@@ -93,11 +99,17 @@ from prosumer_gym.core.seeding import reseed
 from prosumer_gym.core.spaces import check_box_batch
 from prosumer_gym.core.validation import check_bool, check_choice, check_float
 from prosumer_gym.envs.euber.market import SLOTS_PER_DAY, EUberConfig, EUberMarket, SlotInstance
-from prosumer_gym.envs.euber.potr import potr_violations, solve_potr, topk_recommend
+from prosumer_gym.envs.euber.potr import (
+    POTR_CONSTRAINTS,
+    potr_violations,
+    solve_potr,
+    solve_potr_literal,
+    topk_recommend,
+)
 from prosumer_gym.envs.euber.wibs import Selection, select_winners
 
 __all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "RECOMMENDERS", "PROJECTIONS", "recommend",
-           "slot_market_info"]
+           "recommend_lists", "slot_market_info"]
 
 RECOMMENDERS = ("cars", "pk", "random")
 #: "potr": Eq. 6.1 as a min-cost flow (default); "potr-highs": the same as an LP by HiGHS (the
@@ -135,8 +147,30 @@ def OBS_NAMES(K: int) -> tuple[str, ...]:  # noqa: N802 - a constant-like helper
     return ("range_frac", "spare_frac", "x", "y") + tuple(f"{n}_{k}" for k in range(K) for n in TASK_FEATURES)
 
 
-def recommend(scores: np.ndarray, inst: SlotInstance, projection: str, time_limit: float = 20.0) -> np.ndarray:
-    """Project a score matrix onto recommendation lists (:data:`PROJECTIONS`)."""
+def recommend(scores: np.ndarray, inst: SlotInstance, projection: str, time_limit: float = 20.0,
+              constraints: str = "soft") -> np.ndarray:
+    """Project a score matrix onto recommendation lists (:data:`PROJECTIONS`; ``constraints``:
+    see :func:`recommend_lists`)."""
+    return recommend_lists(scores, inst, projection, time_limit, constraints)[0]
+
+
+def recommend_lists(scores: np.ndarray, inst: SlotInstance, projection: str, time_limit: float = 20.0,
+                    constraints: str = "soft") -> tuple[np.ndarray, bool]:
+    """Lists and whether the literal POTR was infeasible (``constraints="hard"`` only).
+
+    ``constraints="hard"`` (POTR projections only; ``"topk"`` has no 6.1b-c): Eqs. 6.1a-f as
+    printed (:func:`~prosumer_gym.envs.euber.potr.solve_potr_literal`); on a slot where they
+    are infeasible the soft lists of ``projection`` are used and the flag is True."""
+    check_choice("potr_constraints", constraints, POTR_CONSTRAINTS)
+    if constraints == "hard" and projection != "topk":
+        x = solve_potr_literal(scores, inst)
+        if x is not None:
+            return x, False
+        return _recommend_soft(scores, inst, projection, time_limit), True
+    return _recommend_soft(scores, inst, projection, time_limit), False
+
+
+def _recommend_soft(scores: np.ndarray, inst: SlotInstance, projection: str, time_limit: float) -> np.ndarray:
     if projection == "potr":
         return solve_potr(scores, inst, time_limit=time_limit)
     if projection == "potr-highs":
@@ -144,8 +178,19 @@ def recommend(scores: np.ndarray, inst: SlotInstance, projection: str, time_limi
     return topk_recommend(scores, inst)
 
 
-def slot_market_info(inst: SlotInstance, x: np.ndarray, sel: Selection, totals: dict, report_timing: bool) -> dict:
-    """The market KPIs of one slot (shared by both views)."""
+def count_potr_fallback(market: EUberMarket, config: EUberConfig, projection: str, fallback: bool) -> bool | None:
+    """With ``potr_constraints="hard"`` on a POTR projection: count a slot whose literal POTR was
+    infeasible in ``totals["potr_fallback_slots"]`` and return the flag; otherwise None (no key)."""
+    if config.potr_constraints != "hard" or projection == "topk":
+        return None
+    market.totals["potr_fallback_slots"] = market.totals.get("potr_fallback_slots", 0) + int(fallback)
+    return fallback
+
+
+def slot_market_info(inst: SlotInstance, x: np.ndarray, sel: Selection, totals: dict, report_timing: bool,
+                     potr_fallback: bool | None = None) -> dict:
+    """The market KPIs of one slot (shared by both views). ``potr_fallback`` (only with
+    ``potr_constraints="hard"``): the literal POTR was infeasible, the soft lists were used."""
     info = {
         "slot": int(inst.slot),
         "slot_of_day": int(inst.slot_of_day),
@@ -167,6 +212,8 @@ def slot_market_info(inst: SlotInstance, x: np.ndarray, sel: Selection, totals: 
     }
     if report_timing:
         info["wibs_seconds"] = float(sel.seconds)
+    if potr_fallback is not None:
+        info["potr_fallback"] = bool(potr_fallback)
     return info
 
 
@@ -257,7 +304,8 @@ class raw_env(MarketParallelEnv):
         inst = self.market.instance()
         self._inst = inst
         self.last_instance = inst
-        self._x = recommend(self.platform.scores(inst.task_type), inst, self.projection, self.config.milp_time_limit)
+        self._x, self._potr_fallback = recommend_lists(self.platform.scores(inst.task_type), inst, self.projection,
+                                                       self.config.milp_time_limit, self.config.potr_constraints)
         self._ref = self.market.reference_bids(inst, self._x > 0)  # priced where recommended only
         # each worker's list: task indices in ascending order, padded with -1
         K = self.config.K
@@ -308,11 +356,13 @@ class raw_env(MarketParallelEnv):
             r, k = np.nonzero((js >= 0) & (act > 0))
             i, j = rows[r], js[r, k]
             bids[i, j] = np.maximum(act[r, k] * self._ref[i, j], self.config.min_bid_usd)
-        sel = select_winners(self.config.mechanism, bids, inst, time_limit=self.config.milp_time_limit)
+        sel = select_winners(self.config.mechanism, bids, inst, time_limit=self.config.milp_time_limit,
+                             bmw_guard=self.config.bmw_guard)
         self.last_selection = sel
         self.platform.update(self._x, np.isfinite(bids), inst.task_type)
         mk.advance(inst, sel)
-        market = slot_market_info(inst, self._x, sel, mk.totals, self.report_timing)
+        fallback = count_potr_fallback(mk, self.config, self.projection, self._potr_fallback)
+        market = slot_market_info(inst, self._x, sel, mk.totals, self.report_timing, fallback)
         acted = self.agents[:]
         won = np.full(W, -1)
         wi, tj = np.nonzero(sel.q)
@@ -333,7 +383,7 @@ class raw_env(MarketParallelEnv):
             self._prepare_slot()
             while not self._live():  # "revive" mode, nobody available: the slot runs without workers
                 empty = select_winners(self.config.mechanism, np.full((W, S), np.inf), self._inst,
-                                       time_limit=self.config.milp_time_limit)
+                                       time_limit=self.config.milp_time_limit, bmw_guard=self.config.bmw_guard)
                 self.platform.update(self._x, np.zeros((W, S), dtype=bool), self._inst.task_type)
                 mk.advance(self._inst, empty)
                 skipped += 1

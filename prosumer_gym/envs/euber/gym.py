@@ -41,7 +41,13 @@ from gymnasium import spaces
 
 from prosumer_gym.core.spaces import check_box
 from prosumer_gym.core.validation import check_bool
-from prosumer_gym.envs.euber.env import PROJECTIONS, fold_max_cycles, recommend, slot_market_info
+from prosumer_gym.envs.euber.env import (
+    PROJECTIONS,
+    count_potr_fallback,
+    fold_max_cycles,
+    recommend_lists,
+    slot_market_info,
+)
 from prosumer_gym.envs.euber.market import EUberConfig, EUberMarket
 from prosumer_gym.envs.euber.wibs import select_winners
 
@@ -118,12 +124,15 @@ class EUberGymEnv(gym.Env):
             raise RuntimeError("step() called on a finished episode; call reset() first")
         scores = check_box(action, self.action_space, "action")
         inst, mk = self._inst, self.market
-        x = recommend(scores, inst, self.projection, self.config.milp_time_limit)
+        x, fallback = recommend_lists(scores, inst, self.projection, self.config.milp_time_limit,
+                                      self.config.potr_constraints)
+        fallback = count_potr_fallback(mk, self.config, self.projection, fallback)
         bids = mk.behavioural_bids(inst, x)
-        sel = select_winners(self.config.mechanism, bids, inst, time_limit=self.config.milp_time_limit)
+        sel = select_winners(self.config.mechanism, bids, inst, time_limit=self.config.milp_time_limit,
+                             bmw_guard=self.config.bmw_guard)
         self.last_selection = sel
         mk.advance(inst, sel)
-        info = slot_market_info(inst, x, sel, mk.totals, self.report_timing)
+        info = slot_market_info(inst, x, sel, mk.totals, self.report_timing, fallback)
         info.update(recommended=x, bid_placed=np.isfinite(bids), task_type=inst.task_type.copy())
         reward = float(info["n_bids"]) if self.reward_kind == "bids" else -float(sel.cost)
         done = mk.slot >= self.config.n_slots

@@ -37,7 +37,7 @@ import numpy as np
 
 from prosumer_gym import data as pgdata
 from prosumer_gym.core.validation import check_int as _int
-from prosumer_gym.core.validation import check_choice, check_floats, check_size
+from prosumer_gym.core.validation import check_bool, check_choice, check_floats, check_size
 from prosumer_gym.core.validation import check_float as _num
 from prosumer_gym.core.validation import check_range as _pair
 from prosumer_gym.envs.euber.fare import (  # noqa: F401 - re-exported
@@ -48,7 +48,14 @@ from prosumer_gym.envs.euber.fare import (  # noqa: F401 - re-exported
     fare_features_from_trips,
     load_fare_model,
 )
-from prosumer_gym.envs.euber.potr import potr_rhs, potr_violations, solve_potr, topk_recommend  # noqa: F401
+from prosumer_gym.envs.euber.potr import (  # noqa: F401 - re-exported
+    POTR_CONSTRAINTS,
+    potr_rhs,
+    potr_violations,
+    solve_potr,
+    solve_potr_literal,
+    topk_recommend,
+)
 from prosumer_gym.envs.euber.wibs import (  # noqa: F401 - re-exported
     MECHANISMS,
     Selection,
@@ -109,7 +116,9 @@ class EUberConfig:
     min_range_frac: float = 0.15  # r_min = frac x rated range
     init_range_frac: tuple[float, float] = (0.5, 1.0)
     charger_kw: float = 50.0
-    charge_margin_km: float = 15.0  # go charging when range < r_min + margin (no task fits any more)
+    charge_margin_km: float = 15.0  # go charging when range < r_min + margin; 0 = the paper's literal r < r_min
+    potr_constraints: str = "soft"  # Eqs. 6.1b-c: "soft" (default) or "hard" (as printed; see solve_potr_literal)
+    bmw_guard: bool = True  # BMW stops when a removal round adds no V2G energy; False = Alg. 8 as printed
     speed_kmh: float = 30.0  # approach speed (urban)
     markup_range: tuple[float, float] = (0.9, 1.1)
     min_bid_usd: float = 1.0
@@ -144,6 +153,8 @@ class EUberConfig:
         self.init_range_frac = _pair("init_range_frac", self.init_range_frac, self.min_range_frac, 1.0)
         self.charger_kw = _num("charger_kw", self.charger_kw, 0.0, lo_open=True)
         self.charge_margin_km = _num("charge_margin_km", self.charge_margin_km, 0.0)
+        self.potr_constraints = check_choice("potr_constraints", self.potr_constraints, POTR_CONSTRAINTS)
+        self.bmw_guard = check_bool("bmw_guard", self.bmw_guard)
         self.speed_kmh = _num("speed_kmh", self.speed_kmh, 0.0, lo_open=True)
         self.markup_range = _pair("markup_range", self.markup_range, 0.0, 100.0)
         self.min_bid_usd = _num("min_bid_usd", self.min_bid_usd, 0.0, lo_open=True)

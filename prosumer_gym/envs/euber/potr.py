@@ -30,10 +30,14 @@ from prosumer_gym.core.milp import solve_milp
 if TYPE_CHECKING:  # market.py imports this module
     from prosumer_gym.envs.euber.market import SlotInstance
 
-__all__ = ["POTR_SOLVERS", "potr_rhs", "solve_potr", "topk_recommend", "potr_violations"]
+__all__ = ["POTR_SOLVERS", "POTR_CONSTRAINTS", "potr_rhs", "solve_potr", "solve_potr_literal", "literal_targets",
+           "topk_recommend", "potr_violations"]
 
 #: ``solve_potr(solver=...)``: the min-cost flow (default) or the LP of earlier releases (HiGHS)
 POTR_SOLVERS = ("flow", "highs")
+#: ``potr_constraints=``: Eqs. 6.1b-c soft (default, :func:`solve_potr`) or hard as printed
+#: (:func:`solve_potr_literal`, falling back to the soft lists on an infeasible slot)
+POTR_CONSTRAINTS = ("soft", "hard")
 
 
 def potr_rhs(n_avail: int, n_tasks: int, n_v2g: int, K: int, psi: int | None, share: float | None) -> tuple[int, float]:
@@ -184,14 +188,7 @@ def _potr_flow_arcs(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarr
     ii, jj = pairs
     n = ii.size
     W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
-    sc = score[ii, jj]
-    smax = float(np.max(np.abs(sc))) or 1.0
-    q = np.rint(sc / smax * _FLOW_SCORE_LEVELS).astype(np.int64)
-    appr = inst.approach_km[ii, jj]
-    far = float(appr.max()) or 1.0
-    t = np.rint((1.0 - appr / far) * _FLOW_TIE_LEVELS).astype(np.int64)
-    M = W * K * _FLOW_TIE_LEVELS + 1
-    reward = q * M + t
+    reward = _flow_rewards(score, inst, pairs)
     pen = 2 * K * (int(np.abs(reward).max()) + 1) + 1
     pen1 = pen * (int(psi_j.max(initial=0)) + 1) * 2
     workers = np.flatnonzero(elig.any(axis=1))
@@ -220,6 +217,75 @@ def _potr_flow_arcs(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarr
     tail[g[6]], head[g[6]], cap[g[6]] = 2 + 2 * W + np.arange(S), 1, W
     tail[g[7]], head[g[7]], cap[g[7]] = 0, 1, K * nw
     return tail, head, cap, cost, int(bounds[3]), K * nw
+
+
+def _flow_rewards(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Integer reward ``q_ij M + t_ij`` of each pair (score levels, then the distance tie-break;
+    :func:`_potr_flow`)."""
+    ii, jj = pairs
+    sc = score[ii, jj]
+    smax = float(np.max(np.abs(sc))) or 1.0
+    q = np.rint(sc / smax * _FLOW_SCORE_LEVELS).astype(np.int64)
+    appr = inst.approach_km[ii, jj]
+    far = float(appr.max()) or 1.0
+    t = np.rint((1.0 - appr / far) * _FLOW_TIE_LEVELS).astype(np.int64)
+    M = inst.n_workers * inst.K * _FLOW_TIE_LEVELS + 1
+    return q * M + t
+
+
+def literal_targets(inst: SlotInstance) -> tuple[int, int]:
+    """Eqs. 6.1b-c as printed: every task to at least ``psi`` workers, every available worker
+    at least ``ceil(v2g_min)`` V2G tasks (integer ``x``, so ``>= |V2G| K / |S|`` means the ceiling)."""
+    return int(inst.psi), int(math.ceil(inst.v2g_min - 1e-9))
+
+
+def solve_potr_literal(score: np.ndarray, inst: SlotInstance) -> np.ndarray | None:
+    """POTR with Eqs. 6.1a-f all *hard*, as printed (no capping, no penalties); ``None`` if infeasible.
+
+    Targets from :func:`literal_targets`: each task ``j`` needs ``psi`` recommendations (6.1b) and
+    each *available* worker ``ceil(v2g_min)`` V2G tasks (6.1c), from eligible pairs only (6.1d-f),
+    at most ``K`` per list (6.1a). Solved exactly as a min-cost flow with lower bounds (OR-Tools;
+    the network of :func:`_potr_flow` with the requirement arcs' rewards replaced by lower bounds,
+    the same integer pair rewards, so the same tie rule). The caller decides what an infeasible
+    slot gets (the env falls back to the soft lists and counts the slot).
+    """
+    from ortools.graph.python import min_cost_flow
+
+    score, ii, jj, x = _potr_pairs(score, inst)
+    W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
+    psi, need = literal_targets(inst)
+    avail = np.flatnonzero(inst.worker_available)
+    if need > K or (need > 0 and np.any((elig[avail] & v2g[None, :]).sum(axis=1) < need)) \
+            or (psi > 0 and np.any(elig.sum(axis=0) < psi)):
+        return None  # a necessary condition fails: no flow needed
+    if ii.size == 0:
+        return x
+    reward = _flow_rewards(score, inst, (ii, jj))
+    # nodes: 0 source, 1 sink, 2 + i worker i, 2 + W + i its V2G node, 2 + 2 W + j task j
+    na, n = avail.size, ii.size
+    tail = np.concatenate([np.zeros(na), 2 + avail, np.where(v2g[jj], 2 + W + ii, 2 + ii),
+                           2 + 2 * W + np.arange(S), [0]]).astype(np.int32)
+    head = np.concatenate([2 + avail, 2 + W + avail, 2 + 2 * W + jj, np.ones(S), [1]]).astype(np.int32)
+    cap = np.concatenate([np.full(na, K), np.full(na, K - need), np.ones(n), np.full(S, W - psi),
+                          [K * na]]).astype(np.int64)  # worker->V2G and task->sink: capacity minus lower bound
+    cost = np.concatenate([np.zeros(2 * na), -reward, np.zeros(S + 1)]).astype(np.int64)
+    supply = np.zeros(2 + 2 * W + S, dtype=np.int64)
+    supply[0], supply[1] = K * na, -K * na
+    supply[2 + avail] -= need  # lower bound ``need`` on worker -> V2G node (6.1c)
+    supply[2 + W + avail] += need
+    supply[2 + 2 * W + np.arange(S)] -= psi  # lower bound ``psi`` on task -> sink (6.1b)
+    supply[1] += psi * S
+    mcf = min_cost_flow.SimpleMinCostFlow()
+    arcs = mcf.add_arcs_with_capacity_and_unit_cost(tail, head, cap, cost)
+    mcf.set_nodes_supplies(np.arange(supply.size), supply)
+    status = mcf.solve()
+    if status == mcf.INFEASIBLE:
+        return None
+    if status != mcf.OPTIMAL:
+        raise RuntimeError(f"POTR (hard 6.1b/c) min-cost flow failed with status {status}")
+    flow = mcf.flows(arcs[2 * na:2 * na + n])
+    x[ii, jj] = (flow > 0).astype(np.int8)
+    return x
 
 
 def topk_recommend(score: np.ndarray, inst: SlotInstance) -> np.ndarray:

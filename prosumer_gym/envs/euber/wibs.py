@@ -71,11 +71,16 @@ def _lsa_min_weight_max_card(cost: np.ndarray, edge: np.ndarray) -> np.ndarray:
     return q
 
 
-def _bmw(bids: np.ndarray, v2g: np.ndarray, ekwh: np.ndarray, need: np.ndarray, E: float) -> tuple[np.ndarray, str]:
+def _bmw(bids: np.ndarray, v2g: np.ndarray, ekwh: np.ndarray, need: np.ndarray, E: float,
+         guard: bool = True) -> tuple[np.ndarray, str]:
     """Alg. 8 (BMW). Edges = finite bids. Repeat: min-weight full matching; if the V2G energy
     is below ``E``, remove from G the smallest set Z of the highest-weight matched ride/swap
     edges with ``V2G + sum_Z l_ij >= E`` (all of them if none suffices) and match again; stop
-    when the budget is met or Z is empty (line 13). At most |S| rounds (Theorem 8)."""
+    when the budget is met or Z is empty (line 13). At most |S| rounds (Theorem 8).
+
+    ``guard=True`` (default, our addition): stop with the previous matching as soon as a round
+    does not raise the V2G energy; ``guard=False`` is Alg. 8 as printed (keeps removing ride
+    edges until the budget is met or no ride edge is matched)."""
     edge = np.isfinite(bids)
     cost = np.where(edge, bids, 0.0)
     tol = 1e-9
@@ -95,7 +100,7 @@ def _bmw(bids: np.ndarray, v2g: np.ndarray, ekwh: np.ndarray, need: np.ndarray, 
         edge[wi[z], tj[z]] = False
         q_new = _lsa_min_weight_max_card(cost, edge)
         got_new = float(np.sum(q_new[:, v2g] * ekwh[None, v2g]))
-        if got_new <= got + tol:
+        if guard and got_new <= got + tol:
             # Guard (our addition): removing Z did not raise the V2G energy (the budget is
             # out of reach with these bids); keep the previous, larger matching.
             return q, "budget_not_met"
@@ -200,8 +205,10 @@ def eq63_report(q: np.ndarray, bids: np.ndarray, task_type: np.ndarray, v2g_kwh:
     return out
 
 
-def select_winners(mechanism: str, bids: np.ndarray, inst: SlotInstance, *, time_limit: float = 20.0) -> Selection:
-    """Winning bids (``"opt"``, ``"bmw"``, ``"bg"``) and second-price payments for one slot."""
+def select_winners(mechanism: str, bids: np.ndarray, inst: SlotInstance, *, time_limit: float = 20.0,
+                   bmw_guard: bool = True) -> Selection:
+    """Winning bids (``"opt"``, ``"bmw"``, ``"bg"``) and second-price payments for one slot
+    (``bmw_guard``: see :func:`_bmw`; False = Alg. 8 as printed)."""
     if mechanism not in MECHANISMS:
         raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
     bids = np.asarray(bids, dtype=np.float64)
@@ -215,7 +222,7 @@ def select_winners(mechanism: str, bids: np.ndarray, inst: SlotInstance, *, time
     if mechanism == "opt":
         q, status = _opt(bids, v2g, ekwh, inst.E, time_limit)
     elif mechanism == "bmw":
-        q, status = _bmw(bids, v2g, ekwh, inst.need_kwh, inst.E)
+        q, status = _bmw(bids, v2g, ekwh, inst.need_kwh, inst.E, guard=bmw_guard)
     else:
         q, status = _bg(bids), "ok"
     secs = time.perf_counter() - t0

@@ -19,8 +19,16 @@ Writes, each file atomically (temporary file + ``os.replace``), into ``--out``:
     CARS's preference MAE over slots and its cumulative reward (bids received).
 ``k_sensitivity.png`` (Fig. 6.12)
     objective per task over the run vs K.
+``day_literal.png``
+    experiment 1 again under the paper's literal rules (:data:`LITERAL`).
 ``results.json``
     every number plotted, the paper's reference values and the sizes used.
+
+Settings: ``ours`` (the env's defaults) and ``literal`` (:data:`LITERAL`: charging only below
+``r_min``, Eqs. 6.1b-c hard as printed with the soft lists on infeasible slots, Alg. 8 without
+our guard); ``--settings`` picks which run experiment 1 (default both). With ``literal``,
+experiment 1 also runs with each literal switch alone (``day_switches`` in ``results.json``;
+not with ``--quick``). Experiments 2-4 use ``ours`` only.
 
 Sizes: experiment 1 is the paper's (one day, 96 slots, 100 workers, 25 ride/swap + 25 V2G
 tasks per slot). To finish in minutes on 2 cores, experiments 2 and 4 run 24 slots (6 h from
@@ -44,9 +52,14 @@ from prosumer_gym.agents.euber import CARSRecommender, PKRecommender
 from prosumer_gym.baselines.euber import bg_env_kwargs
 from prosumer_gym.envs.euber.gym import EUberGymEnv
 
-__all__ = ["APPROACHES", "run_approach", "main"]
+__all__ = ["APPROACHES", "SETTINGS", "LITERAL", "run_approach", "main"]
 
 APPROACHES = ("PK-OPT", "CARS-OPT", "PK-BMW", "CARS-BMW", "BG")
+#: the paper's literal rules where EUber-v0 deviates (docs/euber.md, "Choices and deviations"):
+#: charging only below r_min (item 7), hard Eqs. 6.1b-c (item 2), Alg. 8 without our guard (item 3)
+LITERAL: dict[str, Any] = {"charge_margin_km": 0.0, "potr_constraints": "hard", "bmw_guard": False}
+#: experiment-1 settings: our defaults and the literal rules
+SETTINGS: dict[str, dict[str, Any]] = {"ours": {}, "literal": LITERAL}
 PAPER = {
     "fig_6_7": "proposed approaches serve > 850 more tasks than BG in 24 h; BG mostly violates the V2G requirement",
     "fig_6_6": "cumulative cost: PK-OPT < CARS-OPT < PK-BMW < CARS-BMW (BG lower but infeasible)",
@@ -71,7 +84,7 @@ def run_approach(name: str, seed: int = 0, **config: Any) -> dict[str, Any]:
     alpha = env.market.alpha
     agent = CARSRecommender(env.config.n_workers) if name.startswith("CARS") else PKRecommender(alpha)
     rec: dict[str, list] = {k: [] for k in ("cost", "served", "v2g", "E", "feasible", "payments", "bids", "mae",
-                                            "n_tasks")}
+                                            "n_tasks", "charging", "potr_fallback")}
     if isinstance(agent, CARSRecommender):
         rec["mae"].append(agent.mae(alpha))  # mae[k] = MAE after k slots (k = 0: the prior)
     done = False
@@ -87,6 +100,9 @@ def run_approach(name: str, seed: int = 0, **config: Any) -> dict[str, Any]:
         rec["payments"].append(info["payments_usd"])
         rec["bids"].append(info["n_bids"])
         rec["n_tasks"].append(info["n_tasks"])
+        rec["charging"].append(int(env.market.charging.sum()))  # workers charging after the slot
+        if "potr_fallback" in info:
+            rec["potr_fallback"].append(bool(info["potr_fallback"]))
         if isinstance(agent, CARSRecommender):
             rec["mae"].append(agent.mae(alpha))
     rec["seconds"] = time.perf_counter() - t0
@@ -118,11 +134,27 @@ def _fig():
     return Figure
 
 
-def experiment_day(seed: int, sizes: dict) -> dict:
-    return {name: run_approach(name, seed, **sizes) for name in APPROACHES}
+def experiment_day(seed: int, sizes: dict, setting: str = "ours") -> dict:
+    """Experiment 1 for every approach under ``setting`` (:data:`SETTINGS`)."""
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {tuple(SETTINGS)}, got {setting!r}")
+    return {name: run_approach(name, seed, **sizes, **SETTINGS[setting]) for name in APPROACHES}
 
 
-def plot_day(day: dict, out: Path) -> None:
+def experiment_switches(seed: int, sizes: dict) -> dict:
+    """Experiment 1 with each literal switch of :data:`LITERAL` alone (summaries per approach).
+    BMW's guard only acts in the BMW approaches and hard POTR not in BG (top-K lists), so those
+    runs equal ``ours`` and are skipped."""
+    out: dict[str, dict] = {}
+    for key, value in LITERAL.items():
+        names = [n for n in APPROACHES if not (key == "bmw_guard" and not n.endswith("BMW"))
+                 and not (key == "potr_constraints" and n == "BG")]
+        runs = {n: run_approach(n, seed, **sizes, **{key: value}) for n in names}
+        out[f"{key}={value!r}"] = {n: _summary_one(r) for n, r in runs.items()}
+    return out
+
+
+def plot_day(day: dict, out: Path, filename: str = "day.png") -> None:
     Figure = _fig()
     fig = Figure(figsize=(13, 7))
     axs = fig.subplots(2, 3)
@@ -143,7 +175,7 @@ def plot_day(day: dict, out: Path) -> None:
     axs[0, 0].legend(fontsize=7)
     axs[1, 2].tick_params(axis="x", labelsize=7)
     fig.tight_layout()
-    _save_fig(fig, out / "day.png")
+    _save_fig(fig, out / filename)
 
 
 def experiment_scaling(seed: int, sizes: dict, levels=(0.32, 0.64, 1.0)) -> dict:
@@ -231,19 +263,28 @@ def plot_k(kres: dict, out: Path) -> None:
     _save_fig(fig, out / "k_sensitivity.png")
 
 
+def _summary_one(r: dict) -> dict:
+    """Totals of one run of :func:`run_approach`."""
+    out = {
+        "total_cost_usd": round(float(np.sum(r["cost"])), 2),
+        "tasks_served": int(np.sum(r["served"])),
+        "v2g_delivered_kwh": round(float(np.sum(r["v2g"])), 2),
+        "E_total_kwh": round(float(np.sum(r["E"])), 2),
+        "feasible_slots": int(np.sum(r["feasible"])),
+        "price_per_task_usd": round(r["price_per_task"], 3),
+        "cost_per_task_usd": round(r["cost_per_task"], 3),
+        "mean_workers_charging": round(float(np.mean(r["charging"])), 2),
+        "seconds": round(r["seconds"], 2),
+    }
+    if r["potr_fallback"]:  # literal POTR: slots where Eqs. 6.1a-f were infeasible
+        out["potr_infeasible_slots"] = int(np.sum(r["potr_fallback"]))
+    return out
+
+
 def _summary_day(day: dict) -> dict:
     out = {}
     for name, r in day.items():
-        out[name] = {
-            "total_cost_usd": round(float(np.sum(r["cost"])), 2),
-            "tasks_served": int(np.sum(r["served"])),
-            "v2g_delivered_kwh": round(float(np.sum(r["v2g"])), 2),
-            "E_total_kwh": round(float(np.sum(r["E"])), 2),
-            "feasible_slots": int(np.sum(r["feasible"])),
-            "price_per_task_usd": round(r["price_per_task"], 3),
-            "cost_per_task_usd": round(r["cost_per_task"], 3),
-            "seconds": round(r["seconds"], 2),
-        }
+        out[name] = _summary_one(r)
     best = max(v["tasks_served"] for k, v in out.items() if k != "BG")
     out["tasks_vs_BG"] = {k: out[k]["tasks_served"] - out["BG"]["tasks_served"] for k in APPROACHES if k != "BG"}
     out["best_proposed_tasks"] = best
@@ -255,7 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    p.add_argument("--settings", default="ours,literal",
+                   help="experiment-1 settings, comma-separated from ours, literal (default both)")
     a = p.parse_args(argv)
+    settings = [x.strip() for x in a.settings.split(",") if x.strip()]
+    bad = [x for x in settings if x not in SETTINGS]
+    if bad or not settings:
+        p.error(f"--settings must be a comma-separated subset of {', '.join(SETTINGS)}, got {a.settings!r}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.quick:
@@ -274,11 +321,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"seed": a.seed, "quick": a.quick, "paper": PAPER,
                                "sizes": {"day": day_sizes, "scaling_and_K": short,
                                          "mae_slots": {"CARS-BMW": mae_bmw, "CARS-OPT": mae_opt}}}
-    day = experiment_day(a.seed, day_sizes)
-    plot_day(day, out)
-    results["day"] = _summary_day(day)
-    results["day_per_slot"] = {k: {m: v[m] for m in ("cost", "served", "v2g", "E", "feasible")} for k, v in day.items()}
-    print("day:", json.dumps(results["day"], indent=1), flush=True)
+    results["settings"] = {k: SETTINGS[k] for k in settings}
+    for setting in settings:
+        day = experiment_day(a.seed, day_sizes, setting)
+        key = "day" if setting == "ours" else f"day_{setting}"
+        plot_day(day, out, f"{key}.png")
+        results[key] = _summary_day(day)
+        results[f"{key}_per_slot"] = {k: {m: v[m] for m in ("cost", "served", "v2g", "E", "feasible", "charging")}
+                                      for k, v in day.items()}
+        print(f"{key}:", json.dumps(results[key], indent=1), flush=True)
+    if "literal" in settings and not a.quick:  # each switch alone (skipped by --quick to stay fast)
+        results["day_switches"] = experiment_switches(a.seed, day_sizes)
+        print("day, one literal switch at a time:", json.dumps(results["day_switches"]), flush=True)
     sc = experiment_scaling(a.seed, short)
     plot_scaling(sc, out)
     results["price_scaling"] = sc
@@ -295,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     print("K:", json.dumps(kres), flush=True)
     results["seconds_total"] = round(time.perf_counter() - t0, 1)
     _atomic_bytes(out / "results.json", (json.dumps(results, indent=1, default=float) + "\n").encode())
-    print(f"wrote {out}/results.json and 4 PNGs in {results['seconds_total']} s")
+    print(f"wrote {out}/results.json and {3 + len(settings)} PNGs in {results['seconds_total']} s")
     return 0
 
 
