@@ -6,6 +6,11 @@ by the observed ``accept_rate`` (a greedy bandit without bonus), by the true pre
 (perfect knowledge through the greedy decoder) and by uniformly random scores.
 
     .venv/bin/python scripts/p2p_recommendation_v1.py --seeds 0,1
+
+With ``--model RUN`` (a ``prosumer-gym-train --env P2PRecommendation-v1 --algo ppo`` run
+folder: ``model.zip`` + ``vecnormalize.pkl``) it also evaluates that policy,
+deterministically, on the same seeds (use the held-out homes, ``--split test``, and seeds
+``1000000,...``, the track's scenario seeds).
 """
 
 from __future__ import annotations
@@ -26,11 +31,33 @@ POLICIES = {
 }
 
 
-def run(seed: int, split: str = "train") -> dict[str, float]:
-    """Efficiency of each hand policy on one seed of the track's market (v1 interface)."""
+def sb3_policy(run_dir: str, kw: dict):
+    """The deterministic policy of an SB3 PPO run trained on the flattened, normalised view."""
+    from gymnasium.wrappers import FlattenObservation
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    model = PPO.load(f"{run_dir}/model.zip", device="cpu")
+    norm = VecNormalize.load(f"{run_dir}/vecnormalize.pkl",
+                             DummyVecEnv([lambda: FlattenObservation(gym.make("P2PRecommendation-v1", **kw))]))
+    norm.training = False
+    space = gym.make("P2PRecommendation-v1", **kw).observation_space
+
+    def act(env, obs, rng):
+        flat = gym.spaces.flatten(space, obs)[None, :]
+        return model.predict(norm.normalize_obs(flat), deterministic=True)[0][0]
+
+    return act
+
+
+def run(seed: int, split: str = "train", model: str | None = None) -> dict[str, float]:
+    """Efficiency of each hand policy (and of ``model``) on one seed of the track's market."""
     kw = {**ENV_KWARGS, "split": split, "oracle": False}
     expected, env = {}, None
-    for name, pol in POLICIES.items():
+    policies = dict(POLICIES)
+    if model is not None:
+        policies["model"] = sb3_policy(model, kw)
+    for name, pol in policies.items():
         env = gym.make("P2PRecommendation-v1", **kw).unwrapped
         rng = np.random.default_rng(seed)
         obs, _ = env.reset(seed=seed)
@@ -48,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0,1", help="comma-separated reset seeds")
     p.add_argument("--split", default="train", choices=("train", "test"))
+    p.add_argument("--model", default=None, help="an SB3 PPO run folder to evaluate too")
     a = p.parse_args(argv)
     for s in (int(x) for x in a.seeds.split(",")):
-        print(json.dumps({"seed": s, **{k: round(v, 3) for k, v in run(s, a.split).items()}}), flush=True)
+        print(json.dumps({"seed": s, **{k: round(v, 3) for k, v in run(s, a.split, a.model).items()}}), flush=True)
     return 0
 
 
