@@ -8,7 +8,8 @@ by the observed ``accept_rate`` (a greedy bandit without bonus), by the true pre
     .venv/bin/python scripts/p2p_recommendation_v1.py --seeds 0,1
 
 With ``--model RUN`` (a ``prosumer-gym-train --env P2PRecommendation-v1 --algo ppo`` run
-folder: ``model.zip`` + ``vecnormalize.pkl``) it also evaluates that policy,
+folder: ``model.zip`` + ``vecnormalize.pkl``; MLP on the flattened observation or the pair
+scorer of ``prosumer_gym/train/pair_policy.py`` on the Dict) it also evaluates that policy,
 deterministically, on the same seeds (use the held-out homes, ``--split test``, and seeds
 ``1000000,...``, the track's scenario seeds).
 """
@@ -38,14 +39,16 @@ def sb3_policy(run_dir: str, kw: dict):
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     model = PPO.load(f"{run_dir}/model.zip", device="cpu")
+    flat = not isinstance(model.observation_space, gym.spaces.Dict)  # flatten_obs (MLP) or the Dict (pair scorer)
+    wrap = FlattenObservation if flat else (lambda e: e)
     norm = VecNormalize.load(f"{run_dir}/vecnormalize.pkl",
-                             DummyVecEnv([lambda: FlattenObservation(gym.make("P2PRecommendation-v1", **kw))]))
+                             DummyVecEnv([lambda: wrap(gym.make("P2PRecommendation-v1", **kw))]))
     norm.training = False
     space = gym.make("P2PRecommendation-v1", **kw).observation_space
 
     def act(env, obs, rng):
-        flat = gym.spaces.flatten(space, obs)[None, :]
-        return model.predict(norm.normalize_obs(flat), deterministic=True)[0][0]
+        o = gym.spaces.flatten(space, obs)[None, :] if flat else {k: v[None] for k, v in obs.items()}
+        return model.predict(norm.normalize_obs(o), deterministic=True)[0][0]
 
     return act
 

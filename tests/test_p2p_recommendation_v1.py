@@ -161,3 +161,41 @@ def test_training_cli_resolves_the_new_version():
     spec = resolve_env("P2PRecommendation-v1")
     assert spec.gym_id == "P2PRecommendation-v1"
     assert spec.pettingzoo() is p2p_recommendation_v1
+
+
+def test_pair_scorer_policy_shares_one_scorer_across_pairs():
+    """PairScorerPolicy: the action mean of pair (i, j) depends only on that pair's features
+    (permuting producers permutes the scores' rows; changing one pair's statistics changes
+    only its own score); the value is invariant to the permutation; PPO trains with it."""
+    import torch
+    from stable_baselines3 import PPO
+
+    from prosumer_gym.train.pair_policy import PairScorerPolicy
+
+    env = gym.make("P2PRecommendation-v1", n_producers=4, n_consumers=3, n_days=12)
+    model = PPO(PairScorerPolicy, env, n_steps=24, batch_size=12, n_epochs=1, seed=0, device="cpu")
+    model.learn(48)
+    pol = model.policy
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        obs, *_ = env.step(env.action_space.sample())
+
+    def mean_and_value(o):
+        t, _ = pol.obs_to_tensor(o)
+        with torch.no_grad():
+            dist = pol.get_distribution(t)
+            return dist.distribution.mean.numpy().reshape(4, 3), float(pol.predict_values(t))
+
+    m0, v0 = mean_and_value(obs)
+    perm = np.array([2, 0, 3, 1])
+    permuted = {k: (v[perm] if k in ("capacity_kwh",) else v[perm, :] if v.ndim == 2 else v) for k, v in obs.items()}
+    m1, v1 = mean_and_value(permuted)
+    np.testing.assert_allclose(m1, m0[perm], rtol=0, atol=1e-6)
+    assert abs(v1 - v0) < 1e-5
+    changed = {k: v.copy() for k, v in obs.items()}
+    changed["accept_rate"][1, 2] = 1.0 - changed["accept_rate"][1, 2]
+    m2, _ = mean_and_value(changed)
+    diff = np.abs(m2 - m0) > 1e-9
+    assert diff[1, 2] and diff.sum() == 1
+    with pytest.raises(ValueError, match="Dict observation"):
+        PPO(PairScorerPolicy, gym.make("P2PRecommendation-v0", n_producers=4, n_consumers=3, n_days=12))
