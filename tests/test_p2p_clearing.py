@@ -303,8 +303,10 @@ def test_lp_phase_closes_the_concentration_gap():
         assert m.stats["proven_optimal"]
         ub, base = m.stats["upper_bound"], no_trade_value(inst)
         old = clear(inst, DEFAULT_MECHANISM, rng=np.random.default_rng(1), lp_rounds=0)
-        new = clear(inst, DEFAULT_MECHANISM, rng=np.random.default_rng(1))
-        again = clear(inst, DEFAULT_MECHANISM, rng=np.random.default_rng(1))
+        old_default = clear(inst, DEFAULT_MECHANISM, rng=np.random.default_rng(1))  # the LP phase is opt-in
+        np.testing.assert_array_equal(old_default.x, old.x)
+        new = clear(inst, DEFAULT_MECHANISM, rng=np.random.default_rng(1), lp_rounds=20)
+        again = clear(inst, DEFAULT_MECHANISM, rng=np.random.default_rng(1), lp_rounds=20)
         np.testing.assert_array_equal(new.x, again.x)
         for al in (old, new):
             _assert_feasible(inst, al)
@@ -312,7 +314,7 @@ def test_lp_phase_closes_the_concentration_gap():
         assert gain_lost_share(new.objective, ub, base) < 1e-4, (n, seed)
         assert new.objective >= m.objective - 1e-6 * abs(m.objective)
         assert new.objective <= ub + 1e-9
-        for kw in ({"envelope": False}, {"lp_line_search": True}):
+        for kw in ({"lp_rounds": 20, "envelope": False}, {"lp_rounds": 20, "lp_line_search": True}):
             al = clear(inst, DEFAULT_MECHANISM, rng=np.random.default_rng(1), **kw)
             _assert_feasible(inst, al)
             assert al.objective >= old.objective - 1e-12
