@@ -12,7 +12,7 @@ counted as "bound not proven"), and the day's **share of attainable gain lost** 
 ``(UB - value) / (UB - value of clearing nothing)``. DEbATE (``--np``, ``--debate-gmax``) runs
 side by side on the first ``--debate-days`` days. Printed per size: days, mean/max share of
 gain lost, days above 0.1%, days with the bound not proven, ms/day, DEbATE s/day and the
-speed ratio. ``--real`` uses P2PTrading-v0's own days (else ``random_instance``, ``--band``
+speed ratio. ``--default-options`` passes options to the default (JSON). ``--real`` uses P2PTrading-v0's own days (else ``random_instance``, ``--band``
 for prices over the whole band). The JSON is written atomically (tmp file + os.replace).
 """
 
@@ -66,13 +66,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--real", action="store_true",
                     help="days of the real-data market (P2PTrading-v0's own instances: CityLearn loads, pvlib PV) "
                          "spread over the year, seller prices random-walked as learning sellers move them")
+    ap.add_argument("--default-options", type=str, default="{}",
+                    help='JSON options of the default mechanism, e.g. \'{"lp_rounds": 0}\' (the kernel without its LP phase)')
     ap.add_argument("--out", type=str, default="results.json")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     kw = {"seller_price": (0.06, 0.12)} if args.band else {}
     report = {"args": vars(args), "default": DEFAULT_MECHANISM, "sizes": {}}
     for n in sizes:
-        dflt = make_clearer(DEFAULT_MECHANISM, n, n)
+        dflt = make_clearer(DEFAULT_MECHANISM, n, n, **json.loads(args.default_options))
         deb = make_clearer("debate", n, n, NP=args.NP, G_max=args.debate_gmax)
         ref = make_clearer("milp", n, n, time_limit=args.milp_time_limit, n_breakpoints=24, n_tangents=24) \
             if n <= args.milp_max_size else None

@@ -1,6 +1,6 @@
 """The default clearing mechanism ``"savings"`` (ours): Eq. 5.2's S-shaped structure in saving
-space, solved by a numba-compiled greedy + local search + LNS kernel (see :func:`make_savings`
-and ``docs/p2p_trading_clearing.md``)."""
+space, solved by a numba-compiled kernel: greedy, LP (Frank-Wolfe) ascent, local search, LNS
+(see :func:`make_savings` and ``docs/p2p_trading_clearing.md``)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from prosumer_gym.envs.p2p_trading.clearing._common import (
 from prosumer_gym.envs.p2p_trading.clearing.milp import gain_lost_share, make_milp
 from prosumer_gym.envs.p2p_trading.market import Allocation, MarketInstance
 
-__all__ = ["make_savings", "Problem", "Fill", "Orders"]
+__all__ = ["make_savings", "Problem", "Fill", "Orders", "LPWork"]
 
 # The kernel below is compiled by numba (cache=True: compiled once per machine).
 # Notation: e[i, j] kWh delivered, used[i] = sum_j (1 + l_ij) e_ij, got[j] = sum_i e_ij,
@@ -265,6 +265,9 @@ def _transfer_pass(p, st):
     e, used, got, sav = st
     S, B = e.shape
     improved = False
+    ph = np.empty(B)  # phi_j(sav[j]), kept current
+    for j in range(B):
+        ph[j] = _phij(p, j, sav[j])
     for i in range(S):
         for j in range(-1, B):  # -1: the seller's unused capacity
             if j >= 0:
@@ -353,10 +356,10 @@ def _transfer_pass(p, st):
                     d = 0.0
                     if j >= 0:
                         sj = sav[j] - a[i] * mv / lf[i, j]
-                        d += _phij(p, j, sj) - _phij(p, j, sav[j])
+                        d += _phij(p, j, sj) - ph[j]
                     if k >= 0:
                         sk = sav[k] + a[i] * mv / lf[i, k]
-                        d += _phij(p, k, sk) - _phij(p, k, sav[k])
+                        d += _phij(p, k, sk) - ph[k]
                     if d > 1e-12:
                         if j >= 0:
                             de = mv / lf[i, j]
@@ -366,12 +369,14 @@ def _transfer_pass(p, st):
                             got[j] -= de
                             sav[j] -= a[i] * de
                             used[i] -= de * lf[i, j]
+                            ph[j] = _phij(p, j, sav[j])
                         if k >= 0:
                             de = mv / lf[i, k]
                             e[i, k] += de
                             got[k] += de
                             sav[k] += a[i] * de
                             used[i] += de * lf[i, k]
+                            ph[k] = _phij(p, k, sav[k])
                         improved = True
     return improved
 
@@ -592,6 +597,378 @@ def _pull_pass(p, st):
     return improved
 
 
+class LPWork(NamedTuple):
+    """Buffers of the linearised LP (:func:`_lp_solve`), built once per day. Per allowed pair
+    (column) ``q``: ``qi`` seller, ``qj`` buyer (int64), ``qlf`` loss factor ``1 + l_ij``,
+    ``qa`` saving per kWh ``a_i``, ``cost`` objective coefficient, ``x`` solution; per buyer:
+    ``g0`` weight of the saving up to the break ``tb`` and ``g1 <= g0`` beyond it, ``smax``
+    its largest saving alone; the simplex' dense basis inverse ``binv`` (m, m), ``basis``
+    (int64), ``xb``, ``cb``, ``y``, ``alpha`` (m,), with ``m = S + 2B`` rows."""
+
+    qi: np.ndarray
+    qj: np.ndarray
+    qlf: np.ndarray
+    qa: np.ndarray
+    cost: np.ndarray
+    x: np.ndarray
+    g0: np.ndarray
+    g1: np.ndarray
+    tb: np.ndarray
+    smax: np.ndarray
+    binv: np.ndarray
+    basis: np.ndarray
+    xb: np.ndarray
+    cb: np.ndarray
+    y: np.ndarray
+    alpha: np.ndarray
+
+
+@njit(cache=True)
+def _lp_work(p, ords):
+    """The :class:`LPWork` of day ``p``: one column per allowed pair whose seller has surplus,
+    and each buyer's largest saving alone (cheapest-first fill of all capacity, Eq. 5.2a-b)."""
+    S, B = p.lf.shape
+    nq = 0
+    for i in range(S):
+        if p.r[i] > 1e-12:
+            for j in range(B):
+                if p.allowed[i, j]:
+                    nq += 1
+    qi = np.empty(nq, dtype=np.int64)
+    qj = np.empty(nq, dtype=np.int64)
+    qlf = np.empty(nq)
+    qa = np.empty(nq)
+    q = 0
+    for i in range(S):
+        if p.r[i] > 1e-12:
+            for j in range(B):
+                if p.allowed[i, j]:
+                    qi[q] = i
+                    qj[q] = j
+                    qlf[q] = p.lf[i, j]
+                    qa[q] = p.a[i]
+                    q += 1
+    smax = np.zeros(B)
+    for j in range(B):
+        room = p.w[j]
+        for t in range(ords.n_ord[j]):
+            i = ords.order[j, t]
+            amt = min(p.r[i] / p.lf[i, j], room)
+            smax[j] += p.a[i] * amt
+            room -= amt
+            if room <= 0.0:
+                break
+    m = S + 2 * B
+    return LPWork(qi, qj, qlf, qa, np.zeros(nq), np.zeros(nq), np.zeros(B), np.zeros(B), np.zeros(B), smax,
+                  np.zeros((m, m)), np.zeros(m, dtype=np.int64), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m))
+
+
+@njit(cache=True)
+def _lp_solve(p, lp):
+    """Solve the linearised problem ``max sum_j g0_j s_j - (g0_j - g1_j) sigma_j`` over
+    ``s_j = sum_i a_i x_ij`` s.t. ``sum_j (1 + l_ij) x_ij <= r_i`` (5.2a), ``sum_i x_ij <= w_j``
+    (5.2b), ``s_j - sigma_j <= tb_j``, ``x, sigma >= 0`` (a concave two-piece value of each
+    saving, break at ``tb_j``). Revised simplex from the all-slack basis (feasible: the right
+    sides are >= 0) with a dense basis inverse; a pair's column has three nonzeros, so
+    pricing costs O(columns); Dantzig's rule. ``x_ij`` is left in ``lp.x``."""
+    S, B = p.lf.shape
+    m = S + 2 * B
+    qi, qj, qlf, qa, cost, x = lp.qi, lp.qj, lp.qlf, lp.qa, lp.cost, lp.x
+    binv, basis, xb, cb, y, alpha = lp.binv, lp.basis, lp.xb, lp.cb, lp.y, lp.alpha
+    nq = qi.shape[0]
+    ns = nq + B  # columns: pairs, then sigma_j, then slacks
+    for q in range(nq):
+        cost[q] = lp.g0[qj[q]] * qa[q]
+    binv[:] = 0.0
+    for r_ in range(m):
+        binv[r_, r_] = 1.0
+        basis[r_] = ns + r_
+        cb[r_] = 0.0
+        y[r_] = 0.0
+    for i in range(S):
+        xb[i] = p.r[i]
+    for j in range(B):
+        xb[S + j] = p.w[j]
+        xb[S + B + j] = lp.tb[j]
+    cmax = 0.0
+    for q in range(nq):
+        if abs(cost[q]) > cmax:
+            cmax = abs(cost[q])
+    tol = 1e-10 * cmax + 1e-300
+    S2 = S + B
+    for it in range(30 * m + 100):
+        if it % 16 == 15:  # refresh the duals y = c_B B^-1 (updated in O(m) between refreshes)
+            for c_ in range(m):
+                t = 0.0
+                for r_ in range(m):
+                    t += cb[r_] * binv[r_, c_]
+                y[c_] = t
+        best = tol
+        enter = -1
+        for q in range(nq):
+            d = cost[q] - qlf[q] * y[qi[q]] - y[S + qj[q]] - qa[q] * y[S2 + qj[q]]
+            if d > best:
+                best = d
+                enter = q
+        for j in range(B):
+            d = (lp.g1[j] - lp.g0[j]) + y[S2 + j]
+            if d > best:
+                best = d
+                enter = nq + j
+        for r_ in range(m):
+            if -y[r_] > best:
+                best = -y[r_]
+                enter = ns + r_
+        if enter < 0:
+            break
+        if enter < nq:
+            ci = qi[enter]
+            cj = S + qj[enter]
+            ck = S2 + qj[enter]
+            lfq = qlf[enter]
+            aq = qa[enter]
+            for r_ in range(m):
+                alpha[r_] = lfq * binv[r_, ci] + binv[r_, cj] + aq * binv[r_, ck]
+        elif enter < ns:
+            ck = S2 + enter - nq
+            for r_ in range(m):
+                alpha[r_] = -binv[r_, ck]
+        else:
+            for r_ in range(m):
+                alpha[r_] = binv[r_, enter - ns]
+        leave = -1
+        ratio = 1e300
+        for r_ in range(m):
+            if alpha[r_] > 1e-11:
+                t = xb[r_] / alpha[r_]
+                if t < ratio - 1e-14 or (t < ratio + 1e-14 and leave >= 0 and alpha[r_] > alpha[leave]):
+                    ratio = t
+                    leave = r_
+        if leave < 0:
+            break  # unbounded: impossible (every pair column uses a bounded row, sigma costs <= 0)
+        piv = alpha[leave]
+        for c_ in range(m):
+            binv[leave, c_] /= piv
+        xb[leave] /= piv
+        for r_ in range(m):
+            f = alpha[r_]
+            if r_ != leave and f != 0.0:
+                for c_ in range(m):
+                    binv[r_, c_] -= f * binv[leave, c_]
+                xb[r_] -= f * xb[leave]
+                if xb[r_] < 0.0:
+                    xb[r_] = 0.0
+        basis[leave] = enter
+        if enter < nq:
+            cb[leave] = cost[enter]
+        elif enter < ns:
+            cb[leave] = lp.g1[enter - nq] - lp.g0[enter - nq]
+        else:
+            cb[leave] = 0.0
+        for c_ in range(m):
+            y[c_] += best * binv[leave, c_]
+    x[:] = 0.0
+    for r_ in range(m):
+        if basis[r_] < nq and xb[r_] > 0.0:
+            x[basis[r_]] = xb[r_]
+
+
+@njit(cache=True)
+def _lp_weights(p, st, lp, mode):
+    """Buyer weights of the linearised LP. ``mode`` 0: the slope of phi_j at the current
+    saving (forward difference, finite at the reference); 1: below the reference the secant
+    to it, ``(phi_j(c_j) - phi_j(s_j)) / (c_j - s_j)`` (rewards concentrating); for both no
+    break (``tb`` beyond any saving). 2: the concave envelope of phi_j over ``[0, s_j^max]``
+    (state-free): slope ``g0`` of the tangent from ``(0, phi_j(0))`` to the gain part, touching
+    at ``tb_j > c_j`` (bisection on ``phi'(t) t = phi(t) - phi(0)``; the chord to ``s_j^max``
+    when that comes first), then ``g1`` the chord from ``tb_j`` to ``s_j^max``."""
+    B = st.sav.shape[0]
+    for j in range(B):
+        s = st.sav[j]
+        c = p.c[j]
+        h = 1e-6 * c + 1e-12
+        lp.tb[j] = 1e12
+        lp.g1[j] = 0.0
+        if mode == 2:
+            sm = lp.smax[j]
+            f0 = _phij(p, j, 0.0)
+            if sm <= 1e-12:
+                lp.g0[j] = 0.0
+                continue
+            t = sm
+            if sm > c:
+                lo = c
+                hi = sm
+                if _dphij(p, j, hi) * hi - (_phij(p, j, hi) - f0) < 0.0:  # tangent point inside (c, smax)
+                    for _ in range(40):
+                        mid = 0.5 * (lo + hi)
+                        if _dphij(p, j, mid) * mid - (_phij(p, j, mid) - f0) > 0.0:
+                            lo = mid
+                        else:
+                            hi = mid
+                    t = hi
+            lp.g0[j] = (_phij(p, j, t) - f0) / t
+            lp.tb[j] = t
+            if sm > t * (1.0 + 1e-9):
+                lp.g1[j] = min((_phij(p, j, sm) - _phij(p, j, t)) / (sm - t), lp.g0[j])
+            continue
+        if mode == 1 and s < c - h:
+            lp.g0[j] = (_phij(p, j, c) - _phij(p, j, s)) / (c - s)
+        else:
+            lp.g0[j] = (_phij(p, j, s + h) - _phij(p, j, s)) / h
+
+
+@njit(cache=True)
+def _line_search(p, s0, s1):
+    """argmax over t in [0, 1] of sum_j phi_j((1 - t) s0_j + t s1_j) (grid of 32, then golden
+    section around the best grid point); returns (t, value)."""
+    B = s0.shape[0]
+    bt = 0.0
+    bv = -1e300
+    for k in range(33):
+        t = k / 32.0
+        v = 0.0
+        for j in range(B):
+            v += _phij(p, j, s0[j] + t * (s1[j] - s0[j]))
+        if v > bv:
+            bv = v
+            bt = t
+    lo = max(0.0, bt - 1.0 / 32.0)
+    hi = min(1.0, bt + 1.0 / 32.0)
+    g = 0.6180339887498949
+    for _ in range(24):
+        t1 = hi - g * (hi - lo)
+        t2 = lo + g * (hi - lo)
+        v1 = 0.0
+        v2 = 0.0
+        for j in range(B):
+            v1 += _phij(p, j, s0[j] + t1 * (s1[j] - s0[j]))
+            v2 += _phij(p, j, s0[j] + t2 * (s1[j] - s0[j]))
+        if v1 > bv:
+            bv = v1
+            bt = t1
+        if v2 > bv:
+            bv = v2
+            bt = t2
+        if v1 >= v2:
+            hi = t2
+        else:
+            lo = t1
+    return bt, bv
+
+
+@njit(cache=True)
+def _lp_candidate(p, st, lp, mode, search, out):
+    """A vertex of Eqs. 5.2a-b maximising the linearised objective (:func:`_lp_weights`; modes
+    0-1: a Frank-Wolfe step from ``st``), or with ``search`` the best point of the segment
+    from ``st`` to it (:func:`_line_search`: the concave gain parts want interior points),
+    written to ``out`` with pieces below ``mu`` dropped (Eq. 5.2e) and capacity (5.2a) and
+    demand (5.2b) restored exactly."""
+    r, w, a, lf, mu = p.r, p.w, p.a, p.lf, p.mu
+    S, B = lf.shape
+    _lp_weights(p, st, lp, mode)
+    _lp_solve(p, lp)
+    e, used, got, sav = out
+    e[:] = 0.0
+    for q in range(lp.qi.shape[0]):
+        e[lp.qi[q], lp.qj[q]] = lp.x[q]
+    if search:
+        for j in range(B):
+            t = 0.0
+            for i in range(S):
+                t += a[i] * e[i, j]
+            sav[j] = t
+        t, _ = _line_search(p, st.sav, sav)
+        for i in range(S):
+            for j in range(B):
+                e[i, j] = (1.0 - t) * st.e[i, j] + t * e[i, j]
+    for i in range(S):
+        for j in range(B):
+            v = e[i, j]
+            if v < mu * (1.0 - 1e-9):
+                e[i, j] = 0.0
+            elif v < mu:
+                e[i, j] = mu
+    for j in range(B):
+        t = 0.0
+        for i in range(S):
+            t += e[i, j]
+        if t > w[j]:
+            f = w[j] / t
+            for i in range(S):
+                e[i, j] *= f
+    for i in range(S):
+        t = 0.0
+        for j in range(B):
+            t += lf[i, j] * e[i, j]
+        if t > r[i]:
+            f = r[i] / t
+            for j in range(B):
+                e[i, j] *= f
+    for i in range(S):
+        t = 0.0
+        for j in range(B):
+            t += lf[i, j] * e[i, j]
+        used[i] = t
+    for j in range(B):
+        t = 0.0
+        s = 0.0
+        for i in range(S):
+            t += e[i, j]
+            s += a[i] * e[i, j]
+        got[j] = t
+        sav[j] = s
+
+
+@njit(cache=True)
+def _local_search(p, st, rounds):
+    """Up to ``rounds`` rounds of transfer / exchange / pull passes (stops at a local optimum)."""
+    S, B = st.e.shape
+    for _ in range(rounds):
+        t1 = _transfer_pass(p, st)
+        t2 = False
+        if S * B <= 625:
+            t2 = _exchange_pass(p, st)
+        t3 = False
+        if not (t1 or t2):
+            t3 = _pull_pass(p, st)
+        if not (t1 or t2 or t3):
+            break
+
+
+@njit(cache=True)
+def _lp_ascent(p, st, lp, rounds, search):
+    """Up to ``rounds`` linearised-LP steps from ``st`` (:func:`_lp_candidate`, weights
+    alternating slope / secant; with ``search`` every third step is a line-searched slope
+    step), each candidate followed by one round of local search; a candidate replaces
+    ``st`` only if it raises the objective; stops when a whole cycle of weightings fails.
+    Returns True if ``st`` improved."""
+    S, B = st.e.shape
+    cand = Fill(np.zeros((S, B)), np.zeros(S), np.zeros(B), np.zeros(B))
+    cur = _total(p, st.sav)
+    cycle = 3 if search else 2
+    fails = 0
+    improved = False
+    for it in range(rounds):
+        code = it % cycle
+        _lp_candidate(p, st, lp, code % 2, code == 2, cand)
+        _local_search(p, cand, 1)
+        v = _total(p, cand.sav)
+        if v > cur + 1e-12 * (1.0 + abs(cur)):
+            cur = v
+            st.e[:] = cand.e
+            st.used[:] = cand.used
+            st.got[:] = cand.got
+            st.sav[:] = cand.sav
+            fails = 0
+            improved = True
+        else:
+            fails += 1
+            if fails >= cycle:
+                break
+    return improved
+
+
 @njit(cache=True)
 def _seller_orders(p, ords, noise, state):
     """Each buyer's allowed sellers by decreasing saving per kWh (then smaller loss); with
@@ -616,9 +993,11 @@ def _seller_orders(p, ords, noise, state):
 
 
 @njit(cache=True)
-def _savings_kernel(p, seed, n_iter, stall):
-    """Construction (S-shaped knapsack greedy) + local search + ``n_iter`` LNS rounds on the
-    day ``p`` (a :class:`Problem`); returns the best energy matrix and its value."""
+def _savings_kernel(p, seed, n_iter, stall, lp_rounds, search, envelope):
+    """Construction (S-shaped knapsack greedy), LP phase (``lp_rounds > 0``: :func:`_lp_ascent`
+    from the greedy and, with ``envelope``, from the concave-envelope vertex), local search and
+    ``n_iter`` LNS rounds on the day ``p`` (a :class:`Problem`); returns the best energy matrix
+    and its value."""
     S, B = p.lf.shape
     a = p.a
     # per-buyer allowed sellers, cheapest (largest saving a_i) first, then smaller loss
@@ -636,16 +1015,22 @@ def _savings_kernel(p, seed, n_iter, stall):
     st = Fill(e, used, got, sav)  # views of the arrays above: the moves update them in place
     allb = np.arange(B)
     _greedy_repair(p, st, ords, allb, B, state, 0.0)
-    for _ in range(100):
-        t1 = _transfer_pass(p, st)
-        t2 = False
-        if S * B <= 625:
-            t2 = _exchange_pass(p, st)
-        t3 = False
-        if not (t1 or t2):
-            t3 = _pull_pass(p, st)
-        if not (t1 or t2 or t3):
-            break
+    if lp_rounds > 0:
+        # LP phase: Frank-Wolfe ascent from the greedy and from the concave-envelope vertex
+        _local_search(p, st, 1)
+        lp = _lp_work(p, ords)
+        _lp_ascent(p, st, lp, lp_rounds, search)
+        if envelope:
+            st2 = Fill(np.zeros((S, B)), np.zeros(S), np.zeros(B), np.zeros(B))
+            _lp_candidate(p, st, lp, 2, False, st2)
+            _local_search(p, st2, 1)
+            _lp_ascent(p, st2, lp, lp_rounds, search)
+            if _total(p, st2.sav) > _total(p, sav) + 1e-12 * (1.0 + abs(_total(p, sav))):
+                e[:] = st2.e
+                used[:] = st2.used
+                got[:] = st2.got
+                sav[:] = st2.sav
+    _local_search(p, st, 100)
     best = _total(p, sav)
     be = e.copy(); bu = used.copy(); bg = got.copy(); bs = sav.copy()
     rm = np.empty(B, dtype=np.int64)
@@ -726,21 +1111,39 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
        is found exactly: piece ends, plus the tangent point inside gain pieces (bisection
        on ``phi'(s) beta C = phi(s) - phi(s0)``). The buyer with the steepest chord is
        filled up to its tangent point; repeat until no chord is positive.
-    2. **Local search** to a local optimum: *transfer* (a seller's energy from one buyer,
+    2. **LP phase** (``lp_rounds > 0``; opt-in, e.g. ``lp_rounds=20``): Frank-Wolfe ascent of convex maximisation.
+       At the current savings each buyer's value is linearised (weights: the slope of
+       ``phi_j``, alternately the secant to the reference ``c_j``, which rewards
+       concentrating) and the vertex of Eqs. 5.2a-b maximising it is found by an exact LP
+       (:func:`_lp_solve`, a revised simplex in numba over the allowed pairs); pieces below
+       ``mu`` are dropped (5.2e), one round of local search follows, and the candidate is
+       kept only if the true objective rises. Such a vertex re-routes many sellers at once
+       (the ejection chains and concentration moves that no single transfer makes). The
+       ascent runs from the greedy and, with ``envelope`` (default), also from the vertex of
+       the concave-envelope LP of all buyers (each ``phi_j`` replaced by its concave envelope
+       over ``[0, s_j^max]``: a tangent from ``(0, phi_j(0))``, then a chord); the better
+       end point is kept. ``lp_line_search`` adds a line-searched slope step (better on
+       markets with buyers past their reference, about twice the time).
+    3. **Local search** to a local optimum: *transfer* (a seller's energy from one buyer,
        or from its unused capacity, to another: all, what fills the receiver, half, what
        brings the receiver exactly to its reference, what the giver holds beyond its
        reference), *exchange* (two buyers swap equal energy of two sellers; the saving
        moved is optimised in 1-D), *pull* (bring a buyer up to its reference with energy
        from several sources at once, cheapest first-order loss first).
-    3. **Large-neighbourhood search**, at most ``lns_iters`` rounds, stopping after
+    4. **Large-neighbourhood search**, at most ``lns_iters`` rounds, stopping after
        ``lns_stall`` rounds without improvement: clear 1-3 random buyers (and sometimes a
        seller), repair with the randomised greedy, local search, keep if better.
 
     Every move keeps Eqs. 5.2a-g (pieces 0 or ``>= mu``, capacity with losses, demand,
     forbidden pairs). Deterministic given ``rng`` (one 64-bit draw seeds the kernel's own
-    xorshift generator; no global state). Options: ``lns_iters`` (default ``clip(2000 // (S B), 8, 100)``:
-    80 at 5x5, 8 at 15x15 and above), ``lns_stall`` (default ``max(2, lns_iters // 8)``). The exchange move (O(S^2 B^2)) runs only for
-    ``S * B <= 625``.
+    xorshift generator; no global state). Options: ``lp_rounds`` (LP steps per ascent,
+    default 0: no LP phase, the kernel of earlier releases bit for bit; 20 is the measured
+    setting of docs/p2p_trading_clearing.md, which closes most of the gap to the optimum at
+    about twice the time per day), ``envelope`` (default True),
+    ``lp_line_search`` (default False), ``lns_iters`` (default with the LP phase
+    ``2000 // (S B)`` up to 100 for ``S B <= 100``, else 0; without it
+    ``clip(2000 // (S B), 8, 100)``), ``lns_stall`` (default ``max(2, lns_iters // 8)``).
+    The exchange move (O(S^2 B^2)) runs only for ``S * B <= 625``.
 
     Certification (opt-in, ``certify=True``; it does not change the allocation): after the
     kernel, the ``milp`` reference (HiGHS, ``n_breakpoints=24``, ``n_tangents=24``, limit
@@ -751,16 +1154,29 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
     ``certify_seconds``. Cost: about 0.1-5 s per day at 15x15 (a MILP solve), i.e. 1,000x
     the kernel: for evaluation, not for every training step.
     """
+    flag = (lambda v: isinstance(v, (bool, np.bool_)), "True or False")
     spec = {"lns_iters": (lambda v: is_int(v) and 0 <= v <= 100_000, "an integer in [0, 100000]"),
             "lns_stall": (lambda v: is_int(v) and 1 <= v <= 100_000, "an integer in [1, 100000]"),
-            "certify": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+            "lp_rounds": (lambda v: is_int(v) and 0 <= v <= 10_000, "an integer in [0, 10000]"),
+            "lp_line_search": flag,
+            "envelope": flag,
+            "certify": flag,
             "certify_time_limit": (lambda v: is_num(v) and v > 0, "a number of seconds > 0")}
     check_options("savings", options, spec)
     certify = bool(options.get("certify", False))
+    lp_rounds = int(options.get("lp_rounds", 0))  # opt-in: doubles the clearing's time (issue 17 vs 18)
+    search = bool(options.get("lp_line_search", False))
+    envelope = bool(options.get("envelope", True))
     bound = make_milp(S, B, time_limit=float(options.get("certify_time_limit", 10.0)), n_breakpoints=24,
                       n_tangents=24) if certify else None
-    # LNS budget: a roughly constant amount of work per day (small markets get more rounds)
-    n_iter = int(options.get("lns_iters", max(8, min(100, 2000 // max(S * B, 1)))))
+    # LNS budget: a roughly constant amount of work per day (small markets get more rounds);
+    # after the LP phase it adds nothing measurable above 10x10 (docs/p2p_trading_clearing.md)
+    sb = max(S * B, 1)
+    if lp_rounds > 0:
+        lns_default = min(100, 2000 // sb) if sb <= 100 else 0
+    else:
+        lns_default = max(8, min(100, 2000 // sb))
+    n_iter = int(options.get("lns_iters", lns_default))
     stall = int(options.get("lns_stall", max(2, n_iter // 8)))
 
     def clearer(inst: MarketInstance, rng: np.random.Generator | None = None) -> Allocation:
@@ -770,16 +1186,16 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
             rng = np.random.default_rng(0)
         seed = int(rng.integers(1, 2**62))
         if S == 0 or B == 0:
-            return finish(inst, np.zeros((S, B)), seller_price_matrix(inst), "savings", t0, {"lns_iters": n_iter, "lns_stall": stall})
+            return finish(inst, np.zeros((S, B)), seller_price_matrix(inst), "savings", t0, {"lns_iters": n_iter, "lns_stall": stall, "lp_rounds": lp_rounds})
         a = inst.grid_sell_price - inst.seller_price
         w, mu = inst.demand_kwh, inst.min_trade_kwh
         allowed = inst.allowed & (a[:, None] > 0.0) & (w[None, :] >= mu) & (w[None, :] > 0.0)
         kp, kn, zp, zn = (np.ascontiguousarray(np.broadcast_to(v, (B,)), dtype=np.float64) for v in inst.pt_args())
         day = Problem(r=inst.surplus_kwh, w=w, a=a, lf=1.0 + inst.loss, allowed=allowed, c=inst.ref_gap,
                       kp=kp, kn=kn, zp=zp, zn=zn, mu=float(mu))
-        e, _ = _savings_kernel(day, seed, n_iter, stall)
+        e, _ = _savings_kernel(day, seed, n_iter, stall, lp_rounds, search, envelope)
         al = finish(inst, x_from_energy(inst, e), seller_price_matrix(inst), "savings", t0,
-                    {"lns_iters": n_iter, "lns_stall": stall})
+                    {"lns_iters": n_iter, "lns_stall": stall, "lp_rounds": lp_rounds})
         if bound is not None:
             _certify(inst, al, bound)
         return al
