@@ -199,3 +199,18 @@ def test_pair_scorer_policy_shares_one_scorer_across_pairs():
     assert diff[1, 2] and diff.sum() == 1
     with pytest.raises(ValueError, match="Dict observation"):
         PPO(PairScorerPolicy, gym.make("P2PRecommendation-v0", n_producers=4, n_consumers=3, n_days=12))
+
+
+def test_cli_trains_the_pair_scorer_from_its_yaml_section(tmp_path):
+    from stable_baselines3 import PPO
+
+    from prosumer_gym.train.cli import main
+
+    out = tmp_path / "pairs"
+    main(["--env", "P2PRecommendation-v1", "--algo", "ppo", "--section", "ppo_pairs", "--total-steps", "24",
+          "--env-kwargs", "n_producers=3", "n_consumers=2", "n_days=6", "--hyperparams", "n_steps=12",
+          "batch_size=6", "--out", str(out), "--no-progress", "--no-tensorboard"])
+    assert type(PPO.load(out / "model.zip").policy).__name__ == "PairScorerPolicy"
+    with pytest.raises(SystemExit):
+        main(["--env", "P2PRecommendation-v1", "--algo", "ppo", "--section", "no_such_section", "--out",
+              str(tmp_path / "x")])

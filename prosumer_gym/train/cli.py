@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override the YAML section (dotted keys for nested entries)")
     p.add_argument("--hyperparams-file", default=None, help="another YAML file instead of the packaged one")
+    p.add_argument("--section", default=None,
+                   help="the YAML section to read (default: the algorithm's, e.g. ppo; rllib_<algo> with RLlib)")
     p.add_argument("--out", default=None, help="output folder (default runs/train/<env>/<algo>-<view>-seed<seed>)")
     p.add_argument("--checkpoint-freq", type=int, default=None, help="steps between checkpoints (default: the YAML)")
     p.add_argument("--keep-checkpoints", type=int, default=None, help="newest checkpoints kept (default: YAML or 2)")
@@ -199,8 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = resolve_env(args.env)
         cli_env = parse_kv(args.env_kwargs, "--env-kwargs")
         cli_hp = parse_kv(args.hyperparams, "--hyperparams")
-        top_env, section, hp_file = load_hyperparams(spec, f"rllib_{args.algo}" if rllib else args.algo,
-                                                     args.hyperparams_file)
+        sec_name = args.section or (f"rllib_{args.algo}" if rllib else args.algo)
+        top_env, section, hp_file = load_hyperparams(spec, sec_name, args.hyperparams_file)
+        if args.section is not None and not section:
+            raise ValueError(f"--section {args.section!r}: no such section in {hp_file}")
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     if args.seed < 0:
