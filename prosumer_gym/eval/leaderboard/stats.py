@@ -74,6 +74,7 @@ __all__ = [
     "score_matrices",
     "seeded",
     "interval_estimates",
+    "seed_estimate",
     "profile_taus",
     "performance_profiles",
     "probability_of_improvement",
@@ -294,6 +295,18 @@ def interval_estimates(matrices: Mapping[str, ScoreMatrix], reps: int = DEFAULT_
         out[name] = Estimate(float(metrics.aggregate_iqm(mat.scores)), (float(c[0, 0]), float(c[1, 0])), float(p[1]),
                              (float(c[0, 1]), float(c[1, 1])), mat.n_runs, mat.n_seeds)
     return out
+
+
+def seed_estimate(values: Sequence[float], name: str, reps: int = DEFAULT_REPS, seed: int = DEFAULT_SEED,
+                  confidence: float = CONFIDENCE) -> Estimate:
+    """:func:`interval_estimates` of one policy run once per scenario seed (``values[k]`` =
+    its score on the ``k``-th seed): IQM and mean over seeds with bootstrap CIs over seeds.
+    ``name`` keys the bootstrap stream (:func:`seeded`)."""
+    x = np.asarray(list(values), dtype=np.float64)
+    if x.ndim != 1 or x.size == 0 or not np.isfinite(x).all():
+        raise ValueError(f"values must be a non-empty sequence of finite numbers, got {list(values)!r:.80}")
+    mat = ScoreMatrix(name, "policy", (name,), tuple(range(x.size)), x[None, :])
+    return interval_estimates({name: mat}, reps, seed, confidence)[name]
 
 
 @dataclass(frozen=True)
