@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +11,11 @@ import pytest
 from prosumer_gym.eval.leaderboard.stats import seed_estimate
 from prosumer_gym.eval.reproduce import p2p_recommendation as rec
 
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("p2p_exploration", ROOT / "scripts" / "p2p_recommendation_exploration.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("p2p_recommendation_exploration")
 
 
 def _inside(e: dict) -> bool:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("pqr_sweep", ROOT / "scripts" / "p2p_trading_pqr_sweep.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("p2p_trading_pqr_sweep")
 
 
 def test_quick_sweep_writes_ratios_with_intervals(tmp_path):
