@@ -730,14 +730,11 @@ def test_bptk_k_aware_candidates_offer_at_most_k_producers_per_consumer():
 
 
 def test_bptk_k_script_quick(tmp_path):
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "p2p_recommendation_bptk_k.py"
-    spec = importlib.util.spec_from_file_location("bptk_k", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from .helpers import load_script
+
+    mod = load_script("p2p_recommendation_bptk_k")
     assert mod.main(["--out", str(tmp_path), "--quick"]) == 0
     res = json.loads((tmp_path / "results.json").read_text())
     (row,) = res["share_of_opt"].values()
