@@ -7,7 +7,7 @@ LOCAL_TORCH_WHEEL := $(wildcard /opt/wheels/torch-2.13.0*cpu*.whl)
 CONSTRAINTS ?= $(if $(LOCAL_TORCH_WHEEL),constraints/local-cpu-torch.txt,)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 RUN_DIR ?= runs/main
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2  # both cores (pytest-xdist, in the dev extra); `make test PYTEST_ARGS=` runs serially
 # dev: pytest & co; rllib: Ray RLlib (the scale-out tests run in CI, see docs/scale_out.md).
 # `make EXTRAS=dev` skips Ray (its tests then skip with a reason).
 EXTRAS ?= dev,rllib
