@@ -91,7 +91,6 @@ def _as2d(A: ArrayLike | None, n: int) -> NDArray[np.float64]:
     return A
 
 
-
 def _check_vectors(H: NDArray, c: NDArray, b_eq: ArrayLike | None, lb: ArrayLike | None, ub: ArrayLike | None,
                    n: int, m: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """``(b, lo, hi)`` checked: ``b_eq`` of ``m`` entries, bounds broadcast to ``n`` (default
@@ -108,6 +107,30 @@ def _check_vectors(H: NDArray, c: NDArray, b_eq: ArrayLike | None, lb: ArrayLike
         i = int(bad[0])
         raise QPInfeasibleError(f"lb[{i}] = {lo[i]} exceeds ub[{i}] = {hi[i]}: the QP is infeasible")
     return b, lo, hi
+
+def _check_rows(b: NDArray[np.float64], row_lo: NDArray[np.float64], row_hi: NDArray[np.float64]) -> None:
+    """Each equality row must be reachable within the box: ``row_lo <= b <= row_hi``, the
+    range of ``A x`` row by row over the bounds (exact test for a single row)."""
+    bad_rows = np.flatnonzero((b < row_lo - 1e-9 * (1 + np.abs(b))) | (b > row_hi + 1e-9 * (1 + np.abs(b))))
+    if bad_rows.size:
+        k = int(bad_rows[0])
+        raise QPInfeasibleError(
+            f"the QP is infeasible: equality row {k} needs {b[k]:.6g} but the bounds allow only "
+            f"[{row_lo[k]:.6g}, {row_hi[k]:.6g}]"
+        )
+
+
+def _with_fixed(x: NDArray[np.float64], y: NDArray[np.float64], zl: NDArray[np.float64], zu: NDArray[np.float64],
+                fixed: NDArray[np.bool_], g: NDArray[np.float64], obj: float, sub: QPResult | None) -> QPResult:
+    """The result once variables fixed by equal bounds were substituted out: their bound
+    multipliers are whatever makes stationarity hold (``g`` = the gradient of the Lagrangian
+    without them); iterations and residuals are those of the reduced problem ``sub``."""
+    zl[fixed] = np.maximum(g[fixed], 0.0)
+    zu[fixed] = np.maximum(-g[fixed], 0.0)
+    if sub is None:
+        return QPResult(x, y, zl, zu, obj, 0, True, 0.0, 0.0, 0.0)
+    return QPResult(x, y, zl, zu, obj, sub.iterations, sub.converged, sub.primal_residual, sub.dual_residual, sub.gap)
+
 
 def solve_qp(
     H: ArrayLike,
@@ -148,15 +171,7 @@ def solve_qp(
         with np.errstate(invalid="ignore"):
             row_lo = np.where(A > 0, A * lo, A * hi)
             row_hi = np.where(A > 0, A * hi, A * lo)
-        row_lo = np.where(A == 0, 0.0, row_lo).sum(axis=1)
-        row_hi = np.where(A == 0, 0.0, row_hi).sum(axis=1)
-        bad_rows = np.flatnonzero((b < row_lo - 1e-9 * (1 + np.abs(b))) | (b > row_hi + 1e-9 * (1 + np.abs(b))))
-        if bad_rows.size:
-            k = int(bad_rows[0])
-            raise QPInfeasibleError(
-                f"the QP is infeasible: equality row {k} needs {b[k]:.6g} but the bounds allow only "
-                f"[{row_lo[k]:.6g}, {row_hi[k]:.6g}]"
-            )
+        _check_rows(b, np.where(A == 0, 0.0, row_lo).sum(axis=1), np.where(A == 0, 0.0, row_hi).sum(axis=1))
 
     # Variables fixed by equal bounds are substituted out (they have no interior).
     fixed = lo == hi
@@ -179,15 +194,7 @@ def solve_qp(
             x[free] = sub.x
             y[keep] = sub.y
             zl[free], zu[free] = sub.z_lb, sub.z_ub
-        # multipliers of the fixed variables: whatever makes stationarity hold
-        g = Hm @ x + c - A.T @ y
-        zl[fixed] = np.maximum(g[fixed], 0.0)
-        zu[fixed] = np.maximum(-g[fixed], 0.0)
-        obj = float(0.5 * x @ Hm @ x + c @ x)
-        if sub is None:
-            return QPResult(x, y, zl, zu, obj, 0, True, 0.0, 0.0, 0.0)
-        return QPResult(x, y, zl, zu, obj, sub.iterations, sub.converged, sub.primal_residual,
-                        sub.dual_residual, sub.gap)
+        return _with_fixed(x, y, zl, zu, fixed, Hm @ x + c - A.T @ y, float(0.5 * x @ Hm @ x + c @ x), sub)
 
     h_diag = np.diag(Hm).copy()
     diagonal = bool(np.count_nonzero(Hm - np.diag(h_diag)) == 0)
@@ -345,13 +352,8 @@ def _solve_qp_sparse(H, c, A_eq, b_eq, lb, ub, tol: float, max_iter: int) -> QPR
         v_hi = np.where(coo.data > 0, coo.data * hi[coo.col], coo.data * lo[coo.col])
     v_lo = np.where(coo.data == 0, 0.0, v_lo)
     v_hi = np.where(coo.data == 0, 0.0, v_hi)
-    row_lo = np.bincount(coo.row, weights=v_lo, minlength=m) if m else np.zeros(0)
-    row_hi = np.bincount(coo.row, weights=v_hi, minlength=m) if m else np.zeros(0)
-    bad_rows = np.flatnonzero((b < row_lo - 1e-9 * (1 + np.abs(b))) | (b > row_hi + 1e-9 * (1 + np.abs(b))))
-    if bad_rows.size:
-        k = int(bad_rows[0])
-        raise QPInfeasibleError(f"the QP is infeasible: equality row {k} needs {b[k]:.6g} but the bounds allow only "
-                                f"[{row_lo[k]:.6g}, {row_hi[k]:.6g}]")
+    if m:
+        _check_rows(b, np.bincount(coo.row, weights=v_lo, minlength=m), np.bincount(coo.row, weights=v_hi, minlength=m))
     fixed = lo == hi
     free = ~fixed
     x = lo.copy()
@@ -362,16 +364,11 @@ def _solve_qp_sparse(H, c, A_eq, b_eq, lb, ub, tol: float, max_iter: int) -> QPR
     keep = np.diff(A_red.tocsr().indptr) > 0
     if np.any(np.abs(b_red[~keep]) > tol * (1 + np.abs(b[~keep]))):
         raise QPInfeasibleError("the equalities cannot be met: all their variables are fixed by the bounds")
+    sub = None
     if free.any():
         sub = _ipm(None, h[free].copy(), True, c[free], A_red.tocsr()[keep].tocsc(), b_red[keep], lo[free], hi[free],
                    tol, max_iter)
         x[free] = sub.x
         y[keep] = sub.y
         zl[free], zu[free] = sub.z_lb, sub.z_ub
-    g = h * x + c - A.T @ y
-    zl[fixed] = np.maximum(g[fixed], 0.0)
-    zu[fixed] = np.maximum(-g[fixed], 0.0)
-    obj = float(0.5 * x @ (h * x) + c @ x)
-    if not free.any():
-        return QPResult(x, y, zl, zu, obj, 0, True, 0.0, 0.0, 0.0)
-    return QPResult(x, y, zl, zu, obj, sub.iterations, sub.converged, sub.primal_residual, sub.dual_residual, sub.gap)
+    return _with_fixed(x, y, zl, zu, fixed, h * x + c - A.T @ y, float(0.5 * x @ (h * x) + c @ x), sub)
