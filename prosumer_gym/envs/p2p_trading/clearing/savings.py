@@ -937,6 +937,15 @@ def _local_search(p, st, rounds):
 
 
 @njit(cache=True)
+def _copy_fill(dst, src):
+    """``dst`` := ``src`` in place (the four arrays of a :class:`Fill`)."""
+    dst.e[:] = src.e
+    dst.used[:] = src.used
+    dst.got[:] = src.got
+    dst.sav[:] = src.sav
+
+
+@njit(cache=True)
 def _lp_ascent(p, st, lp, rounds, search):
     """Up to ``rounds`` linearised-LP steps from ``st`` (:func:`_lp_candidate`, weights
     alternating slope / secant; with ``search`` every third step is a line-searched slope
@@ -956,10 +965,7 @@ def _lp_ascent(p, st, lp, rounds, search):
         v = _total(p, cand.sav)
         if v > cur + 1e-12 * (1.0 + abs(cur)):
             cur = v
-            st.e[:] = cand.e
-            st.used[:] = cand.used
-            st.got[:] = cand.got
-            st.sav[:] = cand.sav
+            _copy_fill(st, cand)
             fails = 0
             improved = True
         else:
@@ -1026,10 +1032,7 @@ def _savings_kernel(p, seed, n_iter, stall, lp_rounds, search, envelope):
             _local_search(p, st2, 1)
             _lp_ascent(p, st2, lp, lp_rounds, search)
             if _total(p, st2.sav) > _total(p, sav) + 1e-12 * (1.0 + abs(_total(p, sav))):
-                e[:] = st2.e
-                used[:] = st2.used
-                got[:] = st2.got
-                sav[:] = st2.sav
+                _copy_fill(st, st2)
     _local_search(p, st, 100)
     best = _total(p, sav)
     be = e.copy(); bu = used.copy(); bg = got.copy(); bs = sav.copy()
