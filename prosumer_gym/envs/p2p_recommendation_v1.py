@@ -32,12 +32,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from prosumer_gym import ENV_VERSIONS
 from prosumer_gym.core.pz import entry_points
 from prosumer_gym.envs.p2p_recommendation import env as _impl
 from prosumer_gym.envs.p2p_recommendation.env import ACTION_MODES, CAPACITY_MODES, FOLLOW_MODEL, PLATFORM
 
-#: what version 1 sets on top of version 0's raw_env
-V1_DEFAULTS: dict[str, Any] = {"action_mode": "scores", "statistics": True}
+#: what version 1 sets on top of version 0's raw_env (one definition: the Gymnasium registration's)
+V1_DEFAULTS: dict[str, Any] = dict(ENV_VERSIONS["P2PRecommendation-v1"][2])
 
 
 class raw_env(_impl.raw_env):

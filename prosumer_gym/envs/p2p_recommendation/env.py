@@ -114,6 +114,7 @@ from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box, check_multibinary
 from prosumer_gym.envs.p2p_recommendation.market import (
     RecInstance,
+    CONSTRAINTS,
     RecommendationMILP,
     decode_scores,
     expected_energy,
@@ -360,7 +361,7 @@ class raw_env(MarketParallelEnv):
         inst = self.instance()
         if self.action_mode == "scores":  # v1: scores -> a feasible matrix by construction
             x = decode_scores(inst, x_sub)
-            viol = dict.fromkeys(violations(inst, x), 0.0)
+            viol = dict.fromkeys(CONSTRAINTS, 0.0)  # the decoded matrix is feasible by construction
             proj = {"decoded_from_scores": True, "changed": False}
         else:
             viol = violations(inst, x_sub)
@@ -439,8 +440,9 @@ class raw_env(MarketParallelEnv):
         self.last_instance = inst
         self._last_rec = x
         self._last_acc = accept * (x > 0)
-        self._n_rec += x > 0
-        self._n_acc += self._last_acc
+        if self.statistics:
+            self._n_rec += x > 0
+            self._n_acc += self._last_acc
         self._t += 1
         done = self._t >= self.n_days
         obs = self._observations()
