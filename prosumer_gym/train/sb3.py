@@ -427,10 +427,9 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
                                          **dict(normalize_kwargs or {})})
     if isinstance(venv.observation_space, spaces.Dict) and policy == "MlpPolicy":
         policy = "MultiInputPolicy"  # SB3's policy for Dict observations
-    if policy == "PairScorerPolicy":  # ours: one scorer shared across pairs (P2PRecommendation-v1)
-        from prosumer_gym.train.pair_policy import POLICIES
+    from prosumer_gym.train.pair_policy import POLICIES  # our policy classes, by the name a YAML gives
 
-        policy = POLICIES[policy]
+    policy = POLICIES.get(policy, policy)
     tqdm_cb, metrics_cb, ckpt_cb, tb_fmt = _callbacks()
 
     if latest is not None:

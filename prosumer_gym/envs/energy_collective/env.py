@@ -453,13 +453,9 @@ class raw_env(MarketParallelEnv):
         f = cs.player_cost(p[None, :])[0]
         bau = self._bau_cost[s]
         if self.market == "community":
-            if self._custom_plan:
-                st = mk.settle_community(
-                    cs, self.allocation, p[None, :], [self.plan.price[s]],
-                    storage=None if self.storage is None else self._storage_net[s:s + 1], bau_cost=bau[None, :])
-            else:
-                st = mk.settle_community(cs, self.allocation, p[None, :], [self.plan.price[s]],
-                                         bau_cost=bau[None, :])
+            st = mk.settle_community(
+                cs, self.allocation, p[None, :], [self.plan.price[s]],
+                storage=None if self.storage is None else self._storage_net[s:s + 1], bau_cost=bau[None, :])
             share = st["allocated"][0]
             q = float(st["q"][0])
             planned_cost = self._planned_cost[s]
