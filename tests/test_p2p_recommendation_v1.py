@@ -214,3 +214,65 @@ def test_cli_trains_the_pair_scorer_from_its_yaml_section(tmp_path):
     with pytest.raises(SystemExit):
         main(["--env", "P2PRecommendation-v1", "--algo", "ppo", "--section", "no_such_section", "--out",
               str(tmp_path / "x")])
+
+
+def _hand_scores(obs) -> np.ndarray:
+    """A deterministic v1 policy: estimated preference, discounted by the loss."""
+    return np.clip(obs["accept_rate"] * (1.0 - obs["loss"]) + 0.05 * obs["recommended_per_day"], 0.0, 1.0)
+
+
+def test_a_v1_policy_plays_identically_on_v0_through_the_adapter():
+    """V1OnV0 rebuilds v1's statistics from v0's observation and decodes the scores: on the
+    same seed, v0 + adapter and v1 give the same recommendations and rewards every day, and
+    v0's projection never changes the decoded matrix."""
+    from prosumer_gym.envs.p2p_recommendation.versions import V1OnV0
+
+    kw = dict(n_producers=6, n_consumers=5, n_days=40, consumer_agents=False)
+    e1, e0 = p2p_recommendation_v1.parallel_env(**kw), p2p_recommendation_v0.parallel_env(**kw)
+    o1, _ = e1.reset(seed=11)
+    o0, _ = e0.reset(seed=11)
+    adapter = V1OnV0(_hand_scores)
+    adapter.reset(e0)
+    seen = []
+    for _ in range(kw["n_days"]):
+        o1, r1, _, _, _ = e1.step({"platform": _hand_scores(o1["platform"])})
+        o0, r0, _, _, i0 = e0.step({"platform": adapter(o0["platform"])})
+        assert r1["platform"] == r0["platform"]
+        assert not i0["platform"]["projection"]["changed"]
+        np.testing.assert_array_equal(o1["platform"]["last_recommendation"], o0["platform"]["last_recommendation"])
+        seen.append(r0["platform"])
+    assert len(set(seen)) > 10  # the days differ: the comparison is not between empty markets
+    with pytest.raises(ValueError, match="action_mode"):
+        V1OnV0(_hand_scores).reset(e1)
+    with pytest.raises(RuntimeError, match="before reset"):
+        V1OnV0(_hand_scores)(o0["platform"])
+
+
+def test_exported_pair_scorer_is_sb3s_deterministic_policy(tmp_path):
+    """The safe export of a PairScorerPolicy (per-key normalisers, the shared scorer) acts as
+    SB3's ``predict(deterministic=True)`` on the normalised observation."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from prosumer_gym.train.export import export_sb3, load_exported, predict_fn, save_exported
+    from prosumer_gym.train.pair_policy import PairScorerPolicy
+
+    kw = dict(n_producers=4, n_consumers=3, n_days=12)
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("P2PRecommendation-v1", **kw)]))
+    model = PPO(PairScorerPolicy, venv, n_steps=24, batch_size=12, n_epochs=2, seed=0, device="cpu",
+                policy_kwargs={"hidden": 8})
+    model.learn(96)
+    state, card = export_sb3(model, venv)
+    assert card["arch"] == "pair_scorer" and card["obs_dim"] == 5 * 4 * 3 + 4 + 3 + 1  # five (P, C) keys, capacity, demand, day
+    f = predict_fn(*load_exported(save_exported(tmp_path / "pairs", state, card)))
+    env = gym.make("P2PRecommendation-v1", **kw)
+    obs, _ = env.reset(seed=3)
+    venv.training = False
+    for _ in range(24):
+        a_sb3, _ = model.predict(venv.normalize_obs({k: v[None] for k, v in obs.items()}), deterministic=True)
+        a = f(obs)
+        np.testing.assert_allclose(a, a_sb3[0], rtol=0, atol=1e-5)
+        obs, _, te, tu, _ = env.step(a)
+        if te or tu:
+            obs, _ = env.reset()
+    assert np.ptp(a) > 0  # the scores are not constant: the comparison sees the scorer

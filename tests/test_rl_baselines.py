@@ -174,14 +174,22 @@ def test_exported_policy_with_a_wrong_space_is_refused(tmp_path: Path) -> None:
         load_policy(f"exported:{bad}", track("StorageSharing-v0"))
     with pytest.raises(ValueError, match="shipped baseline"):
         load_policy("rlb:no-such-seed0", track("StorageSharing-v0"))
+    state, card = load_exported(files[0])
+    card["env"] = "P2PTrading-v0"  # trained on another market: no version adapter
+    other = save_exported(tmp_path / "other", state, card)
+    with pytest.raises(ValueError, match="cannot act on the StorageSharing-v0 track"):
+        load_policy(f"exported:{other}", track("StorageSharing-v0"))
 
 
 def test_every_group_is_well_formed() -> None:
-    for env_id in ("P2PTrading-v0", "StorageSharing-v0", "EnergyCollective-v0", "ProsumerSharing-v0"):
+    for env_id in ("P2PTrading-v0", "StorageSharing-v0", "EnergyCollective-v0", "ProsumerSharing-v0",
+                   "P2PRecommendation-v0", "EUber-v0"):
         groups = baseline_groups(env_id)
         assert groups, env_id
         for name, g in groups.items():
             assert g["view"] in ("gym", "pettingzoo") and int(g["total_steps"]) > 0, (env_id, name)
+    # a group may train on a newer version of the track's env (played through a version adapter)
+    assert baseline_groups("P2PRecommendation-v0")["ppo-pairs"]["env"] == "P2PRecommendation-v1"
 
 
 def _published(env_id: str) -> dict[str, dict]:

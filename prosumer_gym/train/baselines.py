@@ -44,7 +44,7 @@ __all__ = ["RL_BASELINE_DIR", "baseline_groups", "train_group", "shipped_baselin
 
 #: where published baselines ship inside the package
 RL_BASELINE_DIR = Path(__file__).resolve().parents[1] / "eval" / "leaderboard" / "rl_baselines"
-GROUP_KEYS = ("algo", "view", "role", "total_steps", "description", "section")
+GROUP_KEYS = ("algo", "view", "role", "total_steps", "description", "section", "env")
 QUICK_STEPS = 512
 
 
@@ -59,8 +59,13 @@ def _yaml(env_id: str) -> tuple[dict[str, Any], Path]:
 
 
 def baseline_groups(env_id: str) -> dict[str, dict[str, Any]]:
-    """``{group: {algo, view, role, total_steps, description, section}}`` from the env's YAML
-    (``section``: the hyperparameter section, default the algorithm's name)."""
+    """``{group: {algo, view, role, total_steps, description, section, env}}`` from the env's
+    YAML (``section``: the hyperparameter section, default the algorithm's name; ``env``: the
+    env version trained on, default the track's own, else a newer version of it whose
+    policies the leaderboard plays through a version adapter, e.g. P2PRecommendation-v1's
+    score interface on the v0 track)."""
+    import prosumer_gym
+
     hp, _ = _yaml(env_id)
     groups = hp.get("baselines") or {}
     if not isinstance(groups, Mapping):
@@ -71,6 +76,12 @@ def baseline_groups(env_id: str) -> dict[str, dict[str, Any]]:
         if unknown or not {"algo", "view", "role", "total_steps"} <= set(g):
             raise ValueError(f"{env_id}: baseline {name!r} needs algo, view, role, total_steps (and only "
                              f"{GROUP_KEYS}); got {sorted(g)}")
+        trained_on = g.get("env", env_id)
+        if trained_on != env_id and (trained_on not in prosumer_gym.ENV_VERSIONS
+                                     or trained_on.rsplit("-v", 1)[0] != env_id.rsplit("-v", 1)[0]):
+            raise ValueError(f"{env_id}: baseline {name!r}: env must be {env_id} or a newer version of it "
+                             f"({sorted(v for v in prosumer_gym.ENV_VERSIONS if v.startswith(env_id[:-1]))}), "
+                             f"got {trained_on!r}")
         out[str(name)] = dict(g)
     return out
 
@@ -91,11 +102,11 @@ def train_group(env_id: str, group: str, seeds: Sequence[int], out_root: str | P
     """Train ``group`` of ``env_id`` for each training seed; returns the exported policy files."""
     from prosumer_gym.train.sb3 import control_kwargs, split_hyperparams, train_sb3
 
-    spec = resolve_env(env_id)
     groups = baseline_groups(env_id)
     if group not in groups:
         raise ValueError(f"group must be one of {sorted(groups)} for {env_id}, got {group!r}")
     g = groups[group]
+    spec = resolve_env(g.get("env", env_id))  # the version trained on (the track's own by default)
     hp, hp_file = _yaml(env_id)
     sec_name = g.get("section", g["algo"])
     section = hp.get(sec_name)

@@ -69,6 +69,10 @@ def export_sb3(model: Any, vecnormalize: Any | None = None, stochastic: bool = F
     from gymnasium import spaces
 
     obs_space, act_space = model.observation_space, model.action_space
+    from prosumer_gym.train.pair_policy import PairScorerPolicy
+
+    if isinstance(model.policy, PairScorerPolicy):
+        return _export_pair_scorer(model, vecnormalize)
     if not isinstance(obs_space, spaces.Box):
         raise ValueError(f"only flat Box observations can be exported, got {obs_space}")
     pol = model.policy
@@ -125,6 +129,82 @@ def export_sb3(model: Any, vecnormalize: Any | None = None, stochastic: bool = F
     return state, card
 
 
+def _export_pair_scorer(model: Any, vecnormalize: Any | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, card)`` of PPO with :class:`~prosumer_gym.train.pair_policy.PairScorerPolicy`
+    on a ``Dict`` observation: each key's normaliser (``obs_mean.<key>``, ``obs_std.<key>``;
+    the identity for keys ``VecNormalize`` leaves alone), the shared scorer's layers, and a
+    ``clip`` head on the scorer's output plus the policy's centring offset."""
+    import torch
+
+    from prosumer_gym.train.pair_policy import PAIR_KEYS, SCORE_OFFSET
+
+    obs_space, pol = model.observation_space, model.policy
+    layers = _linear_layers(pol.mlp_extractor.scorer)
+    acts = {_activation_name(m) for m in pol.mlp_extractor.scorer if not isinstance(m, torch.nn.Linear)}
+    if len(acts) != 1:
+        raise ValueError(f"the pair scorer must use one activation, got {sorted(acts)}")
+    norm = vecnormalize is not None and getattr(vecnormalize, "norm_obs", False)
+    keys = list(getattr(vecnormalize, "norm_obs_keys", None) or obs_space.spaces) if norm else []
+    state: dict[str, Any] = {}
+    for k, sp in obs_space.spaces.items():
+        if k in keys:
+            rms = vecnormalize.obs_rms[k]
+            mean, std = np.asarray(rms.mean, np.float64), np.sqrt(np.asarray(rms.var, np.float64) + vecnormalize.epsilon)
+        else:
+            mean, std = np.zeros(sp.shape), np.ones(sp.shape)
+        state[f"obs_mean.{k}"] = torch.as_tensor(mean.reshape(-1))
+        state[f"obs_std.{k}"] = torch.as_tensor(std.reshape(-1))
+    for i, (w, b) in enumerate(layers):
+        state[f"layers.{i}.weight"] = torch.as_tensor(w)
+        state[f"layers.{i}.bias"] = torch.as_tensor(b)
+    card = {
+        "schema": CARD_SCHEMA, "algo": type(model).__name__.lower(), "arch": "pair_scorer",
+        "activation": acts.pop(), "head": "clip", "score_offset": SCORE_OFFSET,
+        "obs_clip": float(vecnormalize.clip_obs) if norm else float("inf"),
+        "obs_dim": int(sum(int(np.prod(sp.shape)) for sp in obs_space.spaces.values())),
+        "dict_keys": [[k, list(sp.shape)] for k, sp in obs_space.spaces.items()],
+        "pair_keys": list(PAIR_KEYS), "action_space": _space_card(model.action_space), "n_layers": len(layers),
+    }
+    return state, card
+
+
+def _pair_scorer_fn(arr: Mapping[str, np.ndarray], card: Mapping[str, Any]) -> Callable[[Any], np.ndarray]:
+    """The predictor of an exported pair scorer: per-key normalisation, the per-pair
+    features of :class:`~prosumer_gym.train.pair_policy.PairFeatures`, the shared MLP,
+    ``+ score_offset``, clipped to the action ``Box`` (SB3's deterministic PPO action)."""
+    keys = {k: tuple(shape) for k, shape in card["dict_keys"]}
+    pair_keys = list(card["pair_keys"])
+    missing = [k for k in (*pair_keys, "capacity_kwh", "demand_kwh", "day_of_year") if k not in keys]
+    if missing:
+        raise ValueError(f"card: dict_keys lack {missing}")
+    P, C = keys["loss"]
+    n = int(card["n_layers"])
+    layers = [(arr[f"layers.{i}.weight"], arr[f"layers.{i}.bias"]) for i in range(n)]
+    if layers[0][0].shape[1] != len(pair_keys) + 3 or layers[-1][0].shape[0] != 1:
+        raise ValueError("state: the scorer does not map the pair features to one score")
+    norm = {k: (arr[f"obs_mean.{k}"].reshape(shape), arr[f"obs_std.{k}"].reshape(shape)) for k, shape in keys.items()}
+    act = np.tanh if card["activation"] == "tanh" else (lambda z: np.maximum(z, 0.0))
+    clip, offset = float(card["obs_clip"]), float(card["score_offset"])
+    aspace = card["action_space"]
+    low = np.asarray(aspace["low"], np.float64).reshape(P, C)
+    high = np.asarray(aspace["high"], np.float64).reshape(P, C)
+
+    def predict(obs: Mapping[str, Any]) -> np.ndarray:
+        z = {k: np.clip((np.asarray(obs[k], np.float64).reshape(norm[k][0].shape) - norm[k][0]) / norm[k][1],
+                        -clip, clip) for k in keys}
+        feats = [z[k] for k in pair_keys]
+        feats += [np.broadcast_to(z["capacity_kwh"][:, None], (P, C)), np.broadcast_to(z["demand_kwh"][None, :], (P, C)),
+                  np.broadcast_to(z["day_of_year"].reshape(1, 1), (P, C))]
+        x = np.stack(feats, axis=-1).reshape(P * C, -1)
+        for i, (w, b) in enumerate(layers):
+            x = x @ w.T + b
+            if i < n - 1:
+                x = act(x)
+        return np.clip(x.reshape(P, C) + offset, low, high).astype(np.float32)
+
+    return predict
+
+
 def _space_card(space: Any) -> dict[str, Any]:
     from gymnasium import spaces
 
@@ -145,6 +225,10 @@ def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[..
         raise ValueError(f"card: head must be one of {HEADS} and activation one of {ACTIVATIONS}")
     arr = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
            for k, v in state.items()}
+    if card.get("arch", "mlp") == "pair_scorer":
+        return _pair_scorer_fn(arr, card)
+    if card.get("arch", "mlp") != "mlp":
+        raise ValueError(f"card: arch must be 'mlp' or 'pair_scorer', got {card.get('arch')!r}")
     n = int(card["n_layers"])
     layers = [(arr[f"layers.{i}.weight"], arr[f"layers.{i}.bias"]) for i in range(n)]
     mean, std, clip = arr["obs_mean"], arr["obs_std"], float(card["obs_clip"])

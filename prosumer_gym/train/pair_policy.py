@@ -26,10 +26,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-__all__ = ["PairFeatures", "PairScorerPolicy", "POLICIES", "PAIR_KEYS"]
+__all__ = ["PairFeatures", "PairScorerPolicy", "POLICIES", "PAIR_KEYS", "SCORE_OFFSET"]
 
 #: per-pair (P, C) observation entries, then the producer, consumer and global ones
 PAIR_KEYS = ("accept_rate", "recommended_per_day", "loss", "last_recommendation", "last_accepted")
+#: the scorer's output is centred in the action Box [0, 1]
+SCORE_OFFSET = 0.5
 
 
 class PairFeatures(BaseFeaturesExtractor):
@@ -68,7 +70,7 @@ class _PairNets(nn.Module):
         return features.reshape(features.shape[0], self.n_pairs, self.n_features)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
-        return self.scorer(self._pairs(features)).squeeze(-1) + 0.5  # scores centred in the Box
+        return self.scorer(self._pairs(features)).squeeze(-1) + SCORE_OFFSET  # scores centred in the Box
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         return self.embed(self._pairs(features)).mean(dim=1)

@@ -475,7 +475,7 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
     vn = model.get_vec_normalize_env()
     if vn is not None:
         _save_atomically(out / "vecnormalize.pkl", vn.save)
-    if isinstance(venv.observation_space, spaces.Box):
+    if isinstance(venv.observation_space, spaces.Box) or isinstance(model.policy, tuple(POLICIES.values())):
         from prosumer_gym.train.export import export_sb3, save_exported
 
         dict_space = None

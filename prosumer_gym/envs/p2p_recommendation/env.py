@@ -112,6 +112,7 @@ from prosumer_gym.core.validation import check_int as _int
 from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_box, check_multibinary
+from prosumer_gym.envs.p2p_recommendation.versions import AcceptanceStatistics, v1_platform_space
 from prosumer_gym.envs.p2p_recommendation.market import (
     RecInstance,
     CONSTRAINTS,
@@ -226,10 +227,10 @@ class raw_env(MarketParallelEnv):
                 "last_recommendation": spaces.Box(0.0, 1.0, (P, C), f64),
                 "last_accepted": spaces.Box(0.0, 1.0, (P, C), f64),
                 "day_of_year": spaces.Box(0.0, 1.0, (1,), f64),
-                **({"accept_rate": spaces.Box(0.0, 1.0, (P, C), f64),
-                    "recommended_per_day": spaces.Box(0.0, 1.0, (P, C), f64)} if self.statistics else {}),
             }
         )
+        if self.statistics:
+            platform_obs = v1_platform_space(platform_obs)
         self._platform_act = spaces.Box(0.0, 1.0, (P, C), f64)
         self.observation_spaces: dict[str, spaces.Space] = {PLATFORM: platform_obs}
         self.action_spaces: dict[str, spaces.Space] = {PLATFORM: self._platform_act}
@@ -293,8 +294,7 @@ class raw_env(MarketParallelEnv):
         self.last_instance = None
         self._last_rec = np.zeros((P, C))
         self._last_acc = np.zeros((P, C))
-        self._n_rec = np.zeros((P, C))  # times each pair was recommended (statistics)
-        self._n_acc = np.zeros((P, C))  # ... and accepted
+        self._stats = AcceptanceStatistics((P, C))  # recommendations and acceptances per pair (statistics)
         self._regret = 0.0
         self._cum = 0.0
         self._played: list[tuple[RecInstance, float]] = []  # (instance, expected kWh) per played day
@@ -441,8 +441,7 @@ class raw_env(MarketParallelEnv):
         self._last_rec = x
         self._last_acc = accept * (x > 0)
         if self.statistics:
-            self._n_rec += x > 0
-            self._n_acc += self._last_acc
+            self._stats.update(x > 0, self._last_acc)
         self._t += 1
         done = self._t >= self.n_days
         obs = self._observations()
@@ -469,8 +468,7 @@ class raw_env(MarketParallelEnv):
             "day_of_year": np.array([d / DAYS_PER_YEAR], dtype=np.float64),
         }
         if self.statistics:
-            plat["accept_rate"] = (self._n_acc + 1.0) / (self._n_rec + 2.0)
-            plat["recommended_per_day"] = self._n_rec / max(self._t, 1)
+            plat.update(self._stats.observation(self._t))
         obs: dict[str, Any] = {PLATFORM: plat}
         if self.consumer_agents:
             # one (C, 1 + 3P) float32 block, row j = consumer j's observation; the loss block

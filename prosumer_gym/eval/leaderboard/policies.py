@@ -375,6 +375,19 @@ def _exported_predictor(path: Path, card: Mapping[str, Any], obs_space: Any, act
         raise SubmissionRefused(what, f"card and weights do not describe a policy ({type(e).__name__}: {e})") from None
 
 
+def _version_adapter(trained_on: str, env_id: str, what: str) -> tuple[type, Callable[[Any], Any]]:
+    """``(adapter class, trained-on observation space from the track's)`` for a policy trained
+    on a newer version of the track's env (e.g. P2PRecommendation-v1 on the v0 track): the
+    adapter wraps the predictor, ``reset(env)`` per episode and ``adapter(obs) -> action``."""
+    from prosumer_gym.envs.p2p_recommendation.versions import V1OnV0, v1_platform_space
+
+    adapters = {("P2PRecommendation-v1", "P2PRecommendation-v0"): (V1OnV0, v1_platform_space)}
+    if (trained_on, env_id) not in adapters:
+        raise ValueError(f"{what}: trained on {trained_on}, which cannot act on the {env_id} track; version adapters: "
+                         f"{[f'{a} -> {b}' for a, b in adapters]}")
+    return adapters[(trained_on, env_id)]
+
+
 # ----------------------------------------------------------------------------- joint policies
 class SharedModelPolicy(JointPolicy):
     """One per-agent predictor shared by the agents of a role; the others follow ``co_players``."""
@@ -387,6 +400,8 @@ class SharedModelPolicy(JointPolicy):
     def reset(self, env, observations, infos, seed) -> None:
         # a sampling predictor draws from a generator of the scenario seed (own stream)
         self._rng = np.random.default_rng([int(seed), 0x5A3B]) if getattr(self.predict, "stochastic", False) else None
+        if hasattr(self.predict, "reset"):  # a stateful predictor (a version adapter) starts the episode
+            self.predict.reset(env)
         others = [a for a in env.possible_agents if not self.controlled(a)]
         if others and self.co_players is None:
             raise ValueError(f"the model does not control {others[:5]} and this track has no co-players")
@@ -498,6 +513,10 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
         o_space, a_space = env.observation_space(first), env.action_space(first)
         if hasattr(env, "close"):
             env.close()
+        adapter = None  # a policy trained on a newer version of the track's env
+        if kind == "exported" and card.get("env") not in (None, track.env_id):
+            adapter, trained_space = _version_adapter(str(card["env"]), track.env_id, f"exported policy {str(path)!r}")
+            o_space = trained_space(o_space)
         if not path.is_file():
             raise ValueError(f"policy file {str(path)!r} does not exist")
         source = PolicySource(type=kind, spec=spec, file=path.name, sha256=_sha256(path), role=role)
@@ -505,7 +524,8 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
         if kind == "exported":
             predict = _exported_predictor(path, card, o_space, a_space)
             source.update(algo=card.get("algo"), group=card.get("group"), train_seed=card.get("seed"),
-                          total_steps=card.get("total_steps"), view=card.get("view"), role=role)
+                          total_steps=card.get("total_steps"), view=card.get("view"), role=role,
+                          **({"trained_on": card["env"]} if adapter is not None else {}))
         elif kind == "sb3":
             algo = algo or "ppo"
             predict = sb3_policy_from_zip(path, algo, o_space, a_space, activation)
@@ -517,8 +537,9 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
                                        o_space, a_space)
             source["arch"] = arch
 
-        def factory() -> JointPolicy:  # the predictors are stateless and deterministic: shared
-            return SharedModelPolicy(predict, controlled, track.reference(co).make() if co else None, name=spec)
+        def factory() -> JointPolicy:  # the predictors are stateless and deterministic: shared (adapters are not)
+            return SharedModelPolicy(adapter(predict) if adapter is not None else predict, controlled,
+                                     track.reference(co).make() if co else None, name=spec)
 
         return factory, source, {}, entry_kind
     if ":" in spec:
