@@ -191,3 +191,14 @@ def test_search_spaces_give_valid_sb3_kwargs(algo):
     assert "learning_rate" not in fixed and "policy_kwargs" not in fixed  # fixed keys are not searched
     with pytest.raises(ValueError, match="tunes the SB3 algorithms"):
         sample_hyperparams(study.ask(), "pqr")
+
+
+def test_tuning_seeds_are_not_the_boards_held_out_seeds():
+    """The search evaluates its trials on seeds no leaderboard track reports (nothing is tuned
+    on a reported seed), for any search seed a user is likely to pass."""
+    from prosumer_gym.eval.leaderboard.core import HELD_OUT_SEED_BASE, track, track_ids
+    from prosumer_gym.train.optimize import EVAL_SEED_OFFSET
+
+    board = {HELD_OUT_SEED_BASE + k for env_id in track_ids() for k in range(track(env_id).n_seeds)}
+    tuning = {seed + EVAL_SEED_OFFSET + k for seed in range(1000) for k in range(100)}
+    assert board and not board & tuning

@@ -18,8 +18,10 @@ does (``make_gym_vec_env`` / ``make_pettingzoo_vec_env``, ``VecNormalize`` for
 ``normalize: true``, ``sb3_class(algo)(policy, venv, seed=seed, device="cpu", **kwargs)``),
 trains ``n_timesteps`` and is scored by the **mean return of ``n_eval_episodes`` deterministic
 episodes on a separate eval env** (the env's own reward; higher is better). The eval
-episodes are reset with seeds ``seed + 1_000_000 + k`` (training envs use ``seed + i``), the
-same episodes at every evaluation of every trial. ``n_evaluations`` evaluations during
+episodes are reset with the *tuning* seeds ``seed + 2_000_000 + k`` (training envs use
+``seed + i``), the same episodes at every evaluation of every trial; they are disjoint from
+the leaderboard's held-out scenario seeds ``1_000_000 + k``, so nothing is tuned on a
+reported seed (before 2026-12-03 the offset was 1_000_000, i.e. the board's first seeds). ``n_evaluations`` evaluations during
 training report ``trial.report(mean_return, num_timesteps)``; the pruner (``median``:
 ``MedianPruner(n_startup_trials, n_warmup_steps)``, ``none``, or any Optuna pruner) may stop
 a trial there (:class:`TrialEvalCallback` returns ``False``, SB3 stops learning).
@@ -50,7 +52,7 @@ __all__ = ["optimize", "sample_hyperparams", "ALGO_SAMPLERS", "OPTIMIZE_ALGOS", 
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "none")
-EVAL_SEED_OFFSET = 1_000_000  # eval episode k is reset with seed + EVAL_SEED_OFFSET + k
+EVAL_SEED_OFFSET = 2_000_000  # eval episode k is reset with seed + EVAL_SEED_OFFSET + k (not a board seed)
 HEARTBEAT_SECONDS = 60        # SQLite heartbeat; a trial silent for twice this is stale
 
 # ------------------------------------------------------------------ search spaces (Zoo style)
@@ -492,7 +494,8 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
         raise ValueError(f"study {name!r} in {storage} minimises; this search maximises the eval return")
     identity = _identity(env=spec.name, algo=algo, view=view, n_timesteps=int(n_timesteps), seed=int(seed),
                          env_kwargs=env_kw, control=control, base=base, fixed=fixed_kw,
-                         n_eval_episodes=int(n_eval_episodes), n_evaluations=int(n_evaluations))
+                         n_eval_episodes=int(n_eval_episodes), n_evaluations=int(n_evaluations),
+                         eval_seed_offset=EVAL_SEED_OFFSET)
     saved = study.user_attrs.get("identity")
     if saved is None:
         study.set_user_attr("identity", identity)
