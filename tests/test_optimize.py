@@ -202,3 +202,30 @@ def test_tuning_seeds_are_not_the_boards_held_out_seeds():
     board = {HELD_OUT_SEED_BASE + k for env_id in track_ids() for k in range(track(env_id).n_seeds)}
     tuning = {seed + EVAL_SEED_OFFSET + k for seed in range(1000) for k in range(100)}
     assert board and not board & tuning
+
+
+def test_track_objective_scores_trials_by_the_boards_composite_on_tuning_scenarios(tmp_path):
+    """``objective="track"``: a trial's value is the track's composite (baseline 0, top 100)
+    of the trial's exported policy on the tuning scenarios, recomputed independently here
+    from the saved export; the references are cached and the reported scenarios unused."""
+    from prosumer_gym.eval.leaderboard.core import HELD_OUT_SEED_BASE, track
+    from prosumer_gym.eval.leaderboard.tuning import TrackObjective
+
+    spec = resolve_env("StorageSharing-v0")
+    study = optimize(spec, "ppo", "gym", n_trials=1, n_timesteps=48, storage=f"sqlite:///{tmp_path / 's.db'}",
+                     out_dir=tmp_path / "out", fixed={"n_steps": 24, "batch_size": 24}, n_eval_episodes=2,
+                     n_evaluations=0, progress=False, objective="track", role="auctioneer", report=False)
+    (trial,) = study.trials
+    assert trial.state == States.COMPLETE
+    cache = tmp_path / "out" / "tuning_references.json"
+    scorer = TrackObjective("StorageSharing-v0", 2, cache=cache)  # reads the cache written by the study
+    assert all(min(e["seeds"]) >= HELD_OUT_SEED_BASE + 1_000_000 for e in scorer.references)
+    assert [e["name"] for e in scorer.references] == [track("StorageSharing-v0").baseline, "se"]
+    scores = scorer.scores(f"exported:{tmp_path / 'out' / 'trials' / 'trial_0' / 'policy.pt'}", {"role": "auctioneer"})
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+    assert trial.value == pytest.approx(float(scores.mean()), rel=0, abs=1e-9)
+    # the scale: the baseline scores 0 on every tuning scenario, the top reference 100 on average
+    assert np.allclose(scorer.scores("equal_distribution"), 0.0)
+    assert scorer("se") == pytest.approx(100.0, abs=1e-9) and np.ptp(scorer.scores("se")) > 0
+    with pytest.raises(ValueError, match="objective must be one of"):
+        _run(tmp_path / "bad", 1, objective="board")

@@ -87,9 +87,9 @@ PLATFORM_ENVS = {"upl": "P2PRecommendation-v0", "fia": "P2PRecommendation-v0", "
 BACKENDS = ("sb3", "rllib")
 RLLIB_ALGOS = ("ppo", "dqn")  # = prosumer_gym.train.rllib.RLLIB_ALGOS (kept here: no Ray import)
 OPTIMIZE_DEFAULTS = {"n_trials": 20, "n_eval_episodes": 5, "n_evaluations": 5, "n_startup_trials": 5,
-                     "pruner": "median", "sampler": "tpe"}
+                     "pruner": "median", "sampler": "tpe", "objective": "return"}
 OPTIMIZE_FLAGS = ("n_trials", "n_timesteps", "study_name", "storage", "optimize_timeout", "n_eval_episodes",
-                  "n_evaluations", "n_startup_trials", "pruner", "sampler")
+                  "n_evaluations", "n_startup_trials", "pruner", "sampler", "objective", "role")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {OPTIMIZE_DEFAULTS['n_startup_trials']})")
     o.add_argument("--pruner", choices=("median", "none"), default=None, help="default median")
     o.add_argument("--sampler", choices=("tpe", "random"), default=None, help="default tpe")
+    o.add_argument("--objective", choices=("return", "track"), default=None,
+                   help="what a trial is scored by: the env's mean episode return on the eval episodes (default), "
+                        "or the leaderboard track's composite score on --n-eval-episodes tuning scenarios "
+                        "(seeds 2,000,000 + k, training households: never the board's)")
+    o.add_argument("--role", default=None,
+                   help="with --objective track: the track role the trained policy plays (where the track has several)")
     p.add_argument("--list", action="store_true", help="list envs, their hyperparameter files and exit")
     p.add_argument("-v", "--verbose", type=int, default=0)
     return p
@@ -349,7 +355,8 @@ def _main_optimize(args: argparse.Namespace, spec, top_env: dict, section: dict,
                          n_eval_episodes=opt["n_eval_episodes"], n_evaluations=opt["n_evaluations"],
                          env_kwargs=env_kwargs, hyperparams=section, fixed=cli_hp, sampler=opt["sampler"],
                          pruner=opt["pruner"], n_startup_trials=opt["n_startup_trials"],
-                         timeout=args.optimize_timeout, progress=not args.no_progress, verbose=args.verbose)
+                         timeout=args.optimize_timeout, progress=not args.no_progress, verbose=args.verbose,
+                         objective=opt["objective"], role=args.role)
     except (ValueError, TypeError) as e:
         print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
         return 2

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from prosumer_gym.eval.leaderboard.core import TUNING_SEED_BASE
 from prosumer_gym.train.common import EnvSpec, atomic_write_text, deep_update, dump_json, dump_yaml, to_jsonable
 
 __all__ = ["optimize", "sample_hyperparams", "ALGO_SAMPLERS", "OPTIMIZE_ALGOS", "SAMPLERS", "PRUNERS",
@@ -51,8 +52,9 @@ __all__ = ["optimize", "sample_hyperparams", "ALGO_SAMPLERS", "OPTIMIZE_ALGOS", 
            "best_section", "format_report", "default_out_dir"]
 
 SAMPLERS = ("tpe", "random")
+OBJECTIVES = ("return", "track")
 PRUNERS = ("median", "none")
-EVAL_SEED_OFFSET = 2_000_000  # eval episode k is reset with seed + EVAL_SEED_OFFSET + k (not a board seed)
+EVAL_SEED_OFFSET = TUNING_SEED_BASE  # eval episode k is reset with seed + EVAL_SEED_OFFSET + k (not a board seed)
 HEARTBEAT_SECONDS = 60        # SQLite heartbeat; a trial silent for twice this is stale
 
 # ------------------------------------------------------------------ search spaces (Zoo style)
@@ -309,17 +311,18 @@ def _split(section: Mapping[str, Any], view: str) -> tuple[dict[str, Any], dict[
 
 
 def _vec_env(spec: EnvSpec, view: str, env_kwargs: Mapping[str, Any], n_envs: int, black_death: bool,
-             seed: int | None):
+             seed: int | None, flatten_obs: bool = False):
     from prosumer_gym.train.sb3 import make_gym_vec_env, make_pettingzoo_vec_env
 
-    if view == "gym":
-        return make_gym_vec_env(spec, env_kwargs, n_envs, seed)[0]
+    if view == "gym":  # as train_sb3: a Dict observation flattened when the section says so
+        return make_gym_vec_env(spec, env_kwargs, n_envs, seed, flatten_obs)[0]
     return make_pettingzoo_vec_env(spec, env_kwargs, n_envs, black_death)[0]
 
 
 def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int, env_kwargs: dict[str, Any],
                control: dict[str, Any], base: dict[str, Any], fixed: dict[str, Any], n_eval_episodes: int,
-               n_evaluations: int, verbose: int):
+               n_evaluations: int, verbose: int, track_objective: Any = None, role: str | None = None,
+               out: Path | None = None):
     import optuna
     from gymnasium import spaces
 
@@ -331,10 +334,11 @@ def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int,
     normalize, normalize_kwargs = bool(control.get("normalize", False)), dict(control.get("normalize_kwargs") or {})
     eval_seeds = [int(seed) + EVAL_SEED_OFFSET + k for k in range(int(n_eval_episodes))]
     callback_cls = _trial_eval_callback()
+    flatten = bool(control.get("flatten_obs", False))
 
     def objective(trial) -> float:
-        venv = _vec_env(spec, view, env_kwargs, n_envs, black_death, seed)
-        eval_env = _vec_env(spec, view, env_kwargs, 1, black_death, None)
+        venv = _vec_env(spec, view, env_kwargs, n_envs, black_death, seed, flatten)
+        eval_env = _vec_env(spec, view, env_kwargs, 1, black_death, None, flatten)
         try:
             sampled = sample_hyperparams(trial, algo, venv.num_envs, fixed)
             trial.set_user_attr("hyperparams", to_jsonable(sampled))
@@ -350,6 +354,10 @@ def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int,
                         **action_noise_kwargs(kwargs, venv.action_space))
 
             def evaluate() -> float:
+                if track_objective is not None:  # the board's composite on the tuning scenarios
+                    return track_objective(_export_trial(model, venv, trial.number, flatten, spec, view, role,
+                                                         bool(control.get("stochastic_export", False)), out),
+                                           {"role": role})
                 if normalize:
                     sync_envs_normalization(venv, eval_env)
                 return float(np.mean(evaluate_returns(model, eval_env, eval_seeds)))
@@ -379,6 +387,32 @@ def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int,
     return objective
 
 
+def _export_trial(model, venv, number: int, flatten: bool, spec: EnvSpec, view: str, role: str | None,
+                  stochastic: bool, out: Path) -> str:
+    """The trial's current policy as the leaderboard's safe export (``exported:PATH``), as
+    ``train_sb3`` writes it (observation normaliser included)."""
+    from prosumer_gym.train.export import export_sb3, save_exported
+
+    dict_space = venv.unwrapped.envs[0].unwrapped.observation_space if flatten and view == "gym" else None
+    state, card = export_sb3(model, model.get_vec_normalize_env(), stochastic=stochastic, dict_space=dict_space)
+    card.update({"env": spec.name, "view": view, "role": role, "trial": int(number),
+                 "total_steps": int(model.num_timesteps)})
+    return f"exported:{save_exported(out / 'trials' / f'trial_{number}' / 'policy', state, card)}"
+
+
+def track_of(env_name: str) -> str:
+    """The leaderboard track scoring policies of ``env_name``: its own, or for a newer version
+    of an env (P2PRecommendation-v1) the version-0 track it is played on."""
+    from prosumer_gym.eval.leaderboard.core import TRACK_MODULES
+
+    if env_name in TRACK_MODULES:
+        return env_name
+    v0 = env_name.rsplit("-v", 1)[0] + "-v0"
+    if v0 in TRACK_MODULES:
+        return v0
+    raise ValueError(f"objective 'track' needs a leaderboard track; {env_name} has none (tracks: {sorted(TRACK_MODULES)})")
+
+
 def _identity(**kw: Any) -> dict[str, Any]:
     import json
 
@@ -399,6 +433,11 @@ def best_section(study, algo: str, view: str) -> dict[str, Any] | None:
     return {algo: {"pettingzoo": hp} if view == "pettingzoo" else hp}
 
 
+def _objective_label(study) -> str:
+    track = (study.user_attrs.get("identity") or {}).get("objective") == "track"
+    return "mean track composite on the tuning scenarios" if track else "mean eval return"
+
+
 def format_report(study) -> str:
     """Optuna's summary: trial counts per state, best value, its parameters."""
     import optuna
@@ -410,7 +449,7 @@ def format_report(study) -> str:
              f"{count[states.PRUNED]} pruned, {count[states.FAIL]} failed, {count[states.RUNNING]} running)"]
     if count[states.COMPLETE]:
         best = study.best_trial
-        lines.append(f"best trial {best.number}: mean eval return {best.value:.6g}")
+        lines.append(f"best trial {best.number}: {_objective_label(study)} {best.value:.6g}")
         (section,) = best_section(study, "-", "gym").values()  # fixed entries + sampled values
         lines += [f"  {k}: {v}" for k, v in section.items()]
     else:
@@ -423,7 +462,7 @@ def _write_outputs(study, out: Path, algo: str, view: str, spec: EnvSpec, n_time
     section = best_section(study, algo, view)
     if section is not None:
         best = study.best_trial
-        header = (f"# Best trial {best.number} of Optuna study {study.study_name!r}: mean eval return "
+        header = (f"# Best trial {best.number} of Optuna study {study.study_name!r}: {_objective_label(study)} "
                   f"{best.value:.6g}\n"
                   f"# over {n_eval_episodes} episodes after {best.user_attrs.get('num_timesteps', n_timesteps)} "
                   f"timesteps ({spec.name}, {algo}, view {view}, env_kwargs "
@@ -450,7 +489,7 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
              sampler: Any = "tpe", pruner: Any = "median", n_startup_trials: int = 5,
              n_warmup_steps: int | None = None, timeout: float | None = None,
              heartbeat_interval: int | None = HEARTBEAT_SECONDS, progress: bool = True, verbose: int = 0,
-             report: bool = True):
+             report: bool = True, objective: str = "return", role: str | None = None):
     """Run (or resume) the search; see the module docstring. Returns the ``optuna.Study``.
 
     ``hyperparams``: the YAML section (control keys ``policy``, ``n_envs``, ``normalize``, ...
@@ -458,7 +497,10 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
     it and are not sampled; ``env_kwargs`` go on top of the section's. ``n_trials`` counts
     complete + pruned trials of the study, earlier sessions included. ``n_warmup_steps``
     (default ``n_timesteps // 3``) and the pruner's steps are SB3 timesteps. ``storage``: an
-    Optuna storage or URL (default ``sqlite:///<out_dir>.db``)."""
+    Optuna storage or URL (default ``sqlite:///<out_dir>.db``). ``objective``: ``"return"``
+    (the env's reward on the eval episodes) or ``"track"`` (the leaderboard track's composite
+    score on ``n_eval_episodes`` tuning scenarios, :class:`~prosumer_gym.eval.leaderboard.tuning.TrackObjective`;
+    ``role``: the track role the policy plays, where the track has several)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -468,6 +510,8 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
         raise ValueError(f"--optimize tunes the SB3 algorithms {', '.join(OPTIMIZE_ALGOS)}, got {algo!r}")
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     for name, v, low in (("n_trials", n_trials, 1), ("n_timesteps", n_timesteps, 1),
                          ("n_eval_episodes", n_eval_episodes, 1), ("n_evaluations", n_evaluations, 0),
                          ("n_startup_trials", n_startup_trials, 0), ("seed", seed, 0)):
@@ -495,7 +539,7 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
     identity = _identity(env=spec.name, algo=algo, view=view, n_timesteps=int(n_timesteps), seed=int(seed),
                          env_kwargs=env_kw, control=control, base=base, fixed=fixed_kw,
                          n_eval_episodes=int(n_eval_episodes), n_evaluations=int(n_evaluations),
-                         eval_seed_offset=EVAL_SEED_OFFSET)
+                         eval_seed_offset=EVAL_SEED_OFFSET, objective=objective, role=role)
     saved = study.user_attrs.get("identity")
     if saved is None:
         study.set_user_attr("identity", identity)
@@ -513,10 +557,15 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
     remaining = int(n_trials) - sum(t.state in finished for t in study.trials)
     out.mkdir(parents=True, exist_ok=True)
     if remaining > 0:
-        objective = _objective(spec, algo, view, int(n_timesteps), int(seed), env_kw, control, base, fixed_kw,
-                               int(n_eval_episodes), int(n_evaluations), verbose)
+        scorer = None
+        if objective == "track":
+            from prosumer_gym.eval.leaderboard.tuning import TrackObjective
+
+            scorer = TrackObjective(track_of(spec.name), int(n_eval_episodes), cache=out / "tuning_references.json")
+        fn = _objective(spec, algo, view, int(n_timesteps), int(seed), env_kw, control, base, fixed_kw,
+                        int(n_eval_episodes), int(n_evaluations), verbose, scorer, role, out)
         write = lambda st, _t: _write_outputs(st, out, algo, view, spec, int(n_timesteps), int(n_eval_episodes))
-        study.optimize(objective, n_trials=remaining, timeout=timeout, show_progress_bar=progress,
+        study.optimize(fn, n_trials=remaining, timeout=timeout, show_progress_bar=progress,
                        callbacks=[optuna.study.MaxTrialsCallback(int(n_trials), states=finished), write])
     _write_outputs(study, out, algo, view, spec, int(n_timesteps), int(n_eval_episodes))
     if report:

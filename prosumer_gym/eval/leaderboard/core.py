@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "HELD_OUT_SEED_BASE",
+    "TUNING_SEED_BASE",
     "Metric",
     "Reference",
     "Track",
@@ -46,6 +47,9 @@ __all__ = [
 #: Leaderboard reset seeds are ``HELD_OUT_SEED_BASE + k``; the training entry points default to
 #: seed 0 and users train on small seeds, so scenario seeds never coincide with a default run.
 HELD_OUT_SEED_BASE = 1_000_000
+#: Hyperparameter searches evaluate on ``TUNING_SEED_BASE + k`` (with the *training*
+#: households where the track has a split): tuning never sees a reported scenario.
+TUNING_SEED_BASE = 2_000_000
 
 #: Gymnasium id -> module defining ``TRACK`` (one per registered env).
 TRACK_MODULES: dict[str, str] = {
