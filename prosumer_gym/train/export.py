@@ -32,6 +32,11 @@ epsilon-greedy with the model's exploration rate at the end of training (card ``
 with probability epsilon a uniform index, else the argmax. SB3 draws that coin once per
 vectorised batch; here every agent draws its own (the same marginal per agent).
 
+Padded observations (card ``obs_pad: true``): parameter sharing over agents whose ``Box``
+observations differ in size trains on SuperSuit's ``pad_observations_v0`` view (each flat
+observation zero-padded at the end to the largest, ``obs_dim``); the predictor pads a
+shorter observation the same way before normalising it.
+
 ``predict_fn(state, card)`` rebuilds it; a test checks it reproduces SB3's deterministic
 actions on every track's baseline.
 """
@@ -189,11 +194,15 @@ def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[..
     act = np.tanh if card["activation"] == "tanh" else (lambda z: np.maximum(z, 0.0))
     aspace, head = card["action_space"], card["head"]
     keys = [k for k, _ in card.get("dict_keys", [])]
+    pad, dim = bool(card.get("obs_pad", False)), int(card["obs_dim"])
 
     def flat(obs: Any) -> np.ndarray:
         if keys:  # FlattenObservation's order: the Dict space's keys
             return np.concatenate([np.asarray(obs[k], dtype=np.float64).reshape(-1) for k in keys])
-        return np.asarray(obs, dtype=np.float64).reshape(-1)
+        x = np.asarray(obs, dtype=np.float64).reshape(-1)
+        if pad and x.size < dim:  # SuperSuit's pad_observations_v0: zeros at the end
+            x = np.concatenate([x, np.zeros(dim - x.size)])
+        return x
 
     def forward(obs: Any) -> np.ndarray:
         x = np.clip((flat(obs) - mean) / std, -clip, clip)

@@ -10,7 +10,8 @@
   ``VecMonitor``. SuperSuit's SB3 wrapper has no ``seed()`` (SB3 calls it when the model is
   built), so :class:`PettingZooSB3VecEnv` adds one that seeds the next reset. Agents with
   different observation/action spaces are padded (``ss.pad_observations_v0``,
-  ``ss.pad_action_space_v0``); ``black_death: true`` in the hyperparameters adds
+  ``ss.pad_action_space_v0``; padded observations are recorded as ``obs_pad`` in the
+  exported card, whose predictor pads the same way); ``black_death: true`` in the hyperparameters adds
   ``ss.black_death_v3`` for envs whose agents leave before the episode ends.
 * ``discrete_actions: true`` (either view) trains on each agent's ``MultiBinary(n)`` action
   enumerated as ``Discrete(2**n)`` (bit k of the index is action bit k,
@@ -206,13 +207,17 @@ def make_pettingzoo_vec_env(spec: EnvSpec, env_kwargs: Mapping[str, Any] | None 
 
     penv = spec.pettingzoo().parallel_env(**dict(env_kwargs or {}))
     agents = list(penv.possible_agents)
+    obs_spaces = [penv.observation_space(a) for a in agents]
     if discrete_actions:
         penv = _bits_wrapper_classes()[0](penv)
     penv = _homogenise(penv, black_death)
     venv = ss.pettingzoo_env_to_vec_env_v1(penv)
     base = ss.concat_vec_envs_v1(venv, int(n_envs), num_cpus=0, base_class="stable_baselines3")
     cls = _make_seeded_wrapper_class()
-    return VecMonitor(cls(base.venv)), agents
+    venv = VecMonitor(cls(base.venv))
+    # whether _homogenise zero-padded the observations (agents with Box observations of different sizes)
+    venv.padded_observations = any(s != obs_spaces[0] for s in obs_spaces[1:])
+    return venv, agents
 
 
 def make_gym_vec_env(spec: EnvSpec, env_kwargs: Mapping[str, Any] | None = None, n_envs: int = 1,
@@ -471,6 +476,7 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
         venv, agents = make_gym_vec_env(spec, env_kwargs, n_envs, seed, flatten_obs, discrete_actions)
     else:
         venv, agents = make_pettingzoo_vec_env(spec, env_kwargs, n_envs, black_death, discrete_actions)
+    obs_pad = bool(getattr(venv, "padded_observations", False))
     from gymnasium import spaces
 
     if normalize:
@@ -541,10 +547,10 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
             dict_space = venv.unwrapped.envs[0].unwrapped.observation_space
         bits = None
         if discrete_actions:  # the env's own MultiBinary(n): the export decodes the index into it
-            bits = spaces.MultiBinary(int(np.log2(venv.action_space.n)))
+            bits = spaces.MultiBinary(int(venv.action_space.n).bit_length() - 1)
         state, card = export_sb3(model, vn, stochastic=stochastic_export, dict_space=dict_space, bits_space=bits)
         card.update({"env": spec.name, "view": view, "seed": int(seed), "total_steps": int(model.num_timesteps),
-                     "n_agents": len(agents), "identity": identity,
+                     "n_agents": len(agents), "identity": identity, **({"obs_pad": True} if obs_pad else {}),
                      "curve": learning_curve(callbacks[0].episodes, len(agents) if view == "pettingzoo" else 1)})
         save_exported(out / "policy", state, card)
     model.logger.close()
