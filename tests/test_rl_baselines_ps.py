@@ -140,9 +140,9 @@ def test_dqn_ps_export_is_evaluated_by_the_leaderboard(dqn_ps_run: Path) -> None
     from prosumer_gym.eval.leaderboard.runner import evaluate
 
     entry = evaluate("ProsumerSharing-v0", f"exported:{dqn_ps_run}", n_seeds=1)
-    assert entry["metrics"]["tracking_error"]["per_seed"][0] >= 0.0
+    assert entry["metrics"]["tracking_error_units"]["per_seed"][0] >= 0.0
     again = evaluate("ProsumerSharing-v0", f"exported:{dqn_ps_run}", n_seeds=1)  # seeded per scenario
-    assert again["metrics"]["tracking_error"]["per_seed"] == entry["metrics"]["tracking_error"]["per_seed"]
+    assert again["metrics"]["tracking_error_units"]["per_seed"] == entry["metrics"]["tracking_error_units"]["per_seed"]
 
 
 # ----------------------------------------------------------------------------- StorageSharing ppo-ps
