@@ -14,7 +14,8 @@ from gymnasium import spaces
 
 from prosumer_gym.core.validation import check_numeric_action
 
-__all__ = ["NamedBox", "check_discrete", "check_multidiscrete", "check_box", "check_box_batch", "check_multibinary", "check_binary_array"]
+__all__ = ["NamedBox", "check_discrete", "check_multidiscrete", "check_box", "check_box_batch", "check_multibinary", "check_binary_array",
+           "bits_to_index", "index_to_bits", "n_bit_actions"]
 
 
 class NamedBox(spaces.Box):
@@ -146,3 +147,31 @@ def check_binary_array(actions: object, shape: Sequence[int], field: str) -> np.
     if arr.shape != tuple(shape):
         raise ValueError(f"{field} must have shape {tuple(shape)} with values in {{0, 1}}, got {arr.shape}")
     return _as_binary(arr, field)
+
+
+# -- MultiBinary(n) <-> Discrete(2**n): bit k of the index is action bit k ------------------
+#: largest n for which MultiBinary(n) is enumerated as Discrete(2**n) (4,096 actions)
+MAX_ENUMERATED_BITS = 12
+
+
+def n_bit_actions(space: spaces.Space, field: str = "action_space") -> int:
+    """``n`` of a 1-D ``MultiBinary(n)`` space that can be enumerated as ``Discrete(2**n)``
+    (``n <= MAX_ENUMERATED_BITS``); anything else raises ``ValueError``."""
+    if not isinstance(space, spaces.MultiBinary) or np.ndim(space.n) > 1 or \
+            not 1 <= int(np.prod(space.n)) <= MAX_ENUMERATED_BITS or len(space.shape) != 1:
+        raise ValueError(f"{field} must be a 1-D MultiBinary(n) with 1 <= n <= {MAX_ENUMERATED_BITS} to be "
+                         f"enumerated as Discrete(2**n), got {space}")
+    return int(space.shape[0])
+
+
+def bits_to_index(bits: object, n: int, field: str = "action") -> int:
+    """The ``Discrete(2**n)`` index of a ``MultiBinary(n)`` action: ``sum_k bits[k] * 2**k``."""
+    b = check_multibinary(bits, n, field)
+    return int(b.astype(np.int64) @ (1 << np.arange(n, dtype=np.int64)))
+
+
+def index_to_bits(index: object, n: int, field: str = "action") -> np.ndarray:
+    """The ``MultiBinary(n)`` action (``int8``, shape ``(n,)``) of a ``Discrete(2**n)`` index:
+    bit k is ``(index >> k) & 1`` (inverse of :func:`bits_to_index`)."""
+    i = check_discrete(index, 1 << n, field)
+    return ((i >> np.arange(n)) & 1).astype(np.int8)

@@ -196,11 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--publish", action="store_true", help="copy the exports into the package's rl_baselines/")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch intra-op threads (default 1: these networks are small, the cores shared)")
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.torch_threads < 1:
+        parser.error("--torch-threads must be >= 1")
+    import torch
+
+    torch.set_num_threads(args.torch_threads)  # an entry point may set process-wide state
     try:
         groups = sorted(baseline_groups(args.env)) if args.all else [args.group]
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))

@@ -10,7 +10,8 @@ for an ``MlpPolicy`` on a flat ``Box`` observation:
 * the actor's MLP (``Linear`` layers with the policy's activation between them);
 * the head that turns the last layer's output into an action: ``argmax`` (PPO/A2C on
   ``Discrete``, DQN's Q-values), ``threshold`` (``MultiBinary``: logit > 0, i.e. the
-  Bernoulli mode), ``clip`` (PPO/A2C Gaussian mean clipped to the ``Box``),
+  Bernoulli mode), ``argmax_bits`` (an enumerated ``MultiBinary``, below), ``clip``
+  (PPO/A2C Gaussian mean clipped to the ``Box``),
   ``tanh_rescale`` (SAC: ``tanh`` then rescaled to the ``Box``; TD3's actor ends in
   ``tanh`` already and is exported the same way).
 
@@ -20,6 +21,21 @@ a sampling head instead (``bernoulli``: each bit 1 with probability ``sigmoid(lo
 the predictor then takes a ``numpy.random.Generator`` (the leaderboard seeds one per
 episode from the scenario seed). Identical agents sharing one deterministic policy make
 identical choices; a population that must split (ProsumerSharing's quota) needs the draw.
+
+Enumerated binary actions (``bits_space``: the env's ``MultiBinary(n)`` when training saw it
+as ``Discrete(2**n)``, control key ``discrete_actions``): the head's index i is decoded into
+the bits ``(i >> k) & 1``, k = 0..n-1 (:func:`prosumer_gym.core.spaces.index_to_bits`), and
+the card's action space is the env's ``MultiBinary(n)``. ``argmax_bits``: the decoded
+argmax (DQN's greedy action, PPO's mode); ``categorical_bits``: PPO's draw from
+``softmax(logits)``, decoded; ``epsilon_bits``: DQN's ``predict(deterministic=False)``,
+epsilon-greedy with the model's exploration rate at the end of training (card ``epsilon``):
+with probability epsilon a uniform index, else the argmax. SB3 draws that coin once per
+vectorised batch; here every agent draws its own (the same marginal per agent).
+
+Padded observations (card ``obs_pad: true``): parameter sharing over agents whose ``Box``
+observations differ in size trains on SuperSuit's ``pad_observations_v0`` view (each flat
+observation zero-padded at the end to the largest, ``obs_dim``); the predictor pads a
+shorter observation the same way before normalising it.
 
 ``predict_fn(state, card)`` rebuilds it; a test checks it reproduces SB3's deterministic
 actions on every track's baseline.
@@ -36,8 +52,9 @@ import numpy as np
 
 __all__ = ["HEADS", "ACTIVATIONS", "export_sb3", "predict_fn", "load_exported", "save_exported"]
 
-HEADS = ("argmax", "threshold", "clip", "tanh_rescale", "bernoulli", "categorical")
-STOCHASTIC_HEADS = ("bernoulli", "categorical")
+HEADS = ("argmax", "threshold", "clip", "tanh_rescale", "bernoulli", "categorical", "argmax_bits",
+         "categorical_bits", "epsilon_bits")
+STOCHASTIC_HEADS = ("bernoulli", "categorical", "categorical_bits", "epsilon_bits")
 ACTIVATIONS = ("tanh", "relu")
 CARD_SCHEMA = 1
 
@@ -58,12 +75,13 @@ def _activation_name(fn: Any) -> str:
 
 
 def export_sb3(model: Any, vecnormalize: Any | None = None, stochastic: bool = False,
-               dict_space: Any | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+               dict_space: Any | None = None, bits_space: Any | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(state, card)`` for an SB3 PPO/A2C/DQN/SAC/TD3 ``MlpPolicy`` model (see module doc).
 
     ``dict_space``: the env's ``Dict`` observation space when the model was trained on it
     through Gymnasium's ``FlattenObservation``; the card then records its keys and shapes
-    and the predictor flattens a dict observation the same way."""
+    and the predictor flattens a dict observation the same way. ``bits_space``: the env's
+    ``MultiBinary(n)`` when the model acts in its enumeration ``Discrete(2**n)``."""
     import stable_baselines3 as sb3
     import torch
     from gymnasium import spaces
@@ -91,6 +109,8 @@ def export_sb3(model: Any, vecnormalize: Any | None = None, stochastic: bool = F
             raise ValueError(f"cannot export a policy for {act_space}")
     elif isinstance(model, sb3.DQN):
         layers, act, head = _linear_layers(pol.q_net.q_net), _activation_name(pol.q_net.activation_fn), "argmax"
+        if stochastic:
+            head = "epsilon"
     elif isinstance(model, sb3.SAC):
         layers = _linear_layers(pol.actor.latent_pi) + _linear_layers(pol.actor.mu)
         act, head = _activation_name(pol.actor.activation_fn), "tanh_rescale"
@@ -98,8 +118,23 @@ def export_sb3(model: Any, vecnormalize: Any | None = None, stochastic: bool = F
         layers, act, head = _linear_layers(pol.actor.mu), _activation_name(pol.actor.activation_fn), "tanh_rescale"
     else:
         raise ValueError(f"cannot export {type(model).__name__}")
+    extra: dict[str, Any] = {}
+    if bits_space is not None:
+        from prosumer_gym.core.spaces import n_bit_actions
+
+        n_bits = n_bit_actions(bits_space, "bits_space")
+        if not isinstance(act_space, spaces.Discrete) or int(act_space.n) != 1 << n_bits:
+            raise ValueError(f"bits_space {bits_space} needs a model acting in Discrete({1 << n_bits}), got {act_space}")
+        if head not in ("argmax", "categorical", "epsilon"):
+            raise ValueError(f"cannot decode bits from head {head!r}")
+        head, act_space = f"{head}_bits", bits_space
+    if head == "epsilon":
+        raise ValueError("DQN's epsilon-greedy export is for enumerated binary actions (bits_space) only")
+    if head == "epsilon_bits":
+        extra["epsilon"] = float(model.exploration_rate)
     if stochastic and head not in STOCHASTIC_HEADS:
-        raise ValueError(f"stochastic export is for PPO/A2C on Discrete or MultiBinary actions, not {head!r}")
+        raise ValueError(f"stochastic export is for PPO/A2C on Discrete or MultiBinary actions and DQN on "
+                         f"enumerated bits, not {head!r}")
     dim = int(np.prod(obs_space.shape))
     if vecnormalize is not None and getattr(vecnormalize, "norm_obs", False):
         rms = vecnormalize.obs_rms
@@ -125,6 +160,7 @@ def export_sb3(model: Any, vecnormalize: Any | None = None, stochastic: bool = F
         **({"dict_keys": [[k, list(sp.shape)] for k, sp in dict_space.spaces.items()]} if dict_space is not None else {}),
         "action_space": _space_card(act_space),
         "n_layers": len(layers),
+        **extra,
     }
     return state, card
 
@@ -242,11 +278,15 @@ def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[..
     act = np.tanh if card["activation"] == "tanh" else (lambda z: np.maximum(z, 0.0))
     aspace, head = card["action_space"], card["head"]
     keys = [k for k, _ in card.get("dict_keys", [])]
+    pad, dim = bool(card.get("obs_pad", False)), int(card["obs_dim"])
 
     def flat(obs: Any) -> np.ndarray:
         if keys:  # FlattenObservation's order: the Dict space's keys
             return np.concatenate([np.asarray(obs[k], dtype=np.float64).reshape(-1) for k in keys])
-        return np.asarray(obs, dtype=np.float64).reshape(-1)
+        x = np.asarray(obs, dtype=np.float64).reshape(-1)
+        if pad and x.size < dim:  # SuperSuit's pad_observations_v0: zeros at the end
+            x = np.concatenate([x, np.zeros(dim - x.size)])
+        return x
 
     def forward(obs: Any) -> np.ndarray:
         x = np.clip((flat(obs) - mean) / std, -clip, clip)
@@ -256,6 +296,18 @@ def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[..
                 x = act(x)
         return x
 
+    if head.endswith("_bits"):
+        from prosumer_gym.core.spaces import index_to_bits
+
+        if aspace.get("type") != "MultiBinary" or len(aspace.get("shape", ())) != 1:
+            raise ValueError(f"card: head {head!r} needs a 1-D MultiBinary action space, got {aspace}")
+        n_bits = int(aspace["shape"][0])
+        if layers[-1][0].shape[0] != 1 << n_bits:
+            raise ValueError(f"state: head {head!r} needs {1 << n_bits} outputs for MultiBinary({n_bits})")
+    if head == "epsilon_bits":
+        eps = float(card["epsilon"])
+        if not 0.0 <= eps <= 1.0:
+            raise ValueError(f"card: epsilon must be in [0, 1], got {eps}")
     if head in STOCHASTIC_HEADS:
         shape = tuple(aspace.get("shape", ()))
 
@@ -263,13 +315,19 @@ def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[..
             z = forward(obs)
             if head == "bernoulli":
                 return (rng.random(z.shape) < 1.0 / (1.0 + np.exp(-z))).astype(np.int8).reshape(shape)
+            if head == "epsilon_bits":  # one coin, then (if it explores) one uniform index
+                i = int(rng.integers(z.size)) if rng.random() < eps else int(np.argmax(z))
+                return index_to_bits(i, n_bits)
             p = np.exp(z - z.max())
-            return int(rng.choice(z.size, p=p / p.sum()))
+            i = int(rng.choice(z.size, p=p / p.sum()))
+            return index_to_bits(i, n_bits) if head == "categorical_bits" else i
 
         sample.stochastic = True  # type: ignore[attr-defined]
         return sample
     if head == "argmax":
         return lambda obs: int(np.argmax(forward(obs)))
+    if head == "argmax_bits":
+        return lambda obs: index_to_bits(int(np.argmax(forward(obs))), n_bits)
     if head == "threshold":
         shape = tuple(aspace["shape"])
         return lambda obs: (forward(obs) > 0).astype(np.int8).reshape(shape)

@@ -10,8 +10,14 @@
   ``VecMonitor``. SuperSuit's SB3 wrapper has no ``seed()`` (SB3 calls it when the model is
   built), so :class:`PettingZooSB3VecEnv` adds one that seeds the next reset. Agents with
   different observation/action spaces are padded (``ss.pad_observations_v0``,
-  ``ss.pad_action_space_v0``); ``black_death: true`` in the hyperparameters adds
+  ``ss.pad_action_space_v0``; padded observations are recorded as ``obs_pad`` in the
+  exported card, whose predictor pads the same way); ``black_death: true`` in the hyperparameters adds
   ``ss.black_death_v3`` for envs whose agents leave before the episode ends.
+* ``discrete_actions: true`` (either view) trains on each agent's ``MultiBinary(n)`` action
+  enumerated as ``Discrete(2**n)`` (bit k of the index is action bit k,
+  :func:`prosumer_gym.core.spaces.index_to_bits`), so DQN can learn it; the exported policy
+  decodes its index back into the env's bits (heads ``argmax_bits``, ``epsilon_bits``,
+  ``categorical_bits``) and its card keeps the env's ``MultiBinary(n)`` action space.
 
 Logging: SB3's own scalars (``rollout/ep_rew_mean``, ``train/loss``,
 ``rollout/exploration_rate`` = DQN's epsilon, ...) plus :class:`MarketMetricsCallback`:
@@ -65,7 +71,7 @@ __all__ = ["SB3_ALGOS", "VIEWS", "make_gym_vec_env", "make_pettingzoo_vec_env", 
 SB3_ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")
 VIEWS = ("gym", "pettingzoo")
 CONTROL_KEYS = ("policy", "n_envs", "total_steps", "checkpoint_freq", "keep_checkpoints", "env_kwargs", "pettingzoo",
-                "gym", "black_death", "normalize", "normalize_kwargs", "stochastic_export", "flatten_obs")
+                "gym", "black_death", "normalize", "normalize_kwargs", "stochastic_export", "flatten_obs", "discrete_actions")
 
 
 def sb3_class(algo: str):
@@ -130,6 +136,43 @@ def __getattr__(name: str):  # PettingZooSB3VecEnv is built lazily (SuperSuit im
     raise AttributeError(name)
 
 
+@functools.lru_cache(maxsize=None)
+def _bits_wrapper_classes():
+    import gymnasium as gym
+    from gymnasium import spaces
+    from pettingzoo.utils.wrappers import BaseParallelWrapper
+
+    from prosumer_gym.core.spaces import index_to_bits, n_bit_actions
+
+    class DiscreteBitsParallelEnv(BaseParallelWrapper):
+        """Every agent's ``MultiBinary(n)`` action as ``Discrete(2**n)``: the index is decoded
+        into the bits (bit k = ``(index >> k) & 1``) before the env steps."""
+
+        def __init__(self, env) -> None:
+            super().__init__(env)
+            self._bits = {a: n_bit_actions(env.action_space(a), f"action space of {a}") for a in env.possible_agents}
+            self._spaces = {a: spaces.Discrete(1 << n) for a, n in self._bits.items()}
+
+        def action_space(self, agent):
+            return self._spaces[agent]
+
+        def step(self, actions):
+            return self.env.step({a: index_to_bits(v, self._bits[a], f"action of {a}") for a, v in actions.items()})
+
+    class DiscreteBitsEnv(gym.ActionWrapper):
+        """The Gymnasium view's ``MultiBinary(n)`` action as ``Discrete(2**n)`` (same encoding)."""
+
+        def __init__(self, env) -> None:
+            super().__init__(env)
+            self._n = n_bit_actions(env.action_space)
+            self.action_space = spaces.Discrete(1 << self._n)
+
+        def action(self, action):
+            return index_to_bits(action, self._n)
+
+    return DiscreteBitsParallelEnv, DiscreteBitsEnv
+
+
 def _homogenise(penv, black_death: bool = False):
     import supersuit as ss
     from gymnasium import spaces
@@ -156,36 +199,53 @@ def _homogenise(penv, black_death: bool = False):
 
 
 def make_pettingzoo_vec_env(spec: EnvSpec, env_kwargs: Mapping[str, Any] | None = None, n_envs: int = 1,
-                            black_death: bool = False):
-    """PettingZoo -> SuperSuit -> SB3 vec env with parameter sharing; returns ``(venv, agents)``."""
+                            black_death: bool = False, discrete_actions: bool = False):
+    """PettingZoo -> SuperSuit -> SB3 vec env with parameter sharing; returns ``(venv, agents)``
+    (``discrete_actions``: ``MultiBinary(n)`` actions enumerated as ``Discrete(2**n)``)."""
     import supersuit as ss
     from stable_baselines3.common.vec_env import VecMonitor
 
     penv = spec.pettingzoo().parallel_env(**dict(env_kwargs or {}))
     agents = list(penv.possible_agents)
+    obs_spaces = [penv.observation_space(a) for a in agents]
+    if discrete_actions:
+        penv = _bits_wrapper_classes()[0](penv)
     penv = _homogenise(penv, black_death)
     venv = ss.pettingzoo_env_to_vec_env_v1(penv)
     base = ss.concat_vec_envs_v1(venv, int(n_envs), num_cpus=0, base_class="stable_baselines3")
     cls = _make_seeded_wrapper_class()
-    return VecMonitor(cls(base.venv)), agents
+    venv = VecMonitor(cls(base.venv))
+    # whether _homogenise zero-padded the observations (agents with Box observations of different sizes)
+    venv.padded_observations = any(s != obs_spaces[0] for s in obs_spaces[1:])
+    return venv, agents
 
 
 def make_gym_vec_env(spec: EnvSpec, env_kwargs: Mapping[str, Any] | None = None, n_envs: int = 1,
-                     seed: int | None = None, flatten_obs: bool = False):
+                     seed: int | None = None, flatten_obs: bool = False, discrete_actions: bool = False):
     """``n_envs`` copies of ``gym.make(spec.gym_id, **env_kwargs)`` with ``Monitor`` (and
     Gymnasium's ``FlattenObservation`` for ``flatten_obs``: a ``Dict`` observation as one
-    ``Box``, keys in the space's order); returns ``(venv, [name])``."""
+    ``Box``, keys in the space's order; ``discrete_actions``: a ``MultiBinary(n)`` action as
+    ``Discrete(2**n)``); returns ``(venv, [name])``."""
     import gymnasium as gym
     from stable_baselines3.common.env_util import make_vec_env
 
     if spec.gym_id is None:
         raise ValueError(f"{spec.name} has no Gymnasium view; use --view pettingzoo")
     kw = dict(env_kwargs or {})
-    wrapper = None
+    wrappers = []
     if flatten_obs:
-        from gymnasium.wrappers import FlattenObservation as wrapper
+        from gymnasium.wrappers import FlattenObservation
+
+        wrappers.append(FlattenObservation)
+    if discrete_actions:
+        wrappers.append(_bits_wrapper_classes()[1])
+
+    def wrapper(env):
+        for w in wrappers:
+            env = w(env)
+        return env
     venv = make_vec_env(lambda **k: gym.make(spec.gym_id, **k), n_envs=int(n_envs), seed=seed, env_kwargs=kw,
-                        wrapper_class=wrapper)
+                        wrapper_class=wrapper if wrappers else None)
     try:
         name = str(venv.get_attr("ego_agent")[0])
     except AttributeError:
@@ -365,7 +425,7 @@ def split_hyperparams(section: Mapping[str, Any], view: str) -> tuple[dict[str, 
 def control_kwargs(control: Mapping[str, Any]) -> dict[str, Any]:
     """The :func:`train_sb3` keywords a YAML section's control keys set (``policy``,
     ``n_envs``, ``checkpoint_freq``, ``keep_checkpoints``, ``black_death``, ``normalize``,
-    ``normalize_kwargs``, ``stochastic_export``, ``flatten_obs``), with their defaults."""
+    ``normalize_kwargs``, ``stochastic_export``, ``flatten_obs``, ``discrete_actions``), with their defaults."""
     return {
         "policy": str(control.get("policy", "MlpPolicy")),
         "n_envs": int(control.get("n_envs", 1)),
@@ -376,6 +436,7 @@ def control_kwargs(control: Mapping[str, Any]) -> dict[str, Any]:
         "normalize_kwargs": dict(control.get("normalize_kwargs") or {}),
         "stochastic_export": bool(control.get("stochastic_export", False)),
         "flatten_obs": bool(control.get("flatten_obs", False)),
+        "discrete_actions": bool(control.get("discrete_actions", False)),
     }
 
 
@@ -385,7 +446,7 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
               checkpoint_freq: int = 0, keep_checkpoints: int = 2, black_death: bool = False, resume: bool = False,
               progress: bool = True, verbose: int = 0, normalize: bool = False,
               normalize_kwargs: Mapping[str, Any] | None = None, stochastic_export: bool = False,
-              flatten_obs: bool = False):
+              flatten_obs: bool = False, discrete_actions: bool = False):
     """Train (or resume) an SB3 model; see the module docstring. Returns the model."""
     from stable_baselines3.common.logger import Logger
 
@@ -397,6 +458,7 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
     identity = to_jsonable({"env": spec.name, "algo": algo, "view": view, "seed": seed, "env_kwargs": dict(env_kwargs or {}),
                             "algo_kwargs": dict(algo_kwargs or {}), "policy": policy, "n_envs": n_envs,
                             "black_death": black_death, "normalize": bool(normalize), "flatten_obs": bool(flatten_obs),
+                            **({"discrete_actions": True} if discrete_actions else {}),
                             "normalize_kwargs": dict(normalize_kwargs or {})})
     latest = latest_sb3_checkpoint(ckpt_dir)
     if latest is not None and not resume:
@@ -411,9 +473,10 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
             raise ValueError(f"cannot resume: the saved run differs from this one\n  saved: {saved}\n  now:   {identity}")
 
     if view == "gym":
-        venv, agents = make_gym_vec_env(spec, env_kwargs, n_envs, seed, flatten_obs)
+        venv, agents = make_gym_vec_env(spec, env_kwargs, n_envs, seed, flatten_obs, discrete_actions)
     else:
-        venv, agents = make_pettingzoo_vec_env(spec, env_kwargs, n_envs, black_death)
+        venv, agents = make_pettingzoo_vec_env(spec, env_kwargs, n_envs, black_death, discrete_actions)
+    obs_pad = bool(getattr(venv, "padded_observations", False))
     from gymnasium import spaces
 
     if normalize:
@@ -482,9 +545,12 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
         if flatten_obs and view == "gym":
             # the view's own Dict space, under FlattenObservation (no extra env is built)
             dict_space = venv.unwrapped.envs[0].unwrapped.observation_space
-        state, card = export_sb3(model, vn, stochastic=stochastic_export, dict_space=dict_space)
+        bits = None
+        if discrete_actions:  # the env's own MultiBinary(n): the export decodes the index into it
+            bits = spaces.MultiBinary(int(venv.action_space.n).bit_length() - 1)
+        state, card = export_sb3(model, vn, stochastic=stochastic_export, dict_space=dict_space, bits_space=bits)
         card.update({"env": spec.name, "view": view, "seed": int(seed), "total_steps": int(model.num_timesteps),
-                     "n_agents": len(agents), "identity": identity,
+                     "n_agents": len(agents), "identity": identity, **({"obs_pad": True} if obs_pad else {}),
                      "curve": learning_curve(callbacks[0].episodes, len(agents) if view == "pettingzoo" else 1)})
         save_exported(out / "policy", state, card)
     model.logger.close()

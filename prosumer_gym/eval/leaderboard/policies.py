@@ -8,6 +8,12 @@ Specifications
         observation/action spaces (the Gymnasium view's ego agent or PettingZoo parameter
         sharing): it acts for every agent of ``--role`` (default: every agent whose spaces
         are those of the role's first agent); other agents follow the track's co-players.
+    ``rlb:NAME`` / ``exported:PATH.pt``
+        a shipped deep-RL baseline / an exported policy (state dict + JSON card,
+        :mod:`prosumer_gym.train.export`), acting for the card's role; a card with
+        ``obs_pad`` (parameter sharing over agents with observations of different sizes)
+        may control agents whose 1-D ``Box`` observations are shorter than its ``obs_dim``:
+        they are zero-padded at the end, as in training.
     ``torch:PATH.pt`` (or ``.pt``/``.pth``)
         a PyTorch state dict of a named architecture (``--arch``): ``mlp`` (Linear layers
         with tanh between them) or ``qnet`` (ReLU between them: ProDQN's ``QNetwork``; a
@@ -438,8 +444,12 @@ class CallablePolicy(JointPolicy):
 
 
 def _role_of(track: Track, role: str | None, env: Any, obs_space_of: Callable[[str], Any],
-             act_space_of: Callable[[str], Any]) -> tuple[str, Callable[[str], bool]]:
-    """The first controlled agent and the predicate selecting the controlled agents."""
+             act_space_of: Callable[[str], Any], pad_obs: bool = False) -> tuple[str, Callable[[str], bool]]:
+    """The first controlled agent and the predicate selecting the controlled agents.
+
+    ``pad_obs`` (an exported policy trained on zero-padded observations, card ``obs_pad``):
+    the agents may have 1-D ``Box`` observations of different sizes (one action space);
+    the first agent returned is then one with the largest observation."""
     agents = list(env.possible_agents)
     if role == "all":  # one shared model for every agent (parameter sharing across roles)
         chosen = agents
@@ -456,6 +466,17 @@ def _role_of(track: Track, role: str | None, env: Any, obs_space_of: Callable[[s
     if not chosen:
         raise ValueError(f"no agent of {track.env_id} belongs to role {role!r}")
     first = chosen[0]
+    if pad_obs:
+        from gymnasium import spaces
+
+        if all(isinstance(obs_space_of(x), spaces.Box) and len(obs_space_of(x).shape) == 1 for x in chosen):
+            first = max(chosen, key=lambda x: (_flat_dim(obs_space_of(x)), -chosen.index(x)))
+            a = act_space_of(first)
+            same = {x for x in chosen if act_space_of(x) == a}
+            if len(same) < len(chosen):
+                raise ValueError(f"the agents of role {role!r} do not share one action space; "
+                                 f"a shared model cannot act for them all")
+            return first, (lambda name: name in same)
     o, a = obs_space_of(first), act_space_of(first)
     same = {x for x in chosen if obs_space_of(x) == o and act_space_of(x) == a}
     if len(same) < len(chosen):
@@ -509,7 +530,8 @@ def load_policy(spec: str, track: Track, algo: str | None = None, arch: str | No
             card = _exported_card(path)
             role = role or card.get("role")
         env = track.make_env()
-        first, controlled = _role_of(track, role, env, env.observation_space, env.action_space)
+        pad = kind == "exported" and card.get("obs_pad") is True
+        first, controlled = _role_of(track, role, env, env.observation_space, env.action_space, pad_obs=pad)
         o_space, a_space = env.observation_space(first), env.action_space(first)
         if hasattr(env, "close"):
             env.close()
