@@ -66,6 +66,22 @@ def _linear_layers(module: Any) -> list[tuple[np.ndarray, np.ndarray]]:
             for m in module.modules() if isinstance(m, torch.nn.Linear)]
 
 
+def _layers_state(layers: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """``layers.<i>.weight`` / ``layers.<i>.bias`` tensors of the exported state dict."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for i, (w, b) in enumerate(layers):
+        out[f"layers.{i}.weight"] = torch.as_tensor(w)
+        out[f"layers.{i}.bias"] = torch.as_tensor(b)
+    return out
+
+
+def _activation_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The numpy activation of a card's ``activation`` (one of :data:`ACTIVATIONS`)."""
+    return np.tanh if name == "tanh" else (lambda z: np.maximum(z, 0.0))
+
+
 def _activation_name(fn: Any) -> str:
     name = getattr(fn, "__name__", type(fn).__name__).lower()
     for a in ACTIVATIONS:
@@ -146,9 +162,7 @@ def export_sb3(model: Any, vecnormalize: Any | None = None, stochastic: bool = F
         "obs_mean": torch.as_tensor(mean.reshape(-1)),
         "obs_std": torch.as_tensor(np.sqrt(var.reshape(-1) + eps)),
     }
-    for i, (w, b) in enumerate(layers):
-        state[f"layers.{i}.weight"] = torch.as_tensor(w)
-        state[f"layers.{i}.bias"] = torch.as_tensor(b)
+    state.update(_layers_state(layers))
     card = {
         "schema": CARD_SCHEMA,
         "algo": type(model).__name__.lower(),
@@ -190,9 +204,7 @@ def _export_pair_scorer(model: Any, vecnormalize: Any | None) -> tuple[dict[str,
             mean, std = np.zeros(sp.shape), np.ones(sp.shape)
         state[f"obs_mean.{k}"] = torch.as_tensor(mean.reshape(-1))
         state[f"obs_std.{k}"] = torch.as_tensor(std.reshape(-1))
-    for i, (w, b) in enumerate(layers):
-        state[f"layers.{i}.weight"] = torch.as_tensor(w)
-        state[f"layers.{i}.bias"] = torch.as_tensor(b)
+    state.update(_layers_state(layers))
     card = {
         "schema": CARD_SCHEMA, "algo": type(model).__name__.lower(), "arch": "pair_scorer",
         "activation": acts.pop(), "head": "clip", "score_offset": SCORE_OFFSET,
@@ -219,7 +231,7 @@ def _pair_scorer_fn(arr: Mapping[str, np.ndarray], card: Mapping[str, Any]) -> C
     if layers[0][0].shape[1] != len(pair_keys) + 3 or layers[-1][0].shape[0] != 1:
         raise ValueError("state: the scorer does not map the pair features to one score")
     norm = {k: (arr[f"obs_mean.{k}"].reshape(shape), arr[f"obs_std.{k}"].reshape(shape)) for k, shape in keys.items()}
-    act = np.tanh if card["activation"] == "tanh" else (lambda z: np.maximum(z, 0.0))
+    act = _activation_fn(card["activation"])
     clip, offset = float(card["obs_clip"]), float(card["score_offset"])
     aspace = card["action_space"]
     low = np.asarray(aspace["low"], np.float64).reshape(P, C)
@@ -275,7 +287,7 @@ def predict_fn(state: Mapping[str, Any], card: Mapping[str, Any]) -> Callable[..
             raise ValueError(f"state: layer {i} does not take layer {i - 1}'s output")
     if layers[0][0].shape[1] != mean.shape[0]:
         raise ValueError("state: the first layer does not take the observation")
-    act = np.tanh if card["activation"] == "tanh" else (lambda z: np.maximum(z, 0.0))
+    act = _activation_fn(card["activation"])
     aspace, head = card["action_space"], card["head"]
     keys = [k for k, _ in card.get("dict_keys", [])]
     pad, dim = bool(card.get("obs_pad", False)), int(card["obs_dim"])

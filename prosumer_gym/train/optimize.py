@@ -311,12 +311,12 @@ def _split(section: Mapping[str, Any], view: str) -> tuple[dict[str, Any], dict[
 
 
 def _vec_env(spec: EnvSpec, view: str, env_kwargs: Mapping[str, Any], n_envs: int, black_death: bool,
-             seed: int | None, flatten_obs: bool = False):
+             seed: int | None, flatten_obs: bool = False, discrete_actions: bool = False):
     from prosumer_gym.train.sb3 import make_gym_vec_env, make_pettingzoo_vec_env
 
-    if view == "gym":  # as train_sb3: a Dict observation flattened when the section says so
-        return make_gym_vec_env(spec, env_kwargs, n_envs, seed, flatten_obs)[0]
-    return make_pettingzoo_vec_env(spec, env_kwargs, n_envs, black_death)[0]
+    if view == "gym":  # as train_sb3: Dict observations flattened, binary actions enumerated when the section says so
+        return make_gym_vec_env(spec, env_kwargs, n_envs, seed, flatten_obs, discrete_actions)[0]
+    return make_pettingzoo_vec_env(spec, env_kwargs, n_envs, black_death, discrete_actions)[0]
 
 
 def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int, env_kwargs: dict[str, Any],
@@ -334,11 +334,12 @@ def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int,
     normalize, normalize_kwargs = bool(control.get("normalize", False)), dict(control.get("normalize_kwargs") or {})
     eval_seeds = [int(seed) + EVAL_SEED_OFFSET + k for k in range(int(n_eval_episodes))]
     callback_cls = _trial_eval_callback()
-    flatten = bool(control.get("flatten_obs", False))
+    flatten, bits = bool(control.get("flatten_obs", False)), bool(control.get("discrete_actions", False))
 
     def objective(trial) -> float:
-        venv = _vec_env(spec, view, env_kwargs, n_envs, black_death, seed, flatten)
-        eval_env = _vec_env(spec, view, env_kwargs, 1, black_death, None, flatten)
+        venv = _vec_env(spec, view, env_kwargs, n_envs, black_death, seed, flatten, bits)
+        eval_env = _vec_env(spec, view, env_kwargs, 1, black_death, None, flatten, bits)
+        obs_pad = bool(getattr(venv, "padded_observations", False))
         try:
             sampled = sample_hyperparams(trial, algo, venv.num_envs, fixed)
             trial.set_user_attr("hyperparams", to_jsonable(sampled))
@@ -355,8 +356,11 @@ def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int,
 
             def evaluate() -> float:
                 if track_objective is not None:  # the board's composite on the tuning scenarios
-                    return track_objective(_export_trial(model, venv, trial.number, flatten, spec, view, role,
-                                                         bool(control.get("stochastic_export", False)), out),
+                    from prosumer_gym.train.sb3 import export_trained
+
+                    state, card = export_trained(model, venv, view, flatten, bits,
+                                                 bool(control.get("stochastic_export", False)), obs_pad)
+                    return track_objective(_save_trial(state, card, trial.number, spec, view, role, model, out),
                                            {"role": role})
                 if normalize:
                     sync_envs_normalization(venv, eval_env)
@@ -387,14 +391,12 @@ def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int,
     return objective
 
 
-def _export_trial(model, venv, number: int, flatten: bool, spec: EnvSpec, view: str, role: str | None,
-                  stochastic: bool, out: Path) -> str:
-    """The trial's current policy as the leaderboard's safe export (``exported:PATH``), as
-    ``train_sb3`` writes it (observation normaliser included)."""
-    from prosumer_gym.train.export import export_sb3, save_exported
+def _save_trial(state: dict[str, Any], card: dict[str, Any], number: int, spec: EnvSpec, view: str,
+                role: str | None, model, out: Path) -> str:
+    """The trial's exported policy (``train_sb3``'s export, :func:`~prosumer_gym.train.sb3.export_trained`)
+    saved under ``<out>/trials/trial_<n>/``; returns its ``exported:PATH`` spec."""
+    from prosumer_gym.train.export import save_exported
 
-    dict_space = venv.unwrapped.envs[0].unwrapped.observation_space if flatten and view == "gym" else None
-    state, card = export_sb3(model, model.get_vec_normalize_env(), stochastic=stochastic, dict_space=dict_space)
     card.update({"env": spec.name, "view": view, "role": role, "trial": int(number),
                  "total_steps": int(model.num_timesteps)})
     return f"exported:{save_exported(out / 'trials' / f'trial_{number}' / 'policy', state, card)}"

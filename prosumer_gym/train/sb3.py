@@ -65,7 +65,8 @@ from prosumer_gym.train.common import (
     to_jsonable,
 )
 
-__all__ = ["SB3_ALGOS", "VIEWS", "make_gym_vec_env", "make_pettingzoo_vec_env", "train_sb3", "latest_sb3_checkpoint",
+__all__ = ["SB3_ALGOS", "VIEWS", "make_gym_vec_env", "make_pettingzoo_vec_env", "train_sb3", "export_trained",
+           "latest_sb3_checkpoint",
            "PettingZooSB3VecEnv", "MarketMetricsCallback", "TqdmCallback", "AtomicCheckpointCallback"]
 
 SB3_ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")
@@ -440,6 +441,28 @@ def control_kwargs(control: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def export_trained(model, venv, view: str, flatten_obs: bool = False, discrete_actions: bool = False,
+                   stochastic: bool = False, obs_pad: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, card)``: the safe export (:func:`prosumer_gym.train.export.export_sb3`) of a
+    model trained on ``venv`` as :func:`train_sb3` builds it: the observation normaliser, the
+    view's ``Dict`` keys under ``flatten_obs``, the env's ``MultiBinary(n)`` under
+    ``discrete_actions``, ``obs_pad`` when SuperSuit padded the observations. Used by the
+    training runs and by the search's ``--objective track`` alike."""
+    from gymnasium import spaces
+
+    from prosumer_gym.train.export import export_sb3
+
+    # the view's own Dict space, under FlattenObservation (no extra env is built)
+    dict_space = venv.unwrapped.envs[0].unwrapped.observation_space if flatten_obs and view == "gym" else None
+    # the env's own MultiBinary(n): the export decodes the index into it
+    bits = spaces.MultiBinary(int(venv.action_space.n).bit_length() - 1) if discrete_actions else None
+    state, card = export_sb3(model, model.get_vec_normalize_env(), stochastic=stochastic, dict_space=dict_space,
+                             bits_space=bits)
+    if obs_pad:
+        card["obs_pad"] = True
+    return state, card
+
+
 def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: int = 0,
               total_steps: int = 10_000, env_kwargs: Mapping[str, Any] | None = None,
               algo_kwargs: Mapping[str, Any] | None = None, policy: str = "MlpPolicy", n_envs: int = 1,
@@ -539,18 +562,11 @@ def train_sb3(spec: EnvSpec, algo: str, view: str, out_dir: str | Path, seed: in
     if vn is not None:
         _save_atomically(out / "vecnormalize.pkl", vn.save)
     if isinstance(venv.observation_space, spaces.Box) or isinstance(model.policy, tuple(POLICIES.values())):
-        from prosumer_gym.train.export import export_sb3, save_exported
+        from prosumer_gym.train.export import save_exported
 
-        dict_space = None
-        if flatten_obs and view == "gym":
-            # the view's own Dict space, under FlattenObservation (no extra env is built)
-            dict_space = venv.unwrapped.envs[0].unwrapped.observation_space
-        bits = None
-        if discrete_actions:  # the env's own MultiBinary(n): the export decodes the index into it
-            bits = spaces.MultiBinary(int(venv.action_space.n).bit_length() - 1)
-        state, card = export_sb3(model, vn, stochastic=stochastic_export, dict_space=dict_space, bits_space=bits)
+        state, card = export_trained(model, venv, view, flatten_obs, discrete_actions, stochastic_export, obs_pad)
         card.update({"env": spec.name, "view": view, "seed": int(seed), "total_steps": int(model.num_timesteps),
-                     "n_agents": len(agents), "identity": identity, **({"obs_pad": True} if obs_pad else {}),
+                     "n_agents": len(agents), "identity": identity,
                      "curve": learning_curve(callbacks[0].episodes, len(agents) if view == "pettingzoo" else 1)})
         save_exported(out / "policy", state, card)
     model.logger.close()
