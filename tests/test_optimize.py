@@ -229,3 +229,32 @@ def test_track_objective_scores_trials_by_the_boards_composite_on_tuning_scenari
     assert scorer("se") == pytest.approx(100.0, abs=1e-9) and np.ptp(scorer.scores("se")) > 0
     with pytest.raises(ValueError, match="objective must be one of"):
         _run(tmp_path / "bad", 1, objective="board")
+
+
+def test_search_with_our_pair_scorer_policy_keeps_its_network_and_samples_no_net_arch(tmp_path):
+    """A section naming one of our policy classes (PairScorerPolicy, P2PRecommendation-v1's
+    ppo-pairs) is searched with that class and its ``policy_kwargs`` fixed (an MLP ``net_arch``
+    means nothing to it): the best values, merged into the section, keep its network."""
+    from prosumer_gym.train.pair_policy import PairScorerPolicy
+
+    seen = []
+    orig = PairScorerPolicy.__init__
+
+    def spy(self, *a, **kw):
+        seen.append(kw.get("hidden"))
+        orig(self, *a, **kw)
+
+    section = {"policy": "PairScorerPolicy", "normalize": True, "flatten_obs": False, "n_steps": 16,
+               "batch_size": 16, "n_epochs": 1, "policy_kwargs": {"hidden": 8}}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(PairScorerPolicy, "__init__", spy)
+        study = optimize(resolve_env("P2PRecommendation-v1"), "ppo", "gym", n_trials=1, n_timesteps=32,
+                         storage=f"sqlite:///{tmp_path / 'study.db'}", out_dir=tmp_path / "out",
+                         env_kwargs={"n_producers": 3, "n_consumers": 2, "n_days": 4, "oracle": False},
+                         hyperparams=section, fixed={"n_steps": 16, "batch_size": 16}, n_eval_episodes=1,
+                         n_evaluations=1, progress=False, report=False)
+    assert seen == [8]  # the pair scorer was built with the section's network
+    (trial,) = study.trials
+    assert trial.state == States.COMPLETE and "net_arch" not in trial.params
+    best = yaml.safe_load((tmp_path / "out" / "best_ppo.yml").read_text())["ppo"]
+    assert "policy_kwargs" not in best and "learning_rate" in best  # merged into the section, its network stays

@@ -82,7 +82,7 @@ class _Space:
 
     def net_arch(self, kwargs: dict[str, Any], choices: str) -> None:
         """``policy_kwargs: {net_arch: [...]}`` from one of ``choices`` (names of :data:`NET_ARCHS`)."""
-        if "net_arch" not in (self.fixed.get("policy_kwargs") or {}):
+        if "policy_kwargs" not in self.fixed:  # fixed policy_kwargs replace the sampled ones whole
             kwargs["policy_kwargs"] = {"net_arch": list(NET_ARCHS[self.trial.suggest_categorical("net_arch",
                                                                                                choices.split())])}
 
@@ -336,12 +336,19 @@ def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int,
     callback_cls = _trial_eval_callback()
     flatten, bits = bool(control.get("flatten_obs", False)), bool(control.get("discrete_actions", False))
 
+    from prosumer_gym.train.pair_policy import POLICIES  # our policy classes, by the name a YAML gives
+
+    # Our policies (PairScorerPolicy) take their own network keywords, not an MLP net_arch: the
+    # section's policy_kwargs are then fixed, not sampled.
+    fixed_sampling = dict(fixed) if policy not in POLICIES else {"policy_kwargs": base.get("policy_kwargs") or {},
+                                                                  **fixed}
+
     def objective(trial) -> float:
         venv = _vec_env(spec, view, env_kwargs, n_envs, black_death, seed, flatten, bits)
         eval_env = _vec_env(spec, view, env_kwargs, 1, black_death, None, flatten, bits)
         obs_pad = bool(getattr(venv, "padded_observations", False))
         try:
-            sampled = sample_hyperparams(trial, algo, venv.num_envs, fixed)
+            sampled = sample_hyperparams(trial, algo, venv.num_envs, fixed_sampling)
             trial.set_user_attr("hyperparams", to_jsonable(sampled))
             kwargs = deep_update(base, sampled)
             if normalize:  # as train_sb3: VecNormalize on the training env; eval: its obs statistics, raw rewards
@@ -351,7 +358,7 @@ def _objective(spec: EnvSpec, algo: str, view: str, n_timesteps: int, seed: int,
                 eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
             pol = "MultiInputPolicy" if isinstance(venv.observation_space, spaces.Dict) and policy == "MlpPolicy" \
                 else policy
-            model = cls(pol, venv, seed=seed, device="cpu", verbose=verbose,
+            model = cls(POLICIES.get(pol, pol), venv, seed=seed, device="cpu", verbose=verbose,
                         **action_noise_kwargs(kwargs, venv.action_space))
 
             def evaluate() -> float:
