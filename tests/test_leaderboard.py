@@ -509,3 +509,37 @@ def test_board_links_to_the_docs_resolve_wherever_it_is_written(tmp_path):
     write_report(_board_entries(), tmp_path / "LEADERBOARD.md", tmp_path / "site")
     md = (tmp_path / "LEADERBOARD.md").read_text()
     assert f"]({DOCS_URL}/leaderboard.md)" in md and "](docs/" not in md
+
+
+def test_shared_model_runs_co_players_only_for_agents_it_leaves_to_them():
+    """A model playing every agent (P2PRecommendation's platform) does not reset, ask or tell
+    the co-players (whose planning, UPL's daily MILP there, would be thrown away); a model
+    leaving agents to them gets their actions for exactly those agents."""
+    from types import SimpleNamespace
+
+    from prosumer_gym.eval.leaderboard.policies import JointPolicy, SharedModelPolicy
+
+    class Spy(JointPolicy):
+        def __init__(self):
+            self.calls = []
+
+        def reset(self, env, observations, infos, seed):
+            self.calls.append("reset")
+
+        def act(self, observations, infos):
+            self.calls.append("act")
+            return {a: "co" for a in observations}
+
+        def observe(self, *args):
+            self.calls.append("observe")
+
+    for agents, controlled, want_calls, want_acts in (
+            (["platform"], lambda a: True, [], {"platform": "m"}),
+            (["a", "b"], lambda a: a == "a", ["reset", "act", "observe"], {"a": "m", "b": "co"})):
+        spy = Spy()
+        pol = SharedModelPolicy(lambda o: "m", controlled, spy)
+        obs = {a: 0 for a in agents}
+        pol.reset(SimpleNamespace(possible_agents=agents), obs, {}, 0)
+        assert pol.act(obs, {}) == want_acts
+        pol.observe(obs, {}, {}, {}, {})
+        assert spy.calls == want_calls

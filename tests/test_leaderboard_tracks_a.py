@@ -113,6 +113,21 @@ def test_rec_summarise_matches_raw_infos():
     assert float(L.min()) * 100 <= m["loss_pct"] <= float(L[L <= env.loss_max + 1e-12].max()) * 100 + 1e-9
 
 
+def test_rec_co_players_restricted_to_consumers_build_no_platform_policy():
+    """A model playing the platform leaves only the consumers to the co-players (UPL): those
+    send the follow-the-model sentinel and UPL is never built (its daily MILP would be
+    discarded); with the platform included it is the full policy."""
+    from prosumer_gym.envs.p2p_recommendation.env import FOLLOW_MODEL
+
+    built = []
+    full = rec.PlatformPolicy(lambda env, rng: built.append(1) or None, "spy")
+    consumers = ["consumer_0", "consumer_1"]
+    assert full.restricted_to(["platform", *consumers]) is full
+    part = full.restricted_to(consumers)
+    part.reset(object(), {}, {}, 0)
+    assert built == [] and part.act({a: None for a in consumers}, {}) == {a: FOLLOW_MODEL for a in consumers}
+
+
 # ------------------------------------------------------------------------------ EUber
 def test_euber_orderings():
     E = eu.TRACK.env_id

@@ -402,6 +402,7 @@ class SharedModelPolicy(JointPolicy):
                  co_players: JointPolicy | None, name: str = "model") -> None:
         self.predict, self.controlled, self.co_players, self.name = predict, controlled, co_players, name
         self._rng: np.random.Generator | None = None  # a sampling predictor's draws, set by reset
+        self._co: JointPolicy | None = None  # the co-players of this episode (set by reset)
 
     def reset(self, env, observations, infos, seed) -> None:
         # a sampling predictor draws from a generator of the scenario seed (own stream)
@@ -411,8 +412,16 @@ class SharedModelPolicy(JointPolicy):
         others = [a for a in env.possible_agents if not self.controlled(a)]
         if others and self.co_players is None:
             raise ValueError(f"the model does not control {others[:5]} and this track has no co-players")
-        if self.co_players is not None:
-            self.co_players.reset(env, observations, infos, seed)
+        # co-players only for the agents the model leaves to them: none when it plays every agent,
+        # and a co-player that can act for a subset more cheaply says so with ``restricted_to``
+        # (P2PRecommendation: the consumers follow their model; UPL's daily MILP for the platform,
+        # which the model plays, is not run and thrown away)
+        co = self.co_players if others else None
+        if co is not None and hasattr(co, "restricted_to"):
+            co = co.restricted_to(others)
+        self._co = co
+        if self._co is not None:
+            self._co.reset(env, observations, infos, seed)
 
     def act(self, observations, infos) -> dict[str, Any]:
         rng = self._rng
@@ -420,14 +429,14 @@ class SharedModelPolicy(JointPolicy):
             acts = {a: self.predict(o, rng) for a, o in observations.items() if self.controlled(a)}
         else:
             acts = {a: self.predict(o) for a, o in observations.items() if self.controlled(a)}
-        if len(acts) < len(observations) and self.co_players is not None:
-            co = self.co_players.act(observations, infos)
+        if len(acts) < len(observations) and self._co is not None:
+            co = self._co.act(observations, infos)
             acts.update({a: v for a, v in co.items() if a not in acts and a in observations})
         return acts
 
     def observe(self, *args) -> None:
-        if self.co_players is not None:
-            self.co_players.observe(*args)
+        if self._co is not None:
+            self._co.observe(*args)
 
 
 class CallablePolicy(JointPolicy):

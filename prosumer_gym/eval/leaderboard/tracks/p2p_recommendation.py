@@ -37,7 +37,7 @@ random recommender as zero the paper's methods would all land in 80-92 (random r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,8 +97,14 @@ class PlatformPolicy(JointPolicy):
 
     def act(self, observations: Mapping[str, Any], infos: Mapping[str, Any]) -> dict[str, Any]:
         acts: dict[str, Any] = {a: self._follow for a in observations if a != PLATFORM}
-        acts[PLATFORM] = self._pol.act(observations[PLATFORM])
+        if self._pol is not None:
+            acts[PLATFORM] = self._pol.act(observations[PLATFORM])
         return acts
+
+    def restricted_to(self, agents: Sequence[str]) -> PlatformPolicy:
+        """Co-players for ``agents`` only: without the platform, the consumers' sentinel alone
+        (the platform's policy is not built, so it plans nothing)."""
+        return self if PLATFORM in agents else PlatformPolicy(lambda env, rng: None, f"{self.name}-consumers")
 
 
 def _learner(kind: str) -> JointPolicy:
