@@ -258,3 +258,23 @@ def test_search_with_our_pair_scorer_policy_keeps_its_network_and_samples_no_net
     assert trial.state == States.COMPLETE and "net_arch" not in trial.params
     best = yaml.safe_load((tmp_path / "out" / "best_ppo.yml").read_text())["ppo"]
     assert "policy_kwargs" not in best and "learning_rate" in best  # merged into the section, its network stays
+
+
+def test_ppo_with_many_envs_searches_minibatches_per_rollout():
+    """Parameter sharing gives one env per agent (40 EUber workers): PPO's minibatch is drawn
+    as a number of minibatches per rollout, not an absolute size from 8 (which would mean up
+    to 160 minibatches per epoch); one env keeps the Zoo's absolute batch sizes."""
+    from prosumer_gym.train.optimize import MINIBATCHES
+
+    study = optuna.create_study(sampler=make_sampler("random", seed=5))
+    for _ in range(20):
+        trial = study.ask()
+        kw = sample_hyperparams(trial, "ppo", n_envs=40)
+        k = trial.params["n_minibatches"]
+        assert k in MINIBATCHES and "batch_size" not in trial.params
+        assert kw["batch_size"] == kw["n_steps"] * 40 // k
+        study.tell(trial, 0.0)
+    one = study.ask()
+    kw = sample_hyperparams(one, "ppo", n_envs=1)
+    assert "batch_size" in one.params and "n_minibatches" not in one.params
+    assert kw["batch_size"] <= kw["n_steps"]

@@ -91,17 +91,26 @@ class _Space:
         return {k: v for k, v in kwargs.items() if k not in self.fixed}
 
 
+#: PPO minibatches per rollout searched when the vec env has many envs (parameter sharing:
+#: one per agent), where absolute batch sizes from 8 would mean 10^5-10^6 gradient steps a run
+MINIBATCHES = [1, 2, 4, 8, 16, 32]
+
+
 def _sample_ppo(s: _Space, n_envs: int) -> dict[str, Any]:
+    many = int(n_envs) > 1 and "batch_size" not in s.fixed
     kw = {"learning_rate": s.log("learning_rate", 1e-5, 1e-2),
           "n_steps": s.cat("n_steps", [8, 16, 32, 64, 128, 256, 512, 1024, 2048]),
-          "batch_size": s.cat("batch_size", [8, 16, 32, 64, 128, 256, 512]),
+          "batch_size": s.cat("n_minibatches", MINIBATCHES) if many else s.cat("batch_size", [8, 16, 32, 64, 128, 256, 512]),
           "n_epochs": s.cat("n_epochs", [1, 5, 10, 20]),
           "gamma": s.cat("gamma", GAMMAS),
           "gae_lambda": s.cat("gae_lambda", [0.8, 0.9, 0.92, 0.95, 0.98, 0.99, 1.0]),
           "ent_coef": s.log("ent_coef", 1e-8, 0.1),
           "clip_range": s.cat("clip_range", [0.1, 0.2, 0.3, 0.4])}
-    if "batch_size" not in s.fixed:  # a minibatch is at most one rollout of every env
-        kw["batch_size"] = min(int(kw["batch_size"]), int(kw["n_steps"]) * int(n_envs))
+    rollout = int(kw["n_steps"]) * int(n_envs)
+    if many:  # n_envs > 1: the rollout split into a sampled number of minibatches (as CleanRL, RLlib)
+        kw["batch_size"] = max(rollout // int(kw["batch_size"]), 1)
+    elif "batch_size" not in s.fixed:  # a minibatch is at most one rollout of every env
+        kw["batch_size"] = min(int(kw["batch_size"]), rollout)
     s.net_arch(kw, "small medium")
     return s.sampled(kw)
 
