@@ -543,3 +543,32 @@ def test_shared_model_runs_co_players_only_for_agents_it_leaves_to_them():
         assert pol.act(obs, {}) == want_acts
         pol.observe(obs, {}, {}, {}, {})
         assert spy.calls == want_calls
+
+
+def test_compare_prints_the_boards_iqm_and_complementary_improvement_probabilities(capsys):
+    """``prosumer-gym-leaderboard compare`` on the published board: each row's IQM and CI are
+    the board's own estimate of that group, P(a > b) + P(b > a) = 1 (ties count half), and a
+    name not on the board is a ValueError naming the allowed entries."""
+    from prosumer_gym.eval.leaderboard.cli import compare
+    from prosumer_gym.eval.leaderboard.results import board_entries
+    from prosumer_gym.eval.leaderboard.stats import interval_estimates, score_matrices
+
+    board = Path(__file__).resolve().parents[1] / "leaderboard" / "results.jsonl"
+    if not board.exists():
+        pytest.skip("not a source checkout (no leaderboard/results.jsonl)")
+    env_id, names = "StorageSharing-v0", ["ppo", "sac", "equal_distribution"]
+    table = compare(env_id, names, board)
+    rows = {r.split("|")[1].strip(" `"): [c.strip() for c in r.split("|")[2:-1]] for r in table.splitlines()[2:]}
+    mats = score_matrices(track(env_id), board_entries(env_id, track(env_id).version, board))
+    est = interval_estimates({n: mats[n] for n in names})
+    for i, a in enumerate(names):
+        e = est[a]
+        assert rows[a][:3] == [str(e.n_runs), str(e.n_seeds), f"{e.iqm:.1f} [{e.iqm_ci[0]:.1f}, {e.iqm_ci[1]:.1f}]"]
+        for j, b in enumerate(names):
+            if i != j:
+                p_ab, p_ba = float(rows[a][3 + j].split()[0]), float(rows[b][3 + i].split()[0])
+                assert p_ab + p_ba == pytest.approx(1.0, abs=0.011)  # two printed decimals each
+    with pytest.raises(ValueError, match="names: \\['nope'\\].*allowed"):
+        compare(env_id, ["ppo", "nope"], board)
+    assert cli_main(["compare", "--env", env_id, "ppo", "sac", "--results", str(board)]) == 0
+    assert "P(> `sac`)" in capsys.readouterr().out

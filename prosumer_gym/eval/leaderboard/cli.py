@@ -7,6 +7,7 @@ Commands
     ``rebuild``                   every reference on every track (parallel over processes, or
                                   Ray with ``--ray``), then ``report``
     ``report``                    LEADERBOARD.md + leaderboard/site/index.html + PNGs from the results
+    ``compare --env E A B ...``   IQM [95% CI] of entries/groups A, B, ... and P(row > column)
 
 ``--policy``: a reference name (``pqr``), ``sb3:model.zip`` (``--algo``), ``torch:weights.pt``
 (``--arch``), or ``module:function`` (code: only with ``--allow-code``; see :mod:`prosumer_gym.eval.leaderboard.policies`).
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--publish", action="store_true",
                    help="also update the reference entries shipped in the package (maintainers)")
     common(r)
+
+    c = sub.add_parser("compare", help="IQM [95%% CI] of entries or groups and P(row > column) between them")
+    c.add_argument("--env", required=True, help="Gymnasium id of the track, e.g. StorageSharing-v0")
+    c.add_argument("names", nargs="+", help="entries or groups of the board (e.g. ppo ppo-track rule)")
+    c.add_argument("--results", default=str(DEFAULT_RESULTS), help="results file (JSON lines)")
 
     o = sub.add_parser("report", help="write LEADERBOARD.md and the HTML page from the results file")
     o.add_argument("--results", default=str(DEFAULT_RESULTS))
@@ -153,6 +159,34 @@ def rebuild(env_ids: Sequence[str] | None = None, results: str | Path = DEFAULT_
     return new
 
 
+def compare(env_id: str, names: Sequence[str], results: str | Path = DEFAULT_RESULTS) -> str:
+    """A table of ``names`` (entries or training-seed groups of the track's board): IQM of the
+    normalised composite with its stratified-bootstrap 95% CI over runs x seeds, and the
+    probability of improvement ``P(row > column)`` with its CI, by the board's own statistics
+    (:mod:`prosumer_gym.eval.leaderboard.stats`, the same seeds and replicates)."""
+    from prosumer_gym.eval.leaderboard.stats import interval_estimates, probability_of_improvement, score_matrices
+
+    tr = track(env_id)
+    matrices = score_matrices(tr, board_entries(env_id, tr.version, results))
+    unknown = [n for n in names if n not in matrices]
+    if unknown:
+        raise ValueError(f"names: {unknown} are not scored entries or groups of the {env_id} board "
+                         f"(allowed: {sorted(matrices)})")
+    names = list(dict.fromkeys(names))
+    est = interval_estimates({n: matrices[n] for n in names})
+    head = "| entry | runs | seeds | IQM [95% CI] | " + " | ".join(f"P(> `{n}`)" for n in names) + " |"
+    lines = [head, "|" + "---|" * (4 + len(names))]
+    for a in names:
+        e = est[a]
+        cells = []
+        for b in names:
+            imp = None if a == b else probability_of_improvement(matrices[a], matrices[b])
+            cells.append("" if imp is None else f"{imp.p:.2f} [{imp.ci[0]:.2f}, {imp.ci[1]:.2f}]")
+        lines.append(f"| `{a}` | {e.n_runs} | {e.n_seeds} | {e.iqm:.1f} [{e.iqm_ci[0]:.1f}, {e.iqm_ci[1]:.1f}] | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -182,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_entry(entry, score_rows(tr, others))
             if not args.no_append:
                 print(f"appended to {append_entries([entry], args.results)}")
+            return 0
+        if args.cmd == "compare":
+            print(compare(args.env, args.names, args.results))
             return 0
         if args.cmd == "rebuild":
             t0 = time.perf_counter()
