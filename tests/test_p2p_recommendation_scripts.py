@@ -75,6 +75,13 @@ def test_reproduction_paper_size_quick(tmp_path):
     assert "| bpt-k |" in (tmp_path / "paper_size.md").read_text()
     with pytest.raises(ValueError, match="days"):
         rec.main(["--out", str(tmp_path), "--paper-size", "--days", "0"])
+    # one process per seed gives the same per-seed results as the serial run
+    par = rec.main(["--out", str(tmp_path / "par"), "--paper-size", "--quick", "--paper-seeds", "0,1", "--workers", "2"])
+    strip = lambda per: {s: {n: ({k: v for k, v in r.items() if k != "seconds"} if isinstance(r, dict) else r)
+                             for n, r in d.items()} for s, d in per.items()}
+    assert strip(par["per_seed"]) == strip(res["per_seed"]) and par["summary"] == res["summary"]
+    with pytest.raises(ValueError, match="workers"):
+        rec.main(["--out", str(tmp_path), "--paper-size", "--quick", "--workers", "0"])
 
 
 def test_seed_estimate_is_the_mean_over_seeds_with_a_bracketing_interval():

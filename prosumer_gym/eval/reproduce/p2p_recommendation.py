@@ -250,6 +250,17 @@ def _daily_eff(a: dict, opt: dict) -> float:
     return float(np.mean(a["expected"][:n][ok] / o[ok])) if ok.any() else float("nan")
 
 
+def _paper_seed_runs(job: tuple[int, int, int, int, int]) -> tuple[dict, dict]:
+    """Every policy of :data:`POLICIES` on one seed of the paper-size point, with wall seconds."""
+    P, C, days, start_day, s = job
+    rs, secs = {}, {}
+    for n in POLICIES:
+        t0 = time.perf_counter()
+        rs[n] = run(n, P, C, days, start_day, s)
+        secs[n] = round(time.perf_counter() - t0, 1)
+    return rs, secs
+
+
 def paper_size(args) -> dict:
     """Fig. 4.3 at the paper's size (45 producers x 150 consumers, K = 5, T = 1 kWh) for every
     seed of ``args.paper_seeds``: efficiency (sum of expected energy / OPT's, the daily ratio
@@ -259,13 +270,17 @@ def paper_size(args) -> dict:
     from prosumer_gym.eval.leaderboard.stats import seed_estimate
 
     P, C = args.paper_dims
+    workers = int(getattr(args, "workers", 1) or 1)
+    jobs = [(P, C, args.days, args.start_day, s) for s in args.paper_seeds]
+    if workers > 1 and len(jobs) > 1:  # one process per seed: the seeds are independent
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            done = list(pool.map(_paper_seed_runs, jobs))
+    else:
+        done = [_paper_seed_runs(j) for j in jobs]
     per: dict = {}
-    for s in args.paper_seeds:
-        rs, secs = {}, {}
-        for n in POLICIES:
-            t0 = time.perf_counter()
-            rs[n] = run(n, P, C, args.days, args.start_day, s)
-            secs[n] = round(time.perf_counter() - t0, 1)
+    for s, (rs, secs) in zip(args.paper_seeds, done):
         per[str(s)] = {n: {"efficiency_pct": 100 * _eff(rs[n], rs["opt"]),
                            "daily_efficiency_pct": 100 * _daily_eff(rs[n], rs["opt"]),
                            "satisfied_demand_pct": 100 * _sat(rs[n]), "init_days": rs[n]["init_days"],
@@ -339,6 +354,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--paper-size", action="store_true",
                    help="only Fig. 4.3's 45x150 point, for --paper-seeds and --days days (paper_size.json/.md)")
     p.add_argument("--paper-seeds", default="0,1,2", help="seeds of --paper-size (default 0,1,2)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="--paper-size: processes, one seed each (default 1; the results do not depend on it)")
     a = p.parse_args(argv)
     if a.quick and a.full:
         p.error("--quick and --full exclude each other")
@@ -382,6 +399,7 @@ def _paper_size_main(a) -> dict:
     from prosumer_gym.core.validation import check_int
 
     check_int("days", a.days, 1, 365)
+    check_int("workers", a.workers, 1)
     a.paper_seeds = _ints(a.paper_seeds)
     if not a.paper_seeds:
         raise ValueError(f"paper_seeds must name at least one seed, got {a.paper_seeds!r}")
