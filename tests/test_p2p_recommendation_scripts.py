@@ -82,6 +82,17 @@ def test_reproduction_paper_size_quick(tmp_path):
     assert strip(par["per_seed"]) == strip(res["per_seed"]) and par["summary"] == res["summary"]
     with pytest.raises(ValueError, match="workers"):
         rec.main(["--out", str(tmp_path), "--paper-size", "--quick", "--workers", "0"])
+    # the learners' exploration scale reaches them (and only them)
+    c0 = rec.main(["--out", str(tmp_path / "c0"), "--paper-size", "--quick", "--paper-seeds", "0,1",
+                   "--exploration", "0"])
+    assert c0["exploration"] == 0.0 and res["exploration"] is None
+    for s in ("0", "1"):
+        for n in ("opt", "zhu_p"):
+            assert c0["per_seed"][s][n]["efficiency_pct"] == res["per_seed"][s][n]["efficiency_pct"]
+    assert any(c0["per_seed"][s]["upl"]["efficiency_pct"] != res["per_seed"][s]["upl"]["efficiency_pct"]
+               for s in ("0", "1"))
+    with pytest.raises(ValueError, match="exploration"):
+        rec.main(["--out", str(tmp_path), "--paper-size", "--quick", "--exploration", "-1"])
 
 
 def test_seed_estimate_is_the_mean_over_seeds_with_a_bracketing_interval():

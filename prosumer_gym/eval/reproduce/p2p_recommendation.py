@@ -250,13 +250,14 @@ def _daily_eff(a: dict, opt: dict) -> float:
     return float(np.mean(a["expected"][:n][ok] / o[ok])) if ok.any() else float("nan")
 
 
-def _paper_seed_runs(job: tuple[int, int, int, int, int]) -> tuple[dict, dict]:
-    """Every policy of :data:`POLICIES` on one seed of the paper-size point, with wall seconds."""
-    P, C, days, start_day, s = job
+def _paper_seed_runs(job: tuple[int, int, int, int, int, float | None]) -> tuple[dict, dict]:
+    """Every policy of :data:`POLICIES` on one seed of the paper-size point, with wall seconds
+    (the learners with exploration scale ``c``, ``None``: their default)."""
+    P, C, days, start_day, s, c = job
     rs, secs = {}, {}
     for n in POLICIES:
         t0 = time.perf_counter()
-        rs[n] = run(n, P, C, days, start_day, s)
+        rs[n] = run(n, P, C, days, start_day, s, exploration=c if n in ("upl", "bpt-k") else None)
         secs[n] = round(time.perf_counter() - t0, 1)
     return rs, secs
 
@@ -271,7 +272,8 @@ def paper_size(args) -> dict:
 
     P, C = args.paper_dims
     workers = int(getattr(args, "workers", 1) or 1)
-    jobs = [(P, C, args.days, args.start_day, s) for s in args.paper_seeds]
+    c = getattr(args, "exploration", None)
+    jobs = [(P, C, args.days, args.start_day, s, c) for s in args.paper_seeds]
     if workers > 1 and len(jobs) > 1:  # one process per seed: the seeds are independent
         from concurrent.futures import ProcessPoolExecutor
 
@@ -309,6 +311,7 @@ def paper_size(args) -> dict:
         summary[f"{n} {k}" if n else k] = {"mean": e.mean, "mean_ci": list(e.mean_ci), "iqm": e.iqm,
                                            "iqm_ci": list(e.iqm_ci), "n": e.n_seeds, "values": vals}
     return {"size": f"{P}x{C}", "days": args.days, "start_day": args.start_day, "K": 5, "T": 1.0,
+            "exploration": c,
             "seeds": args.paper_seeds, "per_seed": per, "summary": summary,
             "paper": {"upl": "close to 100% from ~50 consumers on (Fig. 4.3a)", "bpt-k": "close to 100%",
                       "zhu_p": "saturates around 75%", "satisfied_demand": "approaches 65% (supply ~60% of demand)"}}
@@ -322,7 +325,9 @@ def paper_size_markdown(res: dict) -> str:
         e = sm[key]
         return f"{e['mean']:.1f} [{e['mean_ci'][0]:.1f}, {e['mean_ci'][1]:.1f}]"
 
+    c = res.get("exploration")
     lines = [f"Fig. 4.3 at {res['size']}, {res['days']} days from day {res['start_day']}, K = 5, T = 1 kWh, "
+             f"exploration c = {'default' if c is None else c}, "
              f"seeds {res['seeds']} (mean [95% bootstrap CI] over seeds, %)", "",
              "| policy | efficiency (sum / OPT's sum) | daily efficiency averaged | after FIA | satisfied demand "
              "| expected energy over Zhu_P |", "|---|---:|---:|---:|---:|---:|"]
@@ -354,6 +359,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--paper-size", action="store_true",
                    help="only Fig. 4.3's 45x150 point, for --paper-seeds and --days days (paper_size.json/.md)")
     p.add_argument("--paper-seeds", default="0,1,2", help="seeds of --paper-size (default 0,1,2)")
+    p.add_argument("--exploration", type=float, default=None,
+                   help="--paper-size: the learners' c of Eq. 4.4 (default: their default, 0.01)")
     p.add_argument("--workers", type=int, default=1,
                    help="--paper-size: processes, one seed each (default 1; the results do not depend on it)")
     a = p.parse_args(argv)
@@ -400,6 +407,8 @@ def _paper_size_main(a) -> dict:
 
     check_int("days", a.days, 1, 365)
     check_int("workers", a.workers, 1)
+    if a.exploration is not None and not (np.isfinite(a.exploration) and a.exploration >= 0):
+        raise ValueError(f"exploration must be a finite number >= 0, got {a.exploration!r}")
     a.paper_seeds = _ints(a.paper_seeds)
     if not a.paper_seeds:
         raise ValueError(f"paper_seeds must name at least one seed, got {a.paper_seeds!r}")
