@@ -278,3 +278,35 @@ def test_ppo_with_many_envs_searches_minibatches_per_rollout():
     kw = sample_hyperparams(one, "ppo", n_envs=1)
     assert "batch_size" in one.params and "n_minibatches" not in one.params
     assert kw["batch_size"] <= kw["n_steps"]
+
+
+def test_reevaluating_the_top_trials_chooses_by_the_mean_over_training_seeds(tmp_path, capsys):
+    """``reevaluate_top=2, reevaluate_seeds=1``: the two best trials are trained again with
+    training seed 1 (a trial's own run is seed 0); the YAML takes the trial with the best mean
+    over both seeds; a re-run value equals a fresh trial of those hyperparameters on seed 1;
+    resuming does not train again."""
+    from prosumer_gym.train.optimize import chosen_trial
+
+    study = _run(tmp_path, 3, reevaluate_top=2, reevaluate_seeds=1)
+    re = study.user_attrs["reevaluation"]
+    complete = sorted((t for t in study.trials if t.state == States.COMPLETE), key=lambda t: -t.value)
+    assert sorted(re) == sorted(str(t.number) for t in complete[:2])
+    for num, rec in re.items():
+        assert rec["seeds"] == [0, 1] and rec["values"][0] == study.trials[int(num)].value
+    means = {int(k): np.mean(v["values"]) for k, v in re.items()}
+    best, value, n = chosen_trial(study)
+    assert best.number == max(means, key=lambda k: (means[k], -k)) and value == means[best.number] and n == 2
+    section = yaml.safe_load((tmp_path / "out" / "best_ppo.yml").read_text())["ppo"]
+    assert section["learning_rate"] == best.user_attrs["hyperparams"]["learning_rate"]
+    assert "mean over 2 training seeds" in (tmp_path / "out" / "best_ppo.yml").read_text()
+    # the re-evaluation is the same training as a search on seed 1 with these values fixed
+    hp = {**FIXED, **best.user_attrs["hyperparams"]}
+    fresh = optimize(SPEC, "ppo", "gym", n_trials=1, n_timesteps=64, storage=f"sqlite:///{tmp_path / 'one.db'}",
+                     out_dir=tmp_path / "one", env_kwargs=SMALL, fixed=hp, n_eval_episodes=2, n_evaluations=2,
+                     progress=False, seed=1, report=False)
+    assert fresh.trials[0].value == pytest.approx(re[str(best.number)]["values"][1], rel=1e-9, abs=1e-9)
+    capsys.readouterr()
+    again = _run(tmp_path, 3, reevaluate_top=2, reevaluate_seeds=1)
+    assert again.user_attrs["reevaluation"] == re and "re-evaluated trial" not in capsys.readouterr().err
+    with pytest.raises(ValueError, match="reevaluate_top"):
+        _run(tmp_path, 3, reevaluate_top=-1, reevaluate_seeds=1)

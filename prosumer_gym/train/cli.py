@@ -87,9 +87,11 @@ PLATFORM_ENVS = {"upl": "P2PRecommendation-v0", "fia": "P2PRecommendation-v0", "
 BACKENDS = ("sb3", "rllib")
 RLLIB_ALGOS = ("ppo", "dqn")  # = prosumer_gym.train.rllib.RLLIB_ALGOS (kept here: no Ray import)
 OPTIMIZE_DEFAULTS = {"n_trials": 20, "n_eval_episodes": 5, "n_evaluations": 5, "n_startup_trials": 5,
-                     "pruner": "median", "sampler": "tpe", "objective": "return"}
+                     "pruner": "median", "sampler": "tpe", "objective": "return", "reevaluate_top": 0,
+                     "reevaluate_seeds": 0}
 OPTIMIZE_FLAGS = ("n_trials", "n_timesteps", "study_name", "storage", "optimize_timeout", "n_eval_episodes",
-                  "n_evaluations", "n_startup_trials", "pruner", "sampler", "objective", "role")
+                  "n_evaluations", "n_startup_trials", "pruner", "sampler", "objective", "role", "reevaluate_top",
+                  "reevaluate_seeds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(seeds 2,000,000 + k, training households: never the board's)")
     o.add_argument("--role", default=None,
                    help="with --objective track: the track role the trained policy plays (where the track has several)")
+    o.add_argument("--reevaluate-top", type=int, default=None,
+                   help="after the trials, train the best K again on --reevaluate-seeds more training seeds and "
+                        "choose by the mean (against the winner's curse of one seed per trial; default 0: off)")
+    o.add_argument("--reevaluate-seeds", type=int, default=None,
+                   help="more training seeds per re-evaluated trial (seed+1 ..; default 0)")
     p.add_argument("--list", action="store_true", help="list envs, their hyperparameter files and exit")
     p.add_argument("-v", "--verbose", type=int, default=0)
     return p
@@ -356,7 +363,8 @@ def _main_optimize(args: argparse.Namespace, spec, top_env: dict, section: dict,
                          env_kwargs=env_kwargs, hyperparams=section, fixed=cli_hp, sampler=opt["sampler"],
                          pruner=opt["pruner"], n_startup_trials=opt["n_startup_trials"],
                          timeout=args.optimize_timeout, progress=not args.no_progress, verbose=args.verbose,
-                         objective=opt["objective"], role=args.role)
+                         objective=opt["objective"], role=args.role, reevaluate_top=opt["reevaluate_top"],
+                         reevaluate_seeds=opt["reevaluate_seeds"])
     except (ValueError, TypeError) as e:
         print(f"prosumer-gym-train: error: {e}", file=sys.stderr)
         return 2

@@ -437,18 +437,65 @@ def _identity(**kw: Any) -> dict[str, Any]:
     return json.loads(json.dumps(to_jsonable(kw)))  # as the storage gives it back
 
 
+def _mean_or_worst(values: Sequence[float | None]) -> float:
+    return -math.inf if any(v is None or not math.isfinite(v) for v in values) else float(np.mean(values))
+
+
+def chosen_trial(study) -> tuple[Any, float, int]:
+    """``(trial, value, n_seeds)``: the trial the search recommends. Without a re-evaluation
+    Optuna's best trial and its value (one training seed); after ``reevaluate_top`` the
+    re-evaluated trial with the highest mean over its training seeds (ties: the lower number),
+    against the winner's curse of a maximum over noisy single-seed values."""
+    re = study.user_attrs.get("reevaluation") or {}
+    if not re:
+        return study.best_trial, float(study.best_value), 1
+    num = max(re, key=lambda k: (_mean_or_worst(re[k]["values"]), -int(k)))
+    return study.trials[int(num)], _mean_or_worst(re[num]["values"]), len(re[num]["values"])
+
+
 def best_section(study, algo: str, view: str) -> dict[str, Any] | None:
     """``{algo: {...}}`` (``{algo: {"pettingzoo": {...}}}`` for that view): the fixed entries
-    the search ran with and the best trial's sampled hyperparameters; ``None`` without a
-    complete trial."""
+    the search ran with and the chosen trial's sampled hyperparameters (:func:`chosen_trial`);
+    ``None`` without a complete trial."""
     import optuna
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return None
     fixed = (study.user_attrs.get("identity") or {}).get("fixed") or {}
-    hp = deep_update(fixed, study.best_trial.user_attrs.get("hyperparams") or study.best_trial.params)
+    best, _, _ = chosen_trial(study)
+    hp = deep_update(fixed, best.user_attrs.get("hyperparams") or best.params)
     return {algo: {"pettingzoo": hp} if view == "pettingzoo" else hp}
+
+
+def reevaluate_top_trials(study, objective_for_seed: Callable[[int, Path], Callable], top: int, n_seeds: int,
+                          seed: int, out: Path) -> dict[str, dict[str, list]]:
+    """Train and score the ``top`` complete trials again with training seeds ``seed + 1 ..
+    seed + n_seeds`` (their hyperparameters fixed, ``optuna.trial.FixedTrial``), kept in the
+    study's user attribute ``reevaluation`` (``{number: {"seeds": [...], "values": [...]}}``,
+    the trial's own seed and value first; saved after every run, so a killed re-evaluation
+    resumes). A run that diverges counts as the worst value (``None``)."""
+    import optuna
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    chosen = sorted(complete, key=lambda t: (-t.value, t.number))[:int(top)]
+    re = {k: {"seeds": list(v["seeds"]), "values": list(v["values"])}
+          for k, v in (study.user_attrs.get("reevaluation") or {}).items()}
+    for t in chosen:
+        rec = re.setdefault(str(t.number), {"seeds": [int(seed)], "values": [float(t.value)]})
+        for s in range(int(seed) + 1, int(seed) + 1 + int(n_seeds)):
+            if s in rec["seeds"]:
+                continue
+            fn = objective_for_seed(s, out / "reevaluation" / f"trial_{t.number}_seed{s}")
+            try:
+                value: float | None = float(fn(optuna.trial.FixedTrial(t.params, number=t.number)))
+            except optuna.TrialPruned:  # diverged or non-finite
+                value = None
+            rec["seeds"].append(s)
+            rec["values"].append(value)
+            study.set_user_attr("reevaluation", re)
+            print(f"re-evaluated trial {t.number} with training seed {s}: {value}", file=sys.stderr, flush=True)
+    return re
 
 
 def _objective_label(study) -> str:
@@ -466,8 +513,12 @@ def format_report(study) -> str:
     lines = [f"study {study.study_name}: {len(study.trials)} trials ({count[states.COMPLETE]} complete, "
              f"{count[states.PRUNED]} pruned, {count[states.FAIL]} failed, {count[states.RUNNING]} running)"]
     if count[states.COMPLETE]:
-        best = study.best_trial
-        lines.append(f"best trial {best.number}: {_objective_label(study)} {best.value:.6g}")
+        best, value, n = chosen_trial(study)
+        for num, rec in sorted((study.user_attrs.get("reevaluation") or {}).items(), key=lambda kv: int(kv[0])):
+            lines.append(f"trial {num} re-evaluated on training seeds {rec['seeds']}: {rec['values']} "
+                         f"(mean {_mean_or_worst(rec['values']):.6g})")
+        lines.append(f"best trial {best.number}: {_objective_label(study)} {value:.6g}"
+                     + (f" (mean over {n} training seeds)" if n > 1 else ""))
         (section,) = best_section(study, "-", "gym").values()  # fixed entries + sampled values
         lines += [f"  {k}: {v}" for k, v in section.items()]
     else:
@@ -479,9 +530,9 @@ def _write_outputs(study, out: Path, algo: str, view: str, spec: EnvSpec, n_time
                    n_eval_episodes: int) -> None:
     section = best_section(study, algo, view)
     if section is not None:
-        best = study.best_trial
+        best, value, n = chosen_trial(study)
         header = (f"# Best trial {best.number} of Optuna study {study.study_name!r}: {_objective_label(study)} "
-                  f"{best.value:.6g}\n"
+                  f"{value:.6g}" + (f" (mean over {n} training seeds, re-evaluated)" if n > 1 else "") + "\n"
                   f"# over {n_eval_episodes} episodes after {best.user_attrs.get('num_timesteps', n_timesteps)} "
                   f"timesteps ({spec.name}, {algo}, view {view}, env_kwargs "
                   f"{(study.user_attrs.get('identity') or {}).get('env_kwargs')}).\n"
@@ -507,7 +558,8 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
              sampler: Any = "tpe", pruner: Any = "median", n_startup_trials: int = 5,
              n_warmup_steps: int | None = None, timeout: float | None = None,
              heartbeat_interval: int | None = HEARTBEAT_SECONDS, progress: bool = True, verbose: int = 0,
-             report: bool = True, objective: str = "return", role: str | None = None):
+             report: bool = True, objective: str = "return", role: str | None = None,
+             reevaluate_top: int = 0, reevaluate_seeds: int = 0):
     """Run (or resume) the search; see the module docstring. Returns the ``optuna.Study``.
 
     ``hyperparams``: the YAML section (control keys ``policy``, ``n_envs``, ``normalize``, ...
@@ -518,7 +570,10 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
     Optuna storage or URL (default ``sqlite:///<out_dir>.db``). ``objective``: ``"return"``
     (the env's reward on the eval episodes) or ``"track"`` (the leaderboard track's composite
     score on ``n_eval_episodes`` tuning scenarios, :class:`~prosumer_gym.eval.leaderboard.tuning.TrackObjective`;
-    ``role``: the track role the policy plays, where the track has several)."""
+    ``role``: the track role the policy plays, where the track has several). ``reevaluate_top``
+    > 0 with ``reevaluate_seeds`` > 0: after the trials, the best ``reevaluate_top`` are
+    trained again on that many more training seeds and the best mean is chosen
+    (:func:`reevaluate_top_trials`, :func:`chosen_trial`)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -530,7 +585,8 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    for name, v, low in (("n_trials", n_trials, 1), ("n_timesteps", n_timesteps, 1),
+    for name, v, low in (("reevaluate_top", reevaluate_top, 0), ("reevaluate_seeds", reevaluate_seeds, 0),
+                         ("n_trials", n_trials, 1), ("n_timesteps", n_timesteps, 1),
                          ("n_eval_episodes", n_eval_episodes, 1), ("n_evaluations", n_evaluations, 0),
                          ("n_startup_trials", n_startup_trials, 0), ("seed", seed, 0)):
         if int(v) != v or v < low:
@@ -574,17 +630,24 @@ def optimize(spec: EnvSpec, algo: str, view: str = "gym", n_trials: int = 20, n_
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     remaining = int(n_trials) - sum(t.state in finished for t in study.trials)
     out.mkdir(parents=True, exist_ok=True)
-    if remaining > 0:
-        scorer = None
-        if objective == "track":
-            from prosumer_gym.eval.leaderboard.tuning import TrackObjective
+    reevaluate = int(reevaluate_top) > 0 and int(reevaluate_seeds) > 0
+    scorer = None
+    if objective == "track" and (remaining > 0 or reevaluate):
+        from prosumer_gym.eval.leaderboard.tuning import TrackObjective
 
-            scorer = TrackObjective(track_of(spec.name), int(n_eval_episodes), cache=out / "tuning_references.json")
-        fn = _objective(spec, algo, view, int(n_timesteps), int(seed), env_kw, control, base, fixed_kw,
-                        int(n_eval_episodes), int(n_evaluations), verbose, scorer, role, out)
+        scorer = TrackObjective(track_of(spec.name), int(n_eval_episodes), cache=out / "tuning_references.json")
+
+    def objective_for_seed(s: int, where: Path):
+        return _objective(spec, algo, view, int(n_timesteps), int(s), env_kw, control, base, fixed_kw,
+                          int(n_eval_episodes), int(n_evaluations), verbose, scorer, role, where)
+
+    if remaining > 0:
         write = lambda st, _t: _write_outputs(st, out, algo, view, spec, int(n_timesteps), int(n_eval_episodes))
-        study.optimize(fn, n_trials=remaining, timeout=timeout, show_progress_bar=progress,
+        study.optimize(objective_for_seed(int(seed), out), n_trials=remaining, timeout=timeout,
+                       show_progress_bar=progress,
                        callbacks=[optuna.study.MaxTrialsCallback(int(n_trials), states=finished), write])
+    if reevaluate and any(t.state == TrialState.COMPLETE for t in study.trials):
+        reevaluate_top_trials(study, objective_for_seed, int(reevaluate_top), int(reevaluate_seeds), int(seed), out)
     _write_outputs(study, out, algo, view, spec, int(n_timesteps), int(n_eval_episodes))
     if report:
         print(format_report(study), file=sys.stdout)
