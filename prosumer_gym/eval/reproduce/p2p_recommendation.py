@@ -257,7 +257,7 @@ def _paper_seed_runs(job: tuple[int, int, int, int, int, float | None]) -> tuple
     rs, secs = {}, {}
     for n in POLICIES:
         t0 = time.perf_counter()
-        rs[n] = run(n, P, C, days, start_day, s, exploration=c if n in ("upl", "bpt-k") else None)
+        rs[n] = run(n, P, C, days, start_day, s, exploration=c)  # run() gives c to the learners only
         secs[n] = round(time.perf_counter() - t0, 1)
     return rs, secs
 
@@ -403,12 +403,12 @@ def main(argv: list[str] | None = None) -> dict:
 def _paper_size_main(a) -> dict:
     """``--paper-size``: run :func:`paper_size` and write ``paper_size.json``/``.md`` atomically."""
     from prosumer_gym.core.io import atomic_write_text
-    from prosumer_gym.core.validation import check_int
+    from prosumer_gym.core.validation import check_float, check_int
 
     check_int("days", a.days, 1, 365)
     check_int("workers", a.workers, 1)
-    if a.exploration is not None and not (np.isfinite(a.exploration) and a.exploration >= 0):
-        raise ValueError(f"exploration must be a finite number >= 0, got {a.exploration!r}")
+    if a.exploration is not None:
+        check_float("exploration", a.exploration, 0.0)
     a.paper_seeds = _ints(a.paper_seeds)
     if not a.paper_seeds:
         raise ValueError(f"paper_seeds must name at least one seed, got {a.paper_seeds!r}")
