@@ -71,12 +71,14 @@ class RunSpec:
     mechanism_kwargs: dict = field(default_factory=dict)
     agent_kwargs: dict = field(default_factory=dict)
     greedy_year: bool = False
+    env_extra: dict = field(default_factory=dict)  #: further P2PTrading-v0 keywords (e.g. initial_price_range)
 
     def env_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = dict(n_sellers=self.n_sellers, n_buyers=self.n_buyers, n_days=self.days,
                                   mechanism=self.mechanism, split=self.split)
         if self.mechanism_kwargs:
             kw["mechanism_kwargs"] = dict(self.mechanism_kwargs)
+        kw.update(self.env_extra)
         return kw
 
 
