@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from prosumer_gym.agents.p2p_recommendation import DEFAULT_EXPLORATION
 from prosumer_gym.eval.leaderboard.stats import seed_estimate
 from prosumer_gym.eval.reproduce import p2p_recommendation as rec
 
@@ -83,9 +84,13 @@ def test_reproduction_paper_size_quick(tmp_path):
     with pytest.raises(ValueError, match="workers"):
         rec.main(["--out", str(tmp_path), "--paper-size", "--quick", "--workers", "0"])
     # the learners' exploration scale reaches them (and only them)
+    # (the default is c = 0; Eq. 4.4 verbatim, c = 1, must change what the learners do)
     c0 = rec.main(["--out", str(tmp_path / "c0"), "--paper-size", "--quick", "--paper-seeds", "0,1",
-                   "--exploration", "0"])
-    assert c0["exploration"] == 0.0 and res["exploration"] is None
+                   "--exploration", "1"])
+    assert c0["exploration"] == 1.0 and res["exploration"] is None
+    c_default = rec.main(["--out", str(tmp_path / "cdef"), "--paper-size", "--quick", "--paper-seeds", "0,1",
+                          "--exploration", str(DEFAULT_EXPLORATION)])
+    assert strip(c_default["per_seed"]) == strip(res["per_seed"])
     for s in ("0", "1"):
         for n in ("opt", "zhu_p"):
             assert c0["per_seed"][s][n]["efficiency_pct"] == res["per_seed"][s][n]["efficiency_pct"]
