@@ -706,6 +706,33 @@ def test_fia_finishes_with_k1_in_winter():
     assert np.all(pol.m[env.loss <= env.loss_max] > 0)
 
 
+def test_fia_probe_printed_is_alg2_line7():
+    """``fia_probe="printed"``: only producers with ``r_i >= e = max(w_j / K, alpha)`` are
+    probed (Alg. 2 line 7), so with K = 1 in January FIA observes fewer pairs than ours in the
+    same days, never probes a producer below ``e``, and the projected lists stay feasible."""
+    kw = dict(n_producers=6, n_consumers=5, n_days=30, K=1, start_day=0, consumer_agents=False, oracle=False)
+    seen = {}
+    for probe in ("ours", "printed"):
+        env = p2p_recommendation_v0.parallel_env(**kw)
+        obs, _ = env.reset(seed=0)
+        pol = make_agent("upl", env, seed=0, fia_probe=probe)
+        for _ in range(10):
+            inst = env.instance()
+            cap = inst.capacity_kwh.copy()
+            before = pol._b.copy() if pol._b is not None else None
+            x = pol.act(obs["platform"])
+            assert check_inst(inst, x) == []
+            if probe == "printed" and before is not None and pol.in_init:
+                new = pol._b & ~before  # pairs probed today
+                e = np.maximum(inst.demand_kwh / inst.k_eff, pol.alpha_kwh)
+                assert np.all(cap[:, None] >= e[None, :] - 1e-12, where=new)
+            obs, *_ = env.step({"platform": x})
+        seen[probe] = int((pol.m > 0).sum())
+    assert seen["printed"] < seen["ours"]
+    with pytest.raises(ValueError, match="fia_probe"):
+        make_agent("upl", p2p_recommendation_v0.parallel_env(**kw), fia_probe="verbatim")
+
+
 def test_bptk_k_aware_candidates_offer_at_most_k_producers_per_consumer():
     """k_aware=True: a consumer's candidates are its current pairs plus its ``K - d`` best new
     producers with units left, so a pass cannot match more distinct pairs than K allows."""

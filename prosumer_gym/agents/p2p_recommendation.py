@@ -32,7 +32,8 @@ Eq. 4.4 verbatim, whose bonus dwarfs ``p in [0, 1]`` for ``Q ~ 100-400`` and kee
 all year (55% of OPT at 16x30).
 FIA ships ``min(e, r_i / (1 + L_ij), unmet demand)`` from any unobserved producer that can
 ship at least ``alpha`` (Alg. 2 line 7 requires ``r_i >= e`` and ignores losses: with
-``K = 1`` and winter PV, no producer has ``r_i >= w_j`` and FIA would never finish).
+``K = 1`` and winter PV, no producer has ``r_i >= w_j`` and FIA would never finish);
+``fia_probe="printed"`` restores Alg. 2 line 7 as printed.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prosumer_gym.core.matching import unit_matching
+from prosumer_gym.core.validation import check_choice
 from prosumer_gym.envs.p2p_recommendation.market import RecInstance, RecommendationMILP, project
 
 __all__ = ["UPLAgent", "BPTKAgent", "make_agent", "random_recommendation", "bptk_match", "INITS", "AGENT_NAMES",
-           "DEFAULT_EXPLORATION", "PREVIOUS_EXPLORATION"]
+           "DEFAULT_EXPLORATION", "PREVIOUS_EXPLORATION", "FIA_PROBES"]
 
 INITS = ("fia", "upl", "mupl", "none")
+#: ``fia_probe=``: ours (ship what the producer can, losses counted) or Alg. 2 as printed
+FIA_PROBES = ("ours", "printed")
 #: ``c`` of Eq. 4.4: the held-out tuning's choice (module docstring); ``1.0`` is Eq. 4.4 verbatim
 DEFAULT_EXPLORATION = 0.0
 #: the default of earlier releases (first picked on a reported seed); the tuning report compares with it
@@ -163,9 +167,12 @@ class _Learner:
         exploration: float = DEFAULT_EXPLORATION,
         max_init_days: int | None = None,
         seed: int | np.random.Generator | None = None,
+        fia_probe: str = "ours",
     ) -> None:
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        check_choice("fia_probe", fia_probe, FIA_PROBES)
+        self.fia_probe = fia_probe
         if not (np.isfinite(exploration) and exploration >= 0):
             raise ValueError(f"exploration must be a finite number >= 0, got {exploration!r}")
         self.P, self.C = int(n_producers), int(n_consumers)
@@ -284,7 +291,15 @@ class _Learner:
 
     # -- initialisations ------------------------------------------------------------------
     def _init_fia(self, inst: RecInstance) -> NDArray[np.float64]:
-        """Alg. 2, one iteration of its while loop (one day)."""
+        """Alg. 2, one iteration of its while loop (one day).
+
+        ``fia_probe="ours"`` (default): any unobserved producer that can ship ``alpha`` (losses
+        counted) is probed and ships ``min(e, r_i / (1 + L_ij), unmet demand)``.
+        ``fia_probe="printed"``: Alg. 2 line 7 as printed, only producers with ``r_i >= e``
+        are probed, each ships ``e`` (capped by the unmet demand) and its capacity drops by
+        ``e``, losses ignored; the day's matrix is then projected (``project``), which restores
+        Eq. 4.1a where the losses break it."""
+        printed = self.fia_probe == "printed"
         r = inst.capacity_kwh.copy()
         w, L, K = inst.demand_kwh, inst.loss, inst.k_eff
         x = np.zeros((self.P, self.C))
@@ -298,15 +313,16 @@ class _Learner:
                 need = w[j] * (1.0 - x[:, j].sum())
                 if need < self.alpha_kwh:
                     break
-                cand = np.flatnonzero(~b[:, j] & (r >= (1.0 + L[:, j]) * self.alpha_kwh))
+                able = r >= e if printed else r >= (1.0 + L[:, j]) * self.alpha_kwh
+                cand = np.flatnonzero(~b[:, j] & able)
                 if cand.size == 0:
                     break
                 i = int(self.rng.choice(cand))
                 # Alg. 2 gives e and requires r_i >= e; we give min(e, what r_i can ship), so a
                 # producer with less than w_j / K left is still probed (see docs: FIA deviation)
-                amt = min(e, r[i] / (1.0 + L[i, j]) * (1.0 - 1e-12), need)
+                amt = min(e, need) if printed else min(e, r[i] / (1.0 + L[i, j]) * (1.0 - 1e-12), need)
                 x[i, j] = amt / w[j]
-                r[i] -= (1.0 + L[i, j]) * amt
+                r[i] -= amt if printed else (1.0 + L[i, j]) * amt
                 b[i, j] = True
                 n += 1
         return project(inst, x)[0]
