@@ -144,3 +144,23 @@ def test_debate_literal_options_run_and_are_validated():
     for bad in ({"update": "async"}, {"line14": 14}, {"min_trade_repair": "no"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             make_clearer("debate", 4, 4, **bad)
+
+
+def test_reproduction_scenario1_runs_alg4_as_printed_beside_ours(tmp_path):
+    import json
+
+    from prosumer_gym.eval.reproduce.p2p_trading import main
+
+    assert main(["--quick", "--scenarios", "1", "--s1-literal", "--no-progress", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "scenario1.json").read_text())
+    lit = res["by_literal"]
+    assert set(lit) == {"ours", "alg4_as_printed"}
+    assert lit["ours"]["norm_final_mean"] == res["by_size"]["5"]["norm_final_mean"]  # the same runs
+    for d in lit.values():
+        assert d["runs"] == 2 and np.all(np.diff(d["norm_curve"]) >= -1e-12)
+        assert d["norm_final_mean"] > d["norm_initial_mean"]
+    assert lit["ours"]["feasible_runs"] == 2  # ours always satisfies Eqs. 5.2a-g
+    assert "Alg. 4 as printed" in (tmp_path / "scenario1.md").read_text()
+    # without the flag the output has no literal rows
+    assert main(["--quick", "--scenarios", "1", "--no-progress", "--out", str(tmp_path / "plain")]) == 0
+    assert "by_literal" not in json.loads((tmp_path / "plain" / "scenario1.json").read_text())

@@ -5,6 +5,9 @@ Scenario 1  DEbATE convergence (Figs. 5.5-5.8): best objective per generation fo
             for market sizes ``--s1-sizes`` at NP=20; wall time vs NP and vs size. The
             objective is normalised per instance as ``(f_g - f_0) / (f_ref - f_0)``: 0 = best
             of the initial population, 1 = our default clearing ("savings") on the same day.
+            ``--s1-literal`` also runs Alg. 4 as printed (``DEBATE_LITERAL``: in-place
+            update, line 14 as printed, no 5.2e repair) at 5x5, NP=20, on the same days and
+            seeds, side by side with our DEbATE (``by_literal`` in ``scenario1.json``).
 Scenario 2  15x15, one year (Figs. 5.9-5.10, Table 5.1): DEbATE-PQR, DEbATE-ProDQN (DEbATE
             with ``NP=20, G_max=--s2-gmax``), Rule, Zhu, and our default clearing with PQR,
             ProDQN and constant prices (and DEbATE with constant prices).
@@ -82,21 +85,23 @@ def market_instances(n: int, count: int, seed: int, split: str = "train") -> lis
 
 
 def _debate_job(args: tuple) -> dict:
-    from prosumer_gym.envs.p2p_trading.market import make_clearer, objective
+    from prosumer_gym.envs.p2p_trading.market import feasibility_report, make_clearer, objective
 
-    inst, NP, G, run_seed = args
+    inst, NP, G, run_seed, *rest = args
+    opts = rest[0] if rest else {}  # DEbATE options (e.g. DEBATE_LITERAL)
     S, B = inst.n_sellers, inst.n_buyers
     ref = make_clearer("savings", S, B)(inst, None).objective
     none = objective(inst, np.zeros((S, B)))  # nobody trades: every buyer pays the grid
-    clear = make_clearer("debate", S, B, NP=NP, G_max=G, record_history=True)
+    clear = make_clearer("debate", S, B, NP=NP, G_max=G, record_history=True, **opts)
     t0 = time.perf_counter()
     alloc = clear(inst, np.random.default_rng(run_seed))
     secs = time.perf_counter() - t0
     h = np.asarray(alloc.stats["history"], dtype=float)
     # share of the value of P2P trading that DEbATE captures: 0 = no trade, 1 = our default clearing
     norm = (h - none) / (ref - none) if ref - none > 1e-12 else np.ones_like(h)
+    feasible = bool(all(v <= 1e-6 for v in feasibility_report(inst, alloc.x).values()))
     return {"size": S, "NP": NP, "G_max": G, "seconds": secs, "final": float(h[-1]), "initial": float(h[0]),
-            "savings": float(ref), "norm": norm}
+            "savings": float(ref), "norm": norm, "feasible": feasible}
 
 
 def _pool_map(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:
@@ -109,7 +114,8 @@ def _pool_map(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:
 
 
 def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gmax: int, seed: int, workers: int,
-              progress: bool) -> dict:
+              progress: bool, literal: bool = False) -> dict:
+    """Figs. 5.5-5.8; ``literal=True`` adds Alg. 4 as printed at 5x5, NP=20 (``by_literal``)."""
     grid = sorted(set([0] + [int(round(x)) for x in np.geomspace(1, gmax, 60)]) | {gmax})
     small = market_instances(5, runs, seed)
     jobs_np = [(inst, NP, gmax, seed * 1000 + r) for NP in nps for r, inst in enumerate(small)]
@@ -117,6 +123,13 @@ def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gm
     insts = {n: market_instances(n, runs, seed) for n in sizes}
     jobs_size = [(inst, 20, gmax, seed * 1000 + r) for n in sizes for r, inst in enumerate(insts[n])]
     res_size = _pool_map(_debate_job, jobs_size, workers, progress, "scenario 1: size")
+    res_lit: list[dict] = []
+    if literal:
+        from prosumer_gym.envs.p2p_trading.clearing.debate import DEBATE_LITERAL
+
+        jobs_lit = [(inst, 20, gmax, seed * 1000 + r, DEBATE_LITERAL) for r, inst in enumerate(small)]
+        res_lit = _pool_map(_debate_job, jobs_lit, workers, progress, "scenario 1: Alg. 4 as printed")
+        res_ours = [r for r in res_size if r["size"] == 5] or [_debate_job(j[:4]) for j in jobs_lit]
 
     def agg(results: list[dict], key: str) -> dict:
         out_: dict[int, dict] = {}
@@ -128,7 +141,7 @@ def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gm
             out_[v] = {"runs": len(rs), "seconds_mean": float(secs.mean()), "seconds_std": float(secs.std()),
                        "norm_initial_mean": float(norm[:, 0].mean()), "norm_final_mean": float(norm[:, -1].mean()),
                        "norm_final_worst": float(norm[:, -1].min()), "norm_curve": norm.mean(axis=0)[grid].tolist(),
-                       "gens_to_95pct": gens_95}
+                       "gens_to_95pct": gens_95, "feasible_runs": int(sum(r["feasible"] for r in rs))}
         return out_
 
     by_np, by_size = agg(res_np, "NP"), agg(res_size, "size")
@@ -149,9 +162,19 @@ def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gm
     lines += ["", "| size, NP=20 | normalised objective: initial → G_max (mean; worst run) | generations to 0.95 "
               "(median; runs reaching it) | seconds per day (mean ± std) |", "|---|---|---|---|"]
     lines += [row(f"{v}x{v}", d) for v, d in by_size.items()]
+    by_literal: dict[str, dict] = {}
+    if literal:
+        by_literal = {"ours": agg(res_ours, "size")[5], "alg4_as_printed": agg(res_lit, "size")[5]}
+        lines += ["", "| 5x5, NP=20, same days and seeds | normalised objective: initial → G_max (mean; worst run) | "
+                  "generations to 0.95 (median; runs reaching it) | seconds per day (mean ± std) | "
+                  "runs feasible (Eqs. 5.2a-g) |", "|---|---|---|---|---|"]
+        lines += [row(lab, by_literal[k])[:-1] + f"| {by_literal[k]['feasible_runs']}/{by_literal[k]['runs']} |"
+                  for k, lab in (("ours", "ours (synchronous, line 14 fixed, 5.2e repair)"),
+                                 ("alg4_as_printed", "Alg. 4 as printed (`DEBATE_LITERAL`)"))]
     text = "\n".join(lines)
     atomic_write_text(out / "scenario1.md", text + "\n")
-    _json(out / "scenario1.json", {"generations": grid, "by_np": by_np, "by_size": by_size})
+    _json(out / "scenario1.json", {"generations": grid, "by_np": by_np, "by_size": by_size,
+                                   **({"by_literal": by_literal} if literal else {})})
 
     plt = _mpl()
     fig, axes = plt.subplots(1, 4, figsize=(19, 4))
@@ -179,7 +202,7 @@ def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gm
         ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write_bytes(out / "scenario1.png", _png(fig))
-    return {"text": text, "by_np": by_np, "by_size": by_size}
+    return {"text": text, "by_np": by_np, "by_size": by_size, **({"by_literal": by_literal} if literal else {})}
 
 
 # --------------------------------------------------------------------------- scenarios 2-4
@@ -406,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--s1-sizes", default="5,10,15,20")
     p.add_argument("--s1-runs", type=int, default=10, help="market days per point (paper: 10 runs)")
     p.add_argument("--s1-gmax", type=int, default=10_000)
+    p.add_argument("--s1-literal", action="store_true",
+                   help="scenario 1 also runs DEbATE as printed (Alg. 4: in-place update, line 14 as printed, "
+                        "no 5.2e repair) at 5x5, NP=20, beside ours (about 20x slower per run)")
     p.add_argument("--s2-size", type=int, default=15)
     p.add_argument("--s2-gmax", type=int, default=1000,
                    help="DEbATE generations in scenario 2 (paper 10000 ~ 3 s/day at 15x15; 0 skips DEbATE)")
@@ -429,7 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k in sorted(scen):
         t0 = time.perf_counter()
         if k == 1:
-            r = scenario1(out, _ints(a.s1_np), _ints(a.s1_sizes), a.s1_runs, a.s1_gmax, a.seed, a.workers, prog)
+            r = scenario1(out, _ints(a.s1_np), _ints(a.s1_sizes), a.s1_runs, a.s1_gmax, a.seed, a.workers, prog,
+                          literal=a.s1_literal)
         elif k == 2:
             r = scenario2(out, a.s2_size, a.days, seeds, a.split, a.s2_gmax, a.workers, prog)
         elif k == 3:
