@@ -67,3 +67,20 @@ def test_env_p2p_preference_switch():
     assert np.array_equal(p2.trades, p3.trades) and r2 == r3
     with pytest.raises(ValueError, match="p2p_preference"):
         energy_collective_v0.parallel_env(**kw, p2p_preference="printed")
+
+
+def test_reproduction_quick_runs_the_printed_preference_beside_ours(tmp_path):
+    import json
+
+    from prosumer_gym.eval.reproduce.energy_collective import main
+
+    main(["--quick", "--preference-literal", "--out", str(tmp_path)])
+    figs = json.loads((tmp_path / "energy_collective_figures.json").read_text())
+    ours, lit = figs["distance_example"], figs["distance_example_signed"]
+    assert ours["preference"] == "abs" and lit["preference"] == "signed"
+    inter = {d: [r["inter_village_kwh"] for r in x["rows"]] for d, x in (("ours", ours), ("lit", lit))}
+    assert inter["ours"][0] == pytest.approx(inter["lit"][0], abs=1e-9)  # c = 0: the same market
+    assert inter["ours"][-1] < 0.5 * inter["ours"][0]  # |P|: distance keeps trades in the village
+    # P as printed with one c for every player: a pair's two terms cancel, so distance has no effect
+    assert max(inter["lit"]) - min(inter["lit"]) < 1e-3
+    assert all(r["ci_converged"] for r in lit["rows"])
