@@ -11,6 +11,9 @@ Scenario 1  DEbATE convergence (Figs. 5.5-5.8): best objective per generation fo
 Scenario 2  15x15, one year (Figs. 5.9-5.10, Table 5.1): DEbATE-PQR, DEbATE-ProDQN (DEbATE
             with ``NP=20, G_max=--s2-gmax``), Rule, Zhu, and our default clearing with PQR,
             ProDQN and constant prices (and DEbATE with constant prices).
+            ``--s2-literal-agents`` adds PQR and ProDQN as the paper states them where ours
+            differ (no epsilon floor; ProDQN with Eq. 5.8's plain SGD step), with our clearing,
+            beside ours (:data:`LITERAL_AGENT_KWARGS`).
 Scenario 3  5x5 per-seller price paths of PQR and ProDQN (Figs. 5.11-5.12).
 Scenario 4  scaling 5x5 .. 20x20 (Figs. 5.13-5.15): year totals of buyers' PT value and
             sellers' revenue, ratios to Rule, and the sellers' mean price after a year.
@@ -57,7 +60,13 @@ from prosumer_gym.eval.main_job import (
     summarise,
 )
 
-__all__ = ["scenario1", "scenario2", "scenario3", "scenario4", "scenario5", "orderings", "main"]
+__all__ = ["LITERAL_AGENT_KWARGS", "scenario1", "scenario2", "scenario3", "scenario4", "scenario5", "orderings",
+           "main"]
+
+#: agent keywords that restore Section 5.3.1 / Eq. 5.8 where our hyperparameters differ: no
+#: epsilon floor (PQR and ProDQN), ProDQN's plain gradient step instead of Adam
+LITERAL_AGENT_KWARGS: dict[str, dict[str, Any]] = {"PQR": {"eps_min": 0.0},
+                                                   "ProDQN": {"eps_min": 0.0, "optimizer": "sgd"}}
 
 
 def _json(path: Path, data: Any) -> None:
@@ -218,15 +227,16 @@ def orderings(summaries: Sequence[dict]) -> dict[str, Any]:
             if k in b and "rule" in b and "zhu" in b:
                 out[f"{k}: buyers better than Rule and Zhu"] = bool(b[k] > b["rule"] and b[k] > b["zhu"])
                 out[f"{k}: sellers better than Rule"] = bool(r[k] > r["rule"])
-    if "zhu" in r:
-        others = [v for k, v in r.items() if k != "zhu" and "greedy" not in k]
+    if "zhu" in r:  # the chapter's claims are about its own runs: literal-agent runs are left out
+        others = [v for k, v in r.items() if k != "zhu" and "greedy" not in k and "literal" not in k]
         out["Zhu: highest sellers' revenue"] = bool(all(r["zhu"] >= v for v in others))
-        out["Zhu: lowest buyers' value"] = bool(all(b["zhu"] <= v for k, v in b.items() if k != "zhu"))
+        out["Zhu: lowest buyers' value"] = bool(all(b["zhu"] <= v for k, v in b.items()
+                                                    if k != "zhu" and "literal" not in k))
     return out
 
 
 def _specs_year(n: int, days: int, seed: int, split: str, debate_gmax: int, with_debate: bool,
-                learners: Sequence[str] = ("PQR", "ProDQN")) -> list[RunSpec]:
+                learners: Sequence[str] = ("PQR", "ProDQN"), literal_agents: bool = False) -> list[RunSpec]:
     common = dict(n_sellers=n, n_buyers=n, days=days, seed=seed, split=split)
     algo = {"PQR": "pqr", "ProDQN": "prodqn"}
     specs = []
@@ -235,6 +245,9 @@ def _specs_year(n: int, days: int, seed: int, split: str, debate_gmax: int, with
         specs += [RunSpec(f"debate + {ln}", "debate", algo[ln], mechanism_kwargs=mk, **common) for ln in learners]
         specs.append(RunSpec("debate + constant", "debate", "constant", mechanism_kwargs=mk, **common))
     specs += [RunSpec(f"savings + {ln}", "savings", algo[ln], **common) for ln in learners]
+    if literal_agents:
+        specs += [RunSpec(f"savings + {ln}, literal", "savings", algo[ln], agent_kwargs=LITERAL_AGENT_KWARGS[ln],
+                          **common) for ln in learners]
     specs += [RunSpec("savings + constant", "savings", "constant", **common),
               RunSpec("rule", "rule", "constant", **common), RunSpec("zhu", "zhu", "constant", **common)]
     return specs
@@ -256,11 +269,13 @@ def _mean_over_seeds(per_seed: list[list[dict]]) -> list[dict]:
 
 
 def scenario2(out: Path, n: int, days: int, seeds: Sequence[int], split: str, gmax: int, workers: int,
-              progress: bool) -> dict:
+              progress: bool, literal_agents: bool = False) -> dict:
+    """Table 5.1; ``literal_agents=True`` adds ``"savings + PQR, literal"`` and ``"savings +
+    ProDQN, literal"`` (:data:`LITERAL_AGENT_KWARGS`)."""
     per_seed, all_runs = [], {}
     for seed in seeds:
-        runs, _ = run_all(_specs_year(n, days, seed, split, gmax, gmax > 0), out / f"scenario2_seed{seed}", workers,
-                          progress)
+        runs, _ = run_all(_specs_year(n, days, seed, split, gmax, gmax > 0, literal_agents=literal_agents),
+                          out / f"scenario2_seed{seed}", workers, progress)
         sums = [summarise(k, v) for k, v in runs.items()]
         add_ratios(sums, "rule")
         per_seed.append(sums)
@@ -435,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--s2-size", type=int, default=15)
     p.add_argument("--s2-gmax", type=int, default=1000,
                    help="DEbATE generations in scenario 2 (paper 10000 ~ 3 s/day at 15x15; 0 skips DEbATE)")
+    p.add_argument("--s2-literal-agents", action="store_true",
+                   help="scenario 2 also runs PQR and ProDQN without the epsilon floor and ProDQN with plain SGD "
+                        "(Section 5.3.1, Eq. 5.8), beside ours")
     p.add_argument("--s3-gmax", type=int, default=1000, help="DEbATE generations in scenario 3 (0 skips DEbATE)")
     p.add_argument("--s4-sizes", default="5,10,15,20")
     p.add_argument("--s4-gmax", type=int, default=0, help="DEbATE generations in scenario 4 (default 0: skip)")
@@ -458,7 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             r = scenario1(out, _ints(a.s1_np), _ints(a.s1_sizes), a.s1_runs, a.s1_gmax, a.seed, a.workers, prog,
                           literal=a.s1_literal)
         elif k == 2:
-            r = scenario2(out, a.s2_size, a.days, seeds, a.split, a.s2_gmax, a.workers, prog)
+            r = scenario2(out, a.s2_size, a.days, seeds, a.split, a.s2_gmax, a.workers, prog,
+                          literal_agents=a.s2_literal_agents)
         elif k == 3:
             r = scenario3(out, a.days, a.seed, a.split, a.s3_gmax, a.workers, prog)
         elif k == 4:
