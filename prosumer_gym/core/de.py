@@ -22,7 +22,13 @@ already-replaced vector as ``a``, ``b`` or ``c``). We build all ``NP`` trials fr
 population at the start of the generation and select afterwards (the *synchronous*
 generation update of Storn & Price 1997), which is what makes one generation a handful of
 array operations instead of ``NP`` Python iterations. Both variants are elitist: the best
-fitness is non-decreasing over generations.
+fitness is non-decreasing over generations. **Literal switch** ``update="in_place"``: Alg. 4's
+loop as printed (one candidate at a time, a replacement visible to the candidates after it in
+the same generation); ``NP`` Python iterations per generation, so about ``NP`` times slower.
+
+``repair_target=True`` calls ``repair(trial, target)`` with the vectors the trials were built
+for (``x_k``, row by row), for repairs that read the unmutated vector (DEbATE's printed
+line 14, :mod:`prosumer_gym.envs.p2p_trading.clearing.debate`).
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DEResult", "differential_evolution", "pick_distinct_others"]
+__all__ = ["DEResult", "UPDATES", "differential_evolution", "pick_distinct_others"]
 
 Fitness = Callable[[NDArray[np.float64]], NDArray[np.float64]]
-Repair = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+Repair = Callable[..., NDArray[np.float64]]
+#: generation updates: ``"synchronous"`` (default, vectorised) and ``"in_place"`` (Alg. 4 as printed)
+UPDATES = ("synchronous", "in_place")
 
 
 @dataclass(frozen=True)
@@ -85,11 +93,15 @@ def differential_evolution(
     CR: float = 0.9,
     F: float = 0.8,
     record_history: bool = False,
+    update: str = "synchronous",
+    repair_target: bool = False,
 ) -> DEResult:
     """Run ``G_max`` generations of DE/rand/1/bin on the population ``init`` (``(NP, D)``).
 
     ``init`` is repaired before the first evaluation (Alg. 4 line 2: the initial population
     is made feasible like every trial). ``CR`` in ``[0, 1]``, ``F`` in ``[0, 2]`` (Alg. 4).
+    ``update``: ``"synchronous"`` (default) or ``"in_place"`` (Alg. 4 lines 4-17 literally,
+    see the module docstring); ``repair_target``: call ``repair(trial, target)``.
     """
     pop = np.array(init, dtype=np.float64, copy=True)
     if pop.ndim != 2 or pop.shape[0] < 4:
@@ -100,8 +112,12 @@ def differential_evolution(
         raise ValueError(f"F must be in [0, 2], got {F}")
     if int(G_max) < 0:
         raise ValueError(f"G_max must be >= 0, got {G_max}")
+    if update not in UPDATES:
+        raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
     NP, D = pop.shape
-    pop = repair(np.clip(pop, lo, hi))
+    fix: Repair = (lambda t, x: repair(t, x)) if repair_target else (lambda t, x: repair(t))
+    pop = np.clip(pop, lo, hi)
+    pop = fix(pop, pop.copy() if repair_target else pop)  # the initial x_k are their own targets
     fit = np.asarray(fitness(pop), dtype=np.float64)
     hist = np.empty(int(G_max) + 1) if record_history else np.zeros(0)
     best0 = float(fit.max())
@@ -111,13 +127,19 @@ def differential_evolution(
     n_repl = 0
     evals = NP
     for g in range(int(G_max)):
+        if update == "in_place":
+            n_repl += _in_place_generation(pop, fit, fitness, fix, lo, hi, rng, CR, F)
+            evals += NP
+            if record_history:
+                hist[g + 1] = fit.max()
+            continue
         abc = pick_distinct_others(rng, NP, 3)
         xa, xb, xc = pop[abc[:, 0]], pop[abc[:, 1]], pop[abc[:, 2]]
         mask = rng.random((NP, D)) < CR
         mask[rows, rng.integers(0, D, size=NP)] = True
         trial = np.where(mask, xa + F * (xb - xc), pop)
         np.clip(trial, lo, hi, out=trial)
-        trial = repair(trial)
+        trial = fix(trial, pop)
         ft = np.asarray(fitness(trial), dtype=np.float64)
         evals += NP
         better = ft > fit
@@ -139,3 +161,27 @@ def differential_evolution(
         initial_best=best0,
         history=hist,
     )
+
+
+def _in_place_generation(pop: NDArray[np.float64], fit: NDArray[np.float64], fitness: Fitness, fix: Repair,
+                         lo: float | NDArray[np.float64], hi: float | NDArray[np.float64],
+                         rng: np.random.Generator, CR: float, F: float) -> int:
+    """One generation of Alg. 4 as printed (lines 4-17): candidate ``k`` is built from the
+    population *as it is now* and replaces ``x_k`` at once if strictly better (line 16).
+    Updates ``pop`` and ``fit`` in place; returns the number of replacements."""
+    NP, D = pop.shape
+    n_repl = 0
+    for k in range(NP):
+        abc = rng.choice(NP - 1, size=3, replace=False)
+        abc += abc >= k  # distinct others, never k itself (as in the synchronous update)
+        mask = rng.random(D) < CR
+        mask[rng.integers(0, D)] = True
+        trial = np.where(mask, pop[abc[0]] + F * (pop[abc[1]] - pop[abc[2]]), pop[k])[None, :]
+        np.clip(trial, lo, hi, out=trial)
+        trial = fix(trial, pop[k:k + 1])
+        ft = float(np.asarray(fitness(trial), dtype=np.float64)[0])
+        if ft > fit[k]:
+            pop[k] = trial[0]
+            fit[k] = ft
+            n_repl += 1
+    return n_repl

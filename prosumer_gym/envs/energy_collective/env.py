@@ -185,6 +185,7 @@ class raw_env(MarketParallelEnv):
         p2p_trade_curvature: float = 0.01,
         p2p_alpha: float = 0.5,
         p2p_innovation: str = "best_response",
+        p2p_preference: str = "abs",
         p2p_eps: float = 1e-7,
         p2p_max_iter: int = 20_000,
         report_timing: bool = False,
@@ -255,6 +256,7 @@ class raw_env(MarketParallelEnv):
         if p2p_innovation == "best_response" and self.p2p_trade_curvature <= 0:
             raise ValueError("p2p_trade_curvature must be > 0 with p2p_innovation='best_response'")
         self.p2p_innovation = p2p_innovation
+        self.p2p_preference = check_choice("p2p_preference", p2p_preference, mk.PREFERENCES)
         self.p2p_eps = check_float("p2p_eps", p2p_eps, 0.0, lo_open=True)
         self.p2p_max_iter = _int("p2p_max_iter", p2p_max_iter, 1)
         self.report_timing = check_bool("report_timing", report_timing)
@@ -432,7 +434,7 @@ class raw_env(MarketParallelEnv):
             t0 = time.perf_counter()
             inst = mk.mbed_from_community(c, s, distance_preference=self.distance_preference,
                                           grid_curvature=self.p2p_grid_curvature)
-            inst = replace(inst, trade_curvature=self.p2p_trade_curvature)
+            inst = replace(inst, trade_curvature=self.p2p_trade_curvature, preference=self.p2p_preference)
             warm = self.last_p2p if self._t > 0 else None  # the previous slot's prices and trades
             res = mk.solve_p2p_ci(inst, alpha=self.p2p_alpha, innovation=self.p2p_innovation,
                                   eps_lambda=self.p2p_eps, eps_p=self.p2p_eps, max_iter=self.p2p_max_iter,

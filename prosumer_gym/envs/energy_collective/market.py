@@ -44,6 +44,7 @@ from prosumer_gym.envs.energy_collective.community import (
 )
 from prosumer_gym.envs.energy_collective.p2p import (
     INNOVATIONS,
+    PREFERENCES,
     MBEDInstance,
     P2PResult,
     mbed_from_community,
@@ -94,6 +95,7 @@ __all__ = [
     # public helpers that were importable from here without being in __all__
     "MIN_FLEX_KWH",
     "INNOVATIONS",
+    "PREFERENCES",
     "best_response",
     "manager_prox",
     "community_objective",

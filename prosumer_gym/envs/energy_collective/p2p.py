@@ -11,7 +11,9 @@ Multi-bilateral economic dispatch (MBED) with reciprocity ``P_nm = -P_mn``, boun
     C_n = 1/2 a_n (sum_m P_nm)^2 + b_n sum_m P_nm + sum_g c_n^g sum_m gamma_nm^g |P_nm|
 
 (the slides write ``c gamma P_nm``, which for a consumer's ``P_nm <= 0`` would reward
-distant trades; ``|P_nm|`` makes the preference a cost on both sides), plus an optional
+distant trades; ``|P_nm|`` makes the preference a cost on both sides; literal switch
+``MBEDInstance.preference="signed"``, env keyword ``p2p_preference="signed"``: the slides'
+``c_n gamma_nm P_nm`` as printed), plus an optional
 small trade curvature ``eps/2 sum_m P_nm^2`` (``MBEDInstance.trade_curvature``): without
 it the MBED is degenerate (costs depend on the trades only through their sum and linear
 terms) and the C+I price-and-quantity iteration oscillates along the degenerate
@@ -34,6 +36,7 @@ from prosumer_gym.envs.energy_collective.population import retail_prices, sample
 
 __all__ = [
     "INNOVATIONS",
+    "PREFERENCES",
     "MBEDInstance",
     "P2PResult",
     "mbed_from_community",
@@ -41,6 +44,11 @@ __all__ = [
     "solve_p2p_qp",
     "two_villages",
 ]
+
+
+#: preference terms of the MBED: ``"abs"`` ``c_n gamma_nm |P_nm|`` (default, a cost on both
+#: sides) and ``"signed"`` ``c_n gamma_nm P_nm`` (the slides' term as printed)
+PREFERENCES = ("abs", "signed")
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,10 @@ class MBEDInstance:
     bounds ``lo <= sum_m P_nm <= hi`` (producers ``lo >= 0``, consumers ``hi <= 0``),
     ``is_producer``, preference ``pref`` (``c_n``, EUR/kWh per unit of ``gamma``) and the
     criterion ``gamma`` (N, N) (e.g. distance in km). ``const`` (N,) is an additive cost
-    constant per agent (for reporting costs on the community's scale).
+    constant per agent (for reporting costs on the community's scale). ``preference``
+    (:data:`PREFERENCES`): ``"abs"`` (default) prices ``c_n gamma_nm |P_nm|``; ``"signed"``
+    is the slides' ``c_n gamma_nm P_nm`` as printed, under which a consumer (``P_nm <= 0``)
+    earns ``c_n gamma_nm`` per kWh bought, so it prefers distant producers.
     """
 
     names: tuple[str, ...]
@@ -67,9 +78,12 @@ class MBEDInstance:
     pref: NDArray[np.float64]
     const: NDArray[np.float64] | None = None
     trade_curvature: float = 0.0
+    preference: str = "abs"
 
     def __post_init__(self) -> None:
         n = len(self.names)
+        if self.preference not in PREFERENCES:
+            raise ValueError(f"preference must be one of {PREFERENCES}, got {self.preference!r}")
         eps = float(self.trade_curvature)
         if not (np.isfinite(eps) and eps >= 0):
             raise ValueError(f"trade_curvature must be a finite number >= 0 EUR/kWh^2, got {self.trade_curvature!r}")
@@ -111,6 +125,15 @@ class MBEDInstance:
             )
 
     @property
+    def pref_abs(self) -> NDArray[np.float64]:
+        """Per-agent coefficient of ``gamma_nm |P_nm|``: ``c_n`` (``"abs"``), or ``s_n c_n``
+        with ``s_n = +1`` for producers and ``-1`` for consumers (``"signed"``, since
+        ``P_nm = s_n |P_nm|``)."""
+        if self.preference == "abs":
+            return self.pref
+        return np.where(self.is_producer, self.pref, -self.pref)
+
+    @property
     def producers(self) -> NDArray[np.int64]:
         return np.flatnonzero(self.is_producer)
 
@@ -123,7 +146,7 @@ class MBEDInstance:
         ``c_n sum_m gamma_nm |P_nm|`` for a full (N, N) trade matrix."""
         s = trades.sum(axis=1)
         energy = 0.5 * self.a * s * s + self.b * s + self.const
-        prefc = self.pref * np.sum(self.gamma * np.abs(trades), axis=1)
+        prefc = self.pref_abs * np.sum(self.gamma * np.abs(trades), axis=1)
         friction = 0.5 * self.trade_curvature * np.sum(trades * trades, axis=1)
         return {"energy": energy, "preference": prefc, "friction": friction, "total": energy + prefc + friction}
 
@@ -267,8 +290,9 @@ def solve_p2p_ci(
     aP, aC = inst.a[P], inst.a[C]
     bP, bC = inst.b[P], inst.b[C]
     # criterion-adjusted price offsets: producers need +c gamma more, consumers pay c gamma less
-    offP = inst.pref[P][:, None] * inst.gamma[np.ix_(P, C)]
-    offC = inst.pref[C][:, None] * inst.gamma[np.ix_(C, P)]
+    pref = inst.pref_abs
+    offP = pref[P][:, None] * inst.gamma[np.ix_(P, C)]
+    offC = pref[C][:, None] * inst.gamma[np.ix_(C, P)]
     fP = (aP / (aP * nC + eps))[:, None]
     fC = (aC / (aC * nP + eps))[:, None]
     if innovation == "slides":
@@ -354,8 +378,9 @@ def solve_p2p_qp(inst: MBEDInstance, tol: float = 1e-10) -> P2PResult:
     H[:nx] = 2.0 * inst.trade_curvature  # eps/2 P_nm^2 on both sides of each trade
     H[nx:] = inst.a
     c = np.zeros(nv)
-    c[:nx] = (inst.pref[P][:, None] * inst.gamma[np.ix_(P, C)]
-              + inst.pref[C][None, :] * inst.gamma[np.ix_(C, P)].T).ravel()
+    pref = inst.pref_abs
+    c[:nx] = (pref[P][:, None] * inst.gamma[np.ix_(P, C)]
+              + pref[C][None, :] * inst.gamma[np.ix_(C, P)].T).ravel()
     c[nx:] = inst.b
     A = np.zeros((N, nv))
     # producer p: sum_c X_pc - s_p = 0 ; consumer c: -sum_p X_pc - s_c = 0
@@ -377,8 +402,8 @@ def solve_p2p_qp(inst: MBEDInstance, tol: float = 1e-10) -> P2PResult:
     # balance multipliers y_n = marginal cost of agent n's total (a s + b)
     y = sol.y
     prices = np.full((N, N), np.nan)
-    prices[np.ix_(P, C)] = y[P][:, None] + inst.pref[P][:, None] * inst.gamma[np.ix_(P, C)]
-    prices[np.ix_(C, P)] = y[C][:, None] - inst.pref[C][:, None] * inst.gamma[np.ix_(C, P)]
+    prices[np.ix_(P, C)] = y[P][:, None] + pref[P][:, None] * inst.gamma[np.ix_(P, C)]
+    prices[np.ix_(C, P)] = y[C][:, None] - pref[C][:, None] * inst.gamma[np.ix_(C, P)]
     obj = float(inst.costs(trades)["total"].sum())
     return P2PResult(
         trades=trades, prices=prices, net=trades.sum(axis=1), objective=obj, iterations=sol.iterations,

@@ -193,12 +193,15 @@ def days_summary(days: list[int], seed: int = 0) -> dict:
             "saving_percent_max": float(s.max())}
 
 
-def distance_example(prefs_eur_mwh_km: list[float], distance_km: float = 10.0, trade_curvature: float = 0.01) -> dict:
+def distance_example(prefs_eur_mwh_km: list[float], distance_km: float = 10.0, trade_curvature: float = 0.01,
+                     preference: str = "abs") -> dict:
+    """The slides' two villages over distance preferences; ``preference="signed"``: the
+    slides' ``c_n gamma_nm P_nm`` as printed instead of our ``|P_nm|``."""
     rows = []
     mats = {}
     for c in prefs_eur_mwh_km:
         inst, village = mk.two_villages(c / 1000.0, distance_km=distance_km)
-        inst = replace(inst, trade_curvature=trade_curvature)
+        inst = replace(inst, trade_curvature=trade_curvature, preference=preference)
         ci = mk.solve_p2p_ci(inst)
         qp = mk.solve_p2p_qp(inst)
         T = ci.trades
@@ -216,8 +219,8 @@ def distance_example(prefs_eur_mwh_km: list[float], distance_km: float = 10.0, t
             "net_kwh": {n: float(v) for n, v in zip(inst.names, ci.net)},
         })
         mats[c] = (T[np.ix_(peers, peers)], [n for n, p in zip(inst.names, peers) if p], village[peers])
-    return {"distance_km": distance_km, "trade_curvature_eur_per_kwh2": trade_curvature, "rows": rows,
-            "_mats": mats}
+    return {"distance_km": distance_km, "trade_curvature_eur_per_kwh2": trade_curvature, "preference": preference,
+            "rows": rows, "_mats": mats}
 
 
 def _png(fig) -> bytes:
@@ -312,6 +315,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--prefs", default="0,0.25,0.5,1,1.5,3", help="distance preferences, EUR/MWh per km")
     p.add_argument("--storage", type=int, default=10, help="manager-dispatched batteries in the comparison (0: none)")
     p.add_argument("--quick", action="store_true", help="smoke run: 4 deviation players, preferences 0, 0.5, 1.5")
+    p.add_argument("--preference-literal", action="store_true",
+                   help="also run the two villages with the slides' preference term c gamma P as printed "
+                        "(p2p_preference='signed'), beside ours (c gamma |P|)")
     a = p.parse_args(argv)
     if a.quick:
         a.deviation_players, a.prefs, a.storage = min(a.deviation_players, 4), "0,0.5,1.5", 0
@@ -331,6 +337,9 @@ def main(argv: list[str] | None = None) -> dict:
         "allocation_comparison": comparison,
         "distance_example": {k: v for k, v in dist.items() if not k.startswith("_")},
     }
+    if a.preference_literal:
+        lit = distance_example(prefs, preference="signed")
+        figures["distance_example_signed"] = {k: v for k, v in lit.items() if not k.startswith("_")}
     out = Path(a.out)
     atomic_write_bytes(out / "energy_collective_figures.json", json.dumps(figures, indent=2).encode())
     for name, data in files.items():
@@ -352,6 +361,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"max {summary['saving_percent_max']:.1f})")
     print("inter-village energy: " + ", ".join(f"c={r['preference_eur_per_mwh_km']:g}: {r['inter_village_kwh']:.2f} kWh"
                                                for r in dist["rows"]))
+    if a.preference_literal:
+        print("inter-village energy, c gamma P as printed: "
+              + ", ".join(f"c={r['preference_eur_per_mwh_km']:g}: {r['inter_village_kwh']:.2f} kWh"
+                          for r in figures["distance_example_signed"]["rows"]))
     print(f"wrote {', '.join(sorted(['energy_collective_figures.json', *files]))} to {out}")
     return figures
 

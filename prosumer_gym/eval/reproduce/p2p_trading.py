@@ -5,9 +5,15 @@ Scenario 1  DEbATE convergence (Figs. 5.5-5.8): best objective per generation fo
             for market sizes ``--s1-sizes`` at NP=20; wall time vs NP and vs size. The
             objective is normalised per instance as ``(f_g - f_0) / (f_ref - f_0)``: 0 = best
             of the initial population, 1 = our default clearing ("savings") on the same day.
+            ``--s1-literal`` also runs Alg. 4 as printed (``DEBATE_LITERAL``: in-place
+            update, line 14 as printed, no 5.2e repair) at 5x5, NP=20, on the same days and
+            seeds, side by side with our DEbATE (``by_literal`` in ``scenario1.json``).
 Scenario 2  15x15, one year (Figs. 5.9-5.10, Table 5.1): DEbATE-PQR, DEbATE-ProDQN (DEbATE
             with ``NP=20, G_max=--s2-gmax``), Rule, Zhu, and our default clearing with PQR,
             ProDQN and constant prices (and DEbATE with constant prices).
+            ``--s2-literal-agents`` adds PQR and ProDQN as the paper states them where ours
+            differ (no epsilon floor; ProDQN with Eq. 5.8's plain SGD step), with our clearing,
+            beside ours (:data:`LITERAL_AGENT_KWARGS`).
 Scenario 3  5x5 per-seller price paths of PQR and ProDQN (Figs. 5.11-5.12).
 Scenario 4  scaling 5x5 .. 20x20 (Figs. 5.13-5.15): year totals of buyers' PT value and
             sellers' revenue, ratios to Rule, and the sellers' mean price after a year.
@@ -54,7 +60,13 @@ from prosumer_gym.eval.main_job import (
     summarise,
 )
 
-__all__ = ["scenario1", "scenario2", "scenario3", "scenario4", "scenario5", "orderings", "main"]
+__all__ = ["LITERAL_AGENT_KWARGS", "scenario1", "scenario2", "scenario3", "scenario4", "scenario5", "orderings",
+           "main"]
+
+#: agent keywords that restore Section 5.3.1 / Eq. 5.8 where our hyperparameters differ: no
+#: epsilon floor (PQR and ProDQN), ProDQN's plain gradient step instead of Adam
+LITERAL_AGENT_KWARGS: dict[str, dict[str, Any]] = {"PQR": {"eps_min": 0.0},
+                                                   "ProDQN": {"eps_min": 0.0, "optimizer": "sgd"}}
 
 
 def _json(path: Path, data: Any) -> None:
@@ -82,21 +94,23 @@ def market_instances(n: int, count: int, seed: int, split: str = "train") -> lis
 
 
 def _debate_job(args: tuple) -> dict:
-    from prosumer_gym.envs.p2p_trading.market import make_clearer, objective
+    from prosumer_gym.envs.p2p_trading.market import feasibility_report, make_clearer, objective
 
-    inst, NP, G, run_seed = args
+    inst, NP, G, run_seed, *rest = args
+    opts = rest[0] if rest else {}  # DEbATE options (e.g. DEBATE_LITERAL)
     S, B = inst.n_sellers, inst.n_buyers
     ref = make_clearer("savings", S, B)(inst, None).objective
     none = objective(inst, np.zeros((S, B)))  # nobody trades: every buyer pays the grid
-    clear = make_clearer("debate", S, B, NP=NP, G_max=G, record_history=True)
+    clear = make_clearer("debate", S, B, NP=NP, G_max=G, record_history=True, **opts)
     t0 = time.perf_counter()
     alloc = clear(inst, np.random.default_rng(run_seed))
     secs = time.perf_counter() - t0
     h = np.asarray(alloc.stats["history"], dtype=float)
     # share of the value of P2P trading that DEbATE captures: 0 = no trade, 1 = our default clearing
     norm = (h - none) / (ref - none) if ref - none > 1e-12 else np.ones_like(h)
+    feasible = bool(all(v <= 1e-6 for v in feasibility_report(inst, alloc.x).values()))
     return {"size": S, "NP": NP, "G_max": G, "seconds": secs, "final": float(h[-1]), "initial": float(h[0]),
-            "savings": float(ref), "norm": norm}
+            "savings": float(ref), "norm": norm, "feasible": feasible}
 
 
 def _pool_map(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:
@@ -109,7 +123,8 @@ def _pool_map(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:
 
 
 def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gmax: int, seed: int, workers: int,
-              progress: bool) -> dict:
+              progress: bool, literal: bool = False) -> dict:
+    """Figs. 5.5-5.8; ``literal=True`` adds Alg. 4 as printed at 5x5, NP=20 (``by_literal``)."""
     grid = sorted(set([0] + [int(round(x)) for x in np.geomspace(1, gmax, 60)]) | {gmax})
     small = market_instances(5, runs, seed)
     jobs_np = [(inst, NP, gmax, seed * 1000 + r) for NP in nps for r, inst in enumerate(small)]
@@ -117,6 +132,13 @@ def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gm
     insts = {n: market_instances(n, runs, seed) for n in sizes}
     jobs_size = [(inst, 20, gmax, seed * 1000 + r) for n in sizes for r, inst in enumerate(insts[n])]
     res_size = _pool_map(_debate_job, jobs_size, workers, progress, "scenario 1: size")
+    res_lit: list[dict] = []
+    if literal:
+        from prosumer_gym.envs.p2p_trading.clearing.debate import DEBATE_LITERAL
+
+        jobs_lit = [(inst, 20, gmax, seed * 1000 + r, DEBATE_LITERAL) for r, inst in enumerate(small)]
+        res_lit = _pool_map(_debate_job, jobs_lit, workers, progress, "scenario 1: Alg. 4 as printed")
+        res_ours = [r for r in res_size if r["size"] == 5] or [_debate_job(j[:4]) for j in jobs_lit]
 
     def agg(results: list[dict], key: str) -> dict:
         out_: dict[int, dict] = {}
@@ -128,7 +150,7 @@ def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gm
             out_[v] = {"runs": len(rs), "seconds_mean": float(secs.mean()), "seconds_std": float(secs.std()),
                        "norm_initial_mean": float(norm[:, 0].mean()), "norm_final_mean": float(norm[:, -1].mean()),
                        "norm_final_worst": float(norm[:, -1].min()), "norm_curve": norm.mean(axis=0)[grid].tolist(),
-                       "gens_to_95pct": gens_95}
+                       "gens_to_95pct": gens_95, "feasible_runs": int(sum(r["feasible"] for r in rs))}
         return out_
 
     by_np, by_size = agg(res_np, "NP"), agg(res_size, "size")
@@ -149,9 +171,19 @@ def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gm
     lines += ["", "| size, NP=20 | normalised objective: initial → G_max (mean; worst run) | generations to 0.95 "
               "(median; runs reaching it) | seconds per day (mean ± std) |", "|---|---|---|---|"]
     lines += [row(f"{v}x{v}", d) for v, d in by_size.items()]
+    by_literal: dict[str, dict] = {}
+    if literal:
+        by_literal = {"ours": agg(res_ours, "size")[5], "alg4_as_printed": agg(res_lit, "size")[5]}
+        lines += ["", "| 5x5, NP=20, same days and seeds | normalised objective: initial → G_max (mean; worst run) | "
+                  "generations to 0.95 (median; runs reaching it) | seconds per day (mean ± std) | "
+                  "runs feasible (Eqs. 5.2a-g) |", "|---|---|---|---|---|"]
+        lines += [row(lab, by_literal[k])[:-1] + f"| {by_literal[k]['feasible_runs']}/{by_literal[k]['runs']} |"
+                  for k, lab in (("ours", "ours (synchronous, line 14 fixed, 5.2e repair)"),
+                                 ("alg4_as_printed", "Alg. 4 as printed (`DEBATE_LITERAL`)"))]
     text = "\n".join(lines)
     atomic_write_text(out / "scenario1.md", text + "\n")
-    _json(out / "scenario1.json", {"generations": grid, "by_np": by_np, "by_size": by_size})
+    _json(out / "scenario1.json", {"generations": grid, "by_np": by_np, "by_size": by_size,
+                                   **({"by_literal": by_literal} if literal else {})})
 
     plt = _mpl()
     fig, axes = plt.subplots(1, 4, figsize=(19, 4))
@@ -179,7 +211,7 @@ def scenario1(out: Path, nps: Sequence[int], sizes: Sequence[int], runs: int, gm
         ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write_bytes(out / "scenario1.png", _png(fig))
-    return {"text": text, "by_np": by_np, "by_size": by_size}
+    return {"text": text, "by_np": by_np, "by_size": by_size, **({"by_literal": by_literal} if literal else {})}
 
 
 # --------------------------------------------------------------------------- scenarios 2-4
@@ -195,15 +227,16 @@ def orderings(summaries: Sequence[dict]) -> dict[str, Any]:
             if k in b and "rule" in b and "zhu" in b:
                 out[f"{k}: buyers better than Rule and Zhu"] = bool(b[k] > b["rule"] and b[k] > b["zhu"])
                 out[f"{k}: sellers better than Rule"] = bool(r[k] > r["rule"])
-    if "zhu" in r:
-        others = [v for k, v in r.items() if k != "zhu" and "greedy" not in k]
+    if "zhu" in r:  # the chapter's claims are about its own runs: literal-agent runs are left out
+        others = [v for k, v in r.items() if k != "zhu" and "greedy" not in k and "literal" not in k]
         out["Zhu: highest sellers' revenue"] = bool(all(r["zhu"] >= v for v in others))
-        out["Zhu: lowest buyers' value"] = bool(all(b["zhu"] <= v for k, v in b.items() if k != "zhu"))
+        out["Zhu: lowest buyers' value"] = bool(all(b["zhu"] <= v for k, v in b.items()
+                                                    if k != "zhu" and "literal" not in k))
     return out
 
 
 def _specs_year(n: int, days: int, seed: int, split: str, debate_gmax: int, with_debate: bool,
-                learners: Sequence[str] = ("PQR", "ProDQN")) -> list[RunSpec]:
+                learners: Sequence[str] = ("PQR", "ProDQN"), literal_agents: bool = False) -> list[RunSpec]:
     common = dict(n_sellers=n, n_buyers=n, days=days, seed=seed, split=split)
     algo = {"PQR": "pqr", "ProDQN": "prodqn"}
     specs = []
@@ -212,6 +245,9 @@ def _specs_year(n: int, days: int, seed: int, split: str, debate_gmax: int, with
         specs += [RunSpec(f"debate + {ln}", "debate", algo[ln], mechanism_kwargs=mk, **common) for ln in learners]
         specs.append(RunSpec("debate + constant", "debate", "constant", mechanism_kwargs=mk, **common))
     specs += [RunSpec(f"savings + {ln}", "savings", algo[ln], **common) for ln in learners]
+    if literal_agents:
+        specs += [RunSpec(f"savings + {ln}, literal", "savings", algo[ln], agent_kwargs=LITERAL_AGENT_KWARGS[ln],
+                          **common) for ln in learners]
     specs += [RunSpec("savings + constant", "savings", "constant", **common),
               RunSpec("rule", "rule", "constant", **common), RunSpec("zhu", "zhu", "constant", **common)]
     return specs
@@ -233,11 +269,13 @@ def _mean_over_seeds(per_seed: list[list[dict]]) -> list[dict]:
 
 
 def scenario2(out: Path, n: int, days: int, seeds: Sequence[int], split: str, gmax: int, workers: int,
-              progress: bool) -> dict:
+              progress: bool, literal_agents: bool = False) -> dict:
+    """Table 5.1; ``literal_agents=True`` adds ``"savings + PQR, literal"`` and ``"savings +
+    ProDQN, literal"`` (:data:`LITERAL_AGENT_KWARGS`)."""
     per_seed, all_runs = [], {}
     for seed in seeds:
-        runs, _ = run_all(_specs_year(n, days, seed, split, gmax, gmax > 0), out / f"scenario2_seed{seed}", workers,
-                          progress)
+        runs, _ = run_all(_specs_year(n, days, seed, split, gmax, gmax > 0, literal_agents=literal_agents),
+                          out / f"scenario2_seed{seed}", workers, progress)
         sums = [summarise(k, v) for k, v in runs.items()]
         add_ratios(sums, "rule")
         per_seed.append(sums)
@@ -406,9 +444,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--s1-sizes", default="5,10,15,20")
     p.add_argument("--s1-runs", type=int, default=10, help="market days per point (paper: 10 runs)")
     p.add_argument("--s1-gmax", type=int, default=10_000)
+    p.add_argument("--s1-literal", action="store_true",
+                   help="scenario 1 also runs DEbATE as printed (Alg. 4: in-place update, line 14 as printed, "
+                        "no 5.2e repair) at 5x5, NP=20, beside ours (about 20x slower per run)")
     p.add_argument("--s2-size", type=int, default=15)
     p.add_argument("--s2-gmax", type=int, default=1000,
                    help="DEbATE generations in scenario 2 (paper 10000 ~ 3 s/day at 15x15; 0 skips DEbATE)")
+    p.add_argument("--s2-literal-agents", action="store_true",
+                   help="scenario 2 also runs PQR and ProDQN without the epsilon floor and ProDQN with plain SGD "
+                        "(Section 5.3.1, Eq. 5.8), beside ours")
     p.add_argument("--s3-gmax", type=int, default=1000, help="DEbATE generations in scenario 3 (0 skips DEbATE)")
     p.add_argument("--s4-sizes", default="5,10,15,20")
     p.add_argument("--s4-gmax", type=int, default=0, help="DEbATE generations in scenario 4 (default 0: skip)")
@@ -429,9 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k in sorted(scen):
         t0 = time.perf_counter()
         if k == 1:
-            r = scenario1(out, _ints(a.s1_np), _ints(a.s1_sizes), a.s1_runs, a.s1_gmax, a.seed, a.workers, prog)
+            r = scenario1(out, _ints(a.s1_np), _ints(a.s1_sizes), a.s1_runs, a.s1_gmax, a.seed, a.workers, prog,
+                          literal=a.s1_literal)
         elif k == 2:
-            r = scenario2(out, a.s2_size, a.days, seeds, a.split, a.s2_gmax, a.workers, prog)
+            r = scenario2(out, a.s2_size, a.days, seeds, a.split, a.s2_gmax, a.workers, prog,
+                          literal_agents=a.s2_literal_agents)
         elif k == 3:
             r = scenario3(out, a.days, a.seed, a.split, a.s3_gmax, a.workers, prog)
         elif k == 4:
