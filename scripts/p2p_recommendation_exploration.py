@@ -12,8 +12,8 @@ a report on separate seeds with bootstrap CIs.
    (the highest mean over tuning seeds of the two policies' mean, one default serves both);
    ties go to the smaller ``c``.
 2. **Report** (seeds ``--report-seeds``, disjoint from the tuning seeds, else ``ValueError``):
-   OPT, Zhu_P, and UPL and BPT-K at the joint choice and at ``c = 0.01`` (the agents' default
-   before this tuning, ``PREVIOUS_EXPLORATION``; the default is now the choice, ``c = 0``); with ``--literal`` also at ``c = 1`` (Eq. 4.4 verbatim, which the
+   OPT, Zhu_P, and UPL and BPT-K at the joint choice and at the agents' default
+   (``DEFAULT_EXPLORATION = 0.01``); with ``--literal`` also at ``c = 1`` (Eq. 4.4 verbatim, which the
    tuning table always has on the tuning seeds). Efficiency in % of OPT
    with its mean and IQM over seeds and 95% percentile-bootstrap CIs (rliable, through
    ``prosumer_gym.eval.leaderboard.stats.interval_estimates``, seeds resampled), plus paired
@@ -36,14 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.agents.p2p_recommendation import PREVIOUS_EXPLORATION
+from prosumer_gym.agents.p2p_recommendation import DEFAULT_EXPLORATION
 from prosumer_gym.core.io import atomic_write_text
 from prosumer_gym.core.validation import check_choice, check_floats, check_int
 from prosumer_gym.eval.leaderboard.stats import seed_estimate
 from prosumer_gym.eval.reproduce import p2p_recommendation as rec
 
 LEARNERS = ("upl", "bpt-k")
-DEFAULT_C = PREVIOUS_EXPLORATION  # the agents' default before the held-out choice (now DEFAULT_EXPLORATION)
+DEFAULT_C = DEFAULT_EXPLORATION  # the agents' default exploration
 LITERAL_C = 1.0  # Eq. 4.4 verbatim
 
 
