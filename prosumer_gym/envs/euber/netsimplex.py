@@ -1,0 +1,289 @@
+"""Exact integer min-cost flow by the primal network simplex, compiled with numba.
+
+The algorithm of ``networkx.network_simplex`` (Kelly & O'Neill's strongly feasible spanning
+trees: an artificial root joined to every node by big-cost arcs, block-search pivots - Dantzig
+within blocks of ``ceil(sqrt(m))`` arcs, the blocks in cyclic order - and the leaving arc the
+last of minimum residual capacity on the cycle) on int64 arrays. It solves POTR's network
+(Eq. 6.1, :func:`~prosumer_gym.envs.euber.potr.solve_potr`) to the same optimal cost as
+OR-Tools' cost-scaling solver (tests), about 2x faster at the paper's size; where several
+flows are optimal it may end on another one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["network_simplex"]
+
+
+# compiled once per machine (numba's cache), like the P2PTrading-v0 clearing kernel
+@njit(cache=True)
+def network_simplex(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray, cost: np.ndarray,
+                    supply: np.ndarray) -> tuple[int, np.ndarray]:
+    """Min-cost flow on nodes ``0..n-1`` (int64 arcs ``tail -> head``, capacities > 0, unit
+    costs; ``supply`` (n,) sums to 0): ``(status, flow)``, status 0 optimal, 1 infeasible."""
+    m = tail.size
+    M = m + n  # real + artificial arcs
+    root = n
+    src = np.empty(M, np.int64)
+    dst = np.empty(M, np.int64)
+    w = np.empty(M, np.int64)
+    u = np.empty(M, np.int64)
+    flow = np.zeros(M, np.int64)
+    s_cap = 0
+    s_w = 0
+    s_d = 0
+    for e in range(m):
+        src[e] = tail[e]
+        dst[e] = head[e]
+        w[e] = cost[e]
+        u[e] = cap[e]
+        s_cap += cap[e]
+        s_w += abs(cost[e])
+    for i in range(n):
+        s_d += abs(supply[i])
+    faux = 3 * max(s_cap, max(s_w, s_d))
+    if faux == 0:
+        faux = 1
+    pot = np.empty(n + 1, np.int64)
+    for i in range(n):
+        e = m + i
+        d = -supply[i]  # networkx demand
+        if d > 0:
+            src[e] = root
+            dst[e] = i
+            pot[i] = -faux
+        else:
+            src[e] = i
+            dst[e] = root
+            pot[i] = faux
+        w[e] = faux
+        u[e] = faux
+        flow[e] = abs(d)
+    pot[root] = 0
+    parent = np.empty(n + 1, np.int64)
+    pedge = np.empty(n + 1, np.int64)
+    size = np.empty(n + 1, np.int64)
+    nxt = np.empty(n + 1, np.int64)
+    prv = np.empty(n + 1, np.int64)
+    last = np.empty(n + 1, np.int64)
+    for i in range(n):
+        parent[i] = root
+        pedge[i] = m + i
+        size[i] = 1
+        nxt[i] = i + 1
+        prv[i] = i - 1 if i > 0 else root
+        last[i] = i
+    parent[root] = -1
+    pedge[root] = -1
+    size[root] = n + 1
+    nxt[root] = 0
+    prv[root] = n - 1
+    last[root] = n - 1
+    if n > 0:
+        nxt[n - 1] = root
+    Wn = np.empty(2 * n + 4, np.int64)
+    We = np.empty(2 * n + 4, np.int64)
+    tmp = np.empty(n + 2, np.int64)
+    anc = np.empty(n + 2, np.int64)
+    B = int(np.ceil(np.sqrt(m))) if m > 0 else 1
+    nblocks = (m + B - 1) // B
+    blocks_no = 0
+    f = 0
+    while m > 0 and blocks_no < nblocks:
+        # Dantzig within a block of B arcs, blocks cyclically (Bland)
+        best = 0
+        bi = -1
+        for k in range(B):
+            e = f + k
+            if e >= m:
+                e -= m
+            c = w[e] - pot[src[e]] + pot[dst[e]]
+            if flow[e] != 0:
+                c = -c
+            if c < best:
+                best = c
+                bi = e
+        f += B
+        if f >= m:
+            f -= m
+        if bi < 0:
+            blocks_no += 1
+            continue
+        blocks_no = 0
+        i = bi
+        if flow[i] == 0:
+            p = src[i]
+            q = dst[i]
+        else:
+            p = dst[i]
+            q = src[i]
+        # apex
+        a = p
+        b = q
+        sa = size[a]
+        sb = size[b]
+        while True:
+            while sa < sb:
+                a = parent[a]
+                sa = size[a]
+            while sa > sb:
+                b = parent[b]
+                sb = size[b]
+            if sa == sb:
+                if a != b:
+                    a = parent[a]
+                    sa = size[a]
+                    b = parent[b]
+                    sb = size[b]
+                else:
+                    break
+        apex = a
+        # path p -> apex (nodes into tmp, edges into anc), then reversed into Wn/We
+        L = 0
+        x = p
+        while x != apex:
+            tmp[L] = x
+            anc[L] = pedge[x]
+            x = parent[x]
+            L += 1
+        # Wn = [apex, ..., p]; We = [edges reversed]
+        Wn[0] = apex
+        for k in range(L):
+            Wn[k + 1] = tmp[L - 1 - k]
+            We[k] = anc[L - 1 - k]
+        ne = L
+        nn = L + 1
+        if not (ne == 1 and We[0] == i):
+            We[ne] = i
+            ne += 1
+        x = q
+        while x != apex:
+            Wn[nn] = x
+            nn += 1
+            We[ne] = pedge[x]
+            ne += 1
+            x = parent[x]
+        # leaving edge: first minimum residual capacity scanning from the end
+        jmin = -1
+        smin = -1
+        rmin = -1
+        for k in range(ne - 1, -1, -1):
+            e = We[k]
+            nd = Wn[k]
+            r = u[e] - flow[e] if src[e] == nd else flow[e]
+            if jmin < 0 or r < rmin:
+                rmin = r
+                jmin = e
+                smin = nd
+        j = jmin
+        s = smin
+        t = dst[j] if src[j] == s else src[j]
+        # augment
+        if rmin > 0:
+            for k in range(ne):
+                e = We[k]
+                if src[e] == Wn[k]:
+                    flow[e] += rmin
+                else:
+                    flow[e] -= rmin
+        if i == j:
+            continue
+        if parent[t] != s:
+            s, t = t, s
+        ii = -1
+        jj = -1
+        for k in range(ne):
+            if We[k] == i:
+                ii = k
+                break
+        for k in range(ne):
+            if We[k] == j:
+                jj = k
+                break
+        if ii > jj:
+            p, q = q, p
+        # remove_edge(s, t)
+        size_t = size[t]
+        prev_t = prv[t]
+        last_t = last[t]
+        next_last_t = nxt[last_t]
+        parent[t] = -1
+        pedge[t] = -1
+        nxt[prev_t] = next_last_t
+        prv[next_last_t] = prev_t
+        nxt[last_t] = t
+        prv[t] = last_t
+        x = s
+        while x != -1:
+            size[x] -= size_t
+            if last[x] == last_t:
+                last[x] = prev_t
+            x = parent[x]
+        # make_root(q)
+        na = 0
+        x = q
+        while x != -1:
+            anc[na] = x
+            na += 1
+            x = parent[x]
+        for k in range(na - 1, 0, -1):
+            pp = anc[k]
+            qq = anc[k - 1]
+            size_p = size[pp]
+            last_p = last[pp]
+            prev_q = prv[qq]
+            last_q = last[qq]
+            next_last_q = nxt[last_q]
+            parent[pp] = qq
+            parent[qq] = -1
+            pedge[pp] = pedge[qq]
+            pedge[qq] = -1
+            size[pp] = size_p - size[qq]
+            size[qq] = size_p
+            nxt[prev_q] = next_last_q
+            prv[next_last_q] = prev_q
+            nxt[last_q] = qq
+            prv[qq] = last_q
+            if last_p == last_q:
+                last[pp] = prev_q
+                last_p = prev_q
+            prv[pp] = last_q
+            nxt[last_q] = pp
+            nxt[last_p] = qq
+            prv[qq] = last_p
+            last[qq] = last_p
+        # add_edge(i, p, q)
+        last_p = last[p]
+        next_last_p = nxt[last_p]
+        size_q = size[q]
+        last_q = last[q]
+        parent[q] = p
+        pedge[q] = i
+        nxt[last_p] = q
+        prv[q] = last_p
+        prv[next_last_p] = last_q
+        nxt[last_q] = next_last_p
+        x = p
+        while x != -1:
+            size[x] += size_q
+            if last[x] == last_p:
+                last[x] = last_q
+            x = parent[x]
+        # update_potentials(i, p, q)
+        if q == dst[i]:
+            d = pot[p] - w[i] - pot[q]
+        else:
+            d = pot[p] + w[i] - pot[q]
+        x = q
+        lq = last[q]
+        pot[x] += d
+        while x != lq:
+            x = nxt[x]
+            pot[x] += d
+    status = 0
+    for e in range(m, M):
+        if flow[e] != 0:
+            status = 1
+    return status, flow[:m].copy()
