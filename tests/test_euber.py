@@ -593,7 +593,7 @@ def test_network_simplex_kernel_matches_ortools_on_random_networks():
             k = int(rng.integers(1, 5))
             supply[a] += k
             supply[b] -= k
-        status, flow = network_simplex(n, tail, head, cap, cost, supply)
+        status, flow = network_simplex(n, tail, head, cap, cost, supply, bool(trial % 2))
         mcf = min_cost_flow.SimpleMinCostFlow()
         mcf.add_arcs_with_capacity_and_unit_cost(tail.astype(np.int32), head.astype(np.int32), cap, cost)
         mcf.set_nodes_supplies(np.arange(n), supply)
@@ -879,10 +879,10 @@ PINNED_ORTOOLS = [
 #: the same runs with the defaults (POTR by the network simplex: other optimal lists where
 #: several are optimal), hashed when that became the default
 PINNED = [
-    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "126100f2b11c4ba5"),
-    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "1dba8cc9b6309c97"),
-    (lambda: _gym_trajectory_hash(2, n_slots=10), "8d92d432a6eb3f8d"),  # paper size
-    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "26a63a5167b625e8"),
+    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "e792802fef1f4e92"),
+    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "47cfde0f12e1b537"),
+    (lambda: _gym_trajectory_hash(2, n_slots=10), "39d5e66df380570c"),  # paper size
+    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "733cf19e675ca4b8"),
 ]
 
 

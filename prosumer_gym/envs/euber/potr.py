@@ -202,7 +202,7 @@ def _network_simplex_st(tail: np.ndarray, head: np.ndarray, cap: np.ndarray, cos
 
     b = np.zeros(n_nodes, dtype=np.int64)
     b[0], b[1] = supply, -supply
-    status, flow = network_simplex(n_nodes, tail.astype(np.int64), head.astype(np.int64), cap, cost, b)
+    status, flow = network_simplex(n_nodes, tail.astype(np.int64), head.astype(np.int64), cap, cost, b, True)
     if status != 0:  # cannot happen: the source -> sink bypass carries any supply
         raise RuntimeError("POTR network simplex found no feasible flow")
     return flow
