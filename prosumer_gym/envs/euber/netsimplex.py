@@ -365,3 +365,91 @@ def _thread_tree(n, parent, pedge, src, dst, w, pot, size, nxt, prv, last) -> bo
     for x in range(n + 1):
         last[x] = order[pos[x] + size[x] - 1]
     return True
+
+
+@njit(cache=True)
+def potr_network(ii: np.ndarray, jj: np.ndarray, score: np.ndarray, approach: np.ndarray, v2g: np.ndarray,
+                 psi_j: np.ndarray, need_v: np.ndarray, K: int, score_levels: int,
+                 tie_levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """POTR's network (Eq. 6.1; :func:`~prosumer_gym.envs.euber.potr._potr_flow_arcs` documents
+    the arc groups, nodes and integer costs) from the eligible pairs ``(ii, jj)`` in row-major
+    order: ``(tail int32, head int32, capacity, unit_cost, first_pair, supply)``."""
+    W, S = score.shape
+    n = ii.size
+    smax = 0.0
+    far = 0.0
+    for p in range(n):
+        smax = max(smax, abs(score[ii[p], jj[p]]))
+        far = max(far, approach[ii[p], jj[p]])
+    if smax == 0.0:
+        smax = 1.0
+    if far == 0.0:
+        far = 1.0
+    M = W * K * tie_levels + 1
+    reward = np.empty(n, np.int64)
+    rmax = 0
+    has_w = np.zeros(W, np.bool_)
+    has_v = np.zeros(W, np.bool_)
+    for p in range(n):
+        i, j = ii[p], jj[p]
+        q = np.int64(np.rint(score[i, j] / smax * score_levels))
+        t = np.int64(np.rint((1.0 - approach[i, j] / far) * tie_levels))
+        reward[p] = q * M + t
+        rmax = max(rmax, abs(reward[p]))
+        has_w[i] = True
+        if v2g[j]:
+            has_v[i] = True
+    psi_max = 0
+    for j in range(S):
+        psi_max = max(psi_max, psi_j[j])
+    pen = 2 * K * (rmax + 1) + 1
+    pen1 = pen * (psi_max + 1) * 2
+    nw = 0
+    nv = 0
+    na = 0
+    nt = 0
+    nt2 = 0
+    for i in range(W):
+        nw += has_w[i]
+        nv += need_v[i] > 0
+        na += has_v[i]
+    for j in range(S):
+        nt += psi_j[j] > 0
+        nt2 += psi_j[j] > 1
+    m = nw + nv + na + n + nt + nt2 + S + 1
+    tail = np.empty(m, np.int32)
+    head = np.empty(m, np.int32)
+    cap = np.empty(m, np.int64)
+    cost = np.zeros(m, np.int64)
+    e = 0
+    for i in range(W):  # source -> worker (6.1a)
+        if has_w[i]:
+            tail[e], head[e], cap[e] = 0, 2 + i, K
+            e += 1
+    for i in range(W):  # worker -> V2G node, the rewarded first need_v units (6.1c)
+        if need_v[i] > 0:
+            tail[e], head[e], cap[e], cost[e] = 2 + i, 2 + W + i, need_v[i], -pen
+            e += 1
+    for i in range(W):  # worker -> V2G node, free
+        if has_v[i]:
+            tail[e], head[e], cap[e] = 2 + i, 2 + W + i, K
+            e += 1
+    first_pair = e
+    for p in range(n):  # pairs (6.1d-f)
+        i, j = ii[p], jj[p]
+        tail[e] = 2 + W + i if v2g[j] else 2 + i
+        head[e], cap[e], cost[e] = 2 + 2 * W + j, 1, -reward[p]
+        e += 1
+    for j in range(S):  # task -> sink: the first unit (coverage)
+        if psi_j[j] > 0:
+            tail[e], head[e], cap[e], cost[e] = 2 + 2 * W + j, 1, 1, -(pen + pen1)
+            e += 1
+    for j in range(S):  # the rest of psi_j (6.1b)
+        if psi_j[j] > 1:
+            tail[e], head[e], cap[e], cost[e] = 2 + 2 * W + j, 1, psi_j[j] - 1, -pen
+            e += 1
+    for j in range(S):  # any more, free
+        tail[e], head[e], cap[e] = 2 + 2 * W + j, 1, W
+        e += 1
+    tail[e], head[e], cap[e] = 0, 1, K * nw  # source -> sink bypass
+    return tail, head, cap, cost, first_pair, K * nw

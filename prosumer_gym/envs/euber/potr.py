@@ -211,39 +211,20 @@ def _network_simplex_st(tail: np.ndarray, head: np.ndarray, cap: np.ndarray, cos
 def _potr_flow_arcs(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], psi_j: np.ndarray,
                     need_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """The arcs of :func:`_potr_flow`'s network: ``(tail, head, capacity, unit_cost, first_pair,
-    supply)``; the pair arcs (in the order of ``pairs``) start at ``first_pair``."""
+    supply)``; the pair arcs (in the order of ``pairs``, row-major) start at ``first_pair``.
+
+    Arc groups, in this order (the order is part of the solvers' tie rule: keep it):
+    source->worker (6.1a); worker->V2G node, rewarded then free (6.1c); pairs; task->sink:
+    first unit, the rest of psi_j (6.1b), any more free; source->sink bypass. Nodes: 0 source,
+    1 sink, 2 + i worker i, 2 + W + i its V2G node, 2 + 2 W + j task j. Pair costs are minus
+    :func:`_flow_rewards`; built by the compiled :func:`~.netsimplex.potr_network`."""
+    from prosumer_gym.envs.euber.netsimplex import potr_network
+
     ii, jj = pairs
-    n = ii.size
-    W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
-    reward = _flow_rewards(score, inst, pairs)
-    pen = 2 * K * (int(np.abs(reward).max()) + 1) + 1
-    pen1 = pen * (int(psi_j.max(initial=0)) + 1) * 2
-    workers = np.flatnonzero(elig.any(axis=1))
-    wv = np.flatnonzero(need_v > 0)
-    wv_all = np.flatnonzero((elig & v2g[None, :]).any(axis=1))
-    tc = np.flatnonzero(psi_j > 0)
-    tc2 = tc[psi_j[tc] > 1]  # tasks with a second tier (capacity psi_j - 1 > 0)
-    # Arc groups, in this order (the order is part of the solver's tie rule: keep it):
-    # source->worker (6.1a); worker->V2G node, rewarded then free (6.1c); pairs; task->sink:
-    # first unit, the rest of psi_j (6.1b), any more free; source->sink bypass. Nodes:
-    # 0 source, 1 sink, 2 + i worker i, 2 + W + i its V2G node, 2 + 2 W + j task j.
-    nw, nv, na, nt, nt2 = workers.size, wv.size, wv_all.size, tc.size, tc2.size
-    sizes = (nw, nv, na, n, nt, nt2, S, 1)
-    bounds = np.cumsum((0,) + sizes)
-    tail = np.empty(bounds[-1], dtype=np.int32)
-    head = np.empty(bounds[-1], dtype=np.int32)
-    cap = np.empty(bounds[-1], dtype=np.int64)
-    cost = np.zeros(bounds[-1], dtype=np.int64)
-    g = [slice(bounds[k], bounds[k + 1]) for k in range(len(sizes))]
-    tail[g[0]], head[g[0]], cap[g[0]] = 0, 2 + workers, K
-    tail[g[1]], head[g[1]], cap[g[1]], cost[g[1]] = 2 + wv, 2 + W + wv, need_v[wv], -pen
-    tail[g[2]], head[g[2]], cap[g[2]] = 2 + wv_all, 2 + W + wv_all, K
-    tail[g[3]], head[g[3]], cap[g[3]], cost[g[3]] = np.where(v2g[jj], 2 + W + ii, 2 + ii), 2 + 2 * W + jj, 1, -reward
-    tail[g[4]], head[g[4]], cap[g[4]], cost[g[4]] = 2 + 2 * W + tc, 1, 1, -(pen + pen1)
-    tail[g[5]], head[g[5]], cap[g[5]], cost[g[5]] = 2 + 2 * W + tc2, 1, psi_j[tc2] - 1, -pen
-    tail[g[6]], head[g[6]], cap[g[6]] = 2 + 2 * W + np.arange(S), 1, W
-    tail[g[7]], head[g[7]], cap[g[7]] = 0, 1, K * nw
-    return tail, head, cap, cost, int(bounds[3]), K * nw
+    tail, head, cap, cost, first_pair, supply = potr_network(
+        ii, jj, score, inst.approach_km, inst.is_v2g, psi_j.astype(np.int64), need_v.astype(np.int64), int(inst.K),
+        _FLOW_SCORE_LEVELS, _FLOW_TIE_LEVELS)
+    return tail, head, cap, cost, int(first_pair), int(supply)
 
 
 def _flow_rewards(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
