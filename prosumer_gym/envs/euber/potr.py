@@ -173,9 +173,9 @@ def _potr_flow(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, n
     OR-Tools reports anything but an optimum (e.g. a cost range that could overflow); the
     network simplex hands a cost range beyond its int64 headroom to OR-Tools."""
     n = pairs[0].size
-    tail, head, cap, cost, first_pair, supply = _potr_flow_arcs(score, inst, pairs, psi_j, need_v)
+    tail, head, cap, cost, first_pair, supply, flow0, tree_arc = _potr_network(score, inst, pairs, psi_j, need_v)
     if solver == "flow" and float(np.abs(cost).sum()) < _NS_MAX_COST_SUM:
-        flow = _network_simplex_st(tail, head, cap, cost, supply, 2 + 2 * inst.n_workers + inst.n_tasks)
+        flow = _network_simplex_st(tail, head, cap, cost, supply, flow0, tree_arc)
         x[pairs] = (flow[first_pair:first_pair + n] > 0).astype(np.int8)
         return x
     from ortools.graph.python import min_cost_flow
@@ -196,13 +196,15 @@ _NS_MAX_COST_SUM = 1e17
 
 
 def _network_simplex_st(tail: np.ndarray, head: np.ndarray, cap: np.ndarray, cost: np.ndarray, supply: int,
-                        n_nodes: int) -> np.ndarray:
-    """Optimal flow of a network whose only supply is ``supply`` units at node 0 to node 1."""
+                        flow0: np.ndarray, tree_arc: np.ndarray) -> np.ndarray:
+    """Optimal flow of a network whose only supply is ``supply`` units at node 0 to node 1
+    (warm start ``flow0``/``tree_arc``, one entry per arc/node; :func:`~.netsimplex.network_simplex`)."""
     from prosumer_gym.envs.euber.netsimplex import network_simplex
 
-    b = np.zeros(n_nodes, dtype=np.int64)
+    b = np.zeros(tree_arc.size, dtype=np.int64)
     b[0], b[1] = supply, -supply
-    status, flow = network_simplex(n_nodes, tail.astype(np.int64), head.astype(np.int64), cap, cost, b, True)
+    status, flow, _ = network_simplex(b.size, tail.astype(np.int64), head.astype(np.int64), cap, cost, b, True,
+                                      flow0, tree_arc)
     if status != 0:  # cannot happen: the source -> sink bypass carries any supply
         raise RuntimeError("POTR network simplex found no feasible flow")
     return flow
@@ -218,13 +220,19 @@ def _potr_flow_arcs(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarr
     first unit, the rest of psi_j (6.1b), any more free; source->sink bypass. Nodes: 0 source,
     1 sink, 2 + i worker i, 2 + W + i its V2G node, 2 + 2 W + j task j. Pair costs are minus
     :func:`_flow_rewards`; built by the compiled :func:`~.netsimplex.potr_network`."""
+    return _potr_network(score, inst, pairs, psi_j, need_v)[:6]
+
+
+def _potr_network(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], psi_j: np.ndarray,
+                  need_v: np.ndarray) -> tuple:
+    """:func:`_potr_flow_arcs` plus the network simplex's greedy warm start ``(flow0, tree_arc)``."""
     from prosumer_gym.envs.euber.netsimplex import potr_network
 
     ii, jj = pairs
-    tail, head, cap, cost, first_pair, supply = potr_network(
+    tail, head, cap, cost, first_pair, supply, flow0, tree_arc = potr_network(
         ii, jj, score, inst.approach_km, inst.is_v2g, psi_j.astype(np.int64), need_v.astype(np.int64), int(inst.K),
         _FLOW_SCORE_LEVELS, _FLOW_TIE_LEVELS)
-    return tail, head, cap, cost, int(first_pair), int(supply)
+    return tail, head, cap, cost, int(first_pair), int(supply), flow0, tree_arc
 
 
 def _flow_rewards(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
