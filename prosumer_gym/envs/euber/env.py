@@ -308,12 +308,14 @@ class raw_env(MarketParallelEnv):
         self._x, self._potr_fallback = recommend_lists(self.platform.scores(inst.task_type), inst, self.projection,
                                                        self.config.milp_time_limit, self.config.potr_constraints)
         self._ref = self.market.reference_bids(inst, self._x > 0)  # priced where recommended only
-        # each worker's list: task indices in ascending order, padded with -1
+        # each worker's list: task indices in ascending order, padded with -1 (row-major nonzero:
+        # a pair's position in its list is its rank within its row)
         K = self.config.K
-        rec = self._x > 0
-        first = np.argsort(~rec, axis=1, kind="stable")[:, :K]  # recommended tasks first, ascending
-        lists = np.full((inst.n_workers, K), -1, dtype=np.int64)  # padded with -1 (also when K > S)
-        lists[:, : first.shape[1]] = np.where(np.take_along_axis(rec, first, axis=1), first, -1)
+        wi, tj = np.nonzero(self._x)
+        k = np.arange(wi.size) - np.searchsorted(wi, wi)
+        keep = k < K
+        lists = np.full((inst.n_workers, K), -1, dtype=np.int64)
+        lists[wi[keep], k[keep]] = tj[keep]
         self._lists = lists
 
     def _rows(self, agents: list[str]) -> np.ndarray:
