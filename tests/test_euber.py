@@ -908,7 +908,7 @@ PINNED = [
     (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "25838cc1b6063598"),
     (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "4c579bce236cab66"),
     (lambda: _gym_trajectory_hash(2, n_slots=10), "0a618e5071010f18"),  # paper size
-    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "4b9d0f718babbe05"),
+    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "59025d8bf85a6388"),
 ]
 
 
