@@ -905,10 +905,10 @@ PINNED_ORTOOLS = [
 #: the same runs with the defaults (POTR by the network simplex: other optimal lists where
 #: several are optimal), hashed when that became the default
 PINNED = [
-    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "25838cc1b6063598"),
-    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "4c579bce236cab66"),
-    (lambda: _gym_trajectory_hash(2, n_slots=10), "0a618e5071010f18"),  # paper size
-    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "59025d8bf85a6388"),
+    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "30397a761d271ee0"),
+    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "14ee53fccd44f6f1"),
+    (lambda: _gym_trajectory_hash(2, n_slots=10), "2376840a1a8d7968"),  # paper size
+    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "b1a4b70021f3c506"),
 ]
 
 

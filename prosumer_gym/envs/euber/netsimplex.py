@@ -173,9 +173,12 @@ def network_simplex(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray,
             We[k] = anc[L - 1 - k]
         ne = L
         nn = L + 1
+        pos_i = ne  # positions of the entering and the leaving arc on the cycle
         if not (ne == 1 and We[0] == i):
             We[ne] = i
             ne += 1
+        else:
+            pos_i = 0
         x = q
         while x != apex:
             Wn[nn] = x
@@ -187,6 +190,7 @@ def network_simplex(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray,
         jmin = -1
         smin = -1
         rmin = -1
+        pos_j = -1
         for k in range(ne - 1, -1, -1):
             e = We[k]
             nd = Wn[k]
@@ -195,6 +199,7 @@ def network_simplex(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray,
                 rmin = r
                 jmin = e
                 smin = nd
+                pos_j = k
         j = jmin
         s = smin
         t = dst[j] if src[j] == s else src[j]
@@ -210,17 +215,7 @@ def network_simplex(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray,
             continue
         if parent[t] != s:
             s, t = t, s
-        ii = -1
-        jj = -1
-        for k in range(ne):
-            if We[k] == i:
-                ii = k
-                break
-        for k in range(ne):
-            if We[k] == j:
-                jj = k
-                break
-        if ii > jj:
+        if pos_i > pos_j:
             p, q = q, p
         # remove_edge(s, t)
         size_t = size[t]
@@ -620,11 +615,12 @@ def _potr_greedy(ii, jj, reward, v2g, psi_j, need_v, K, pen, pen1, has_w, has_v,
             vf[i] = e
             flow0[e] = deg_v[i] - (min(deg_v[i], need_v[i]) if need_v[i] > 0 else 0)
             e += 1
-    best_pair = np.full(2 * W, -1, np.int64)  # the pair arc of highest reward leaving each worker / V2G node
+    best_pair = np.full(2 * W, -1, np.int64)  # the unused pair arc of highest reward leaving each worker / V2G node
     for p in range(n):
         a = first_pair + p
         if used[p]:
             flow0[a] = 1
+            continue
         node = tail[a] - 2
         if best_pair[node] < 0 or reward[p] > reward[best_pair[node] - first_pair]:
             best_pair[node] = a
@@ -641,11 +637,17 @@ def _potr_greedy(ii, jj, reward, v2g, psi_j, need_v, K, pen, pen1, has_w, has_v,
             t2[j] = e
             flow0[e] = min(max(deg_t[j] - 1, 0), psi_j[j] - 1)
             e += 1
-    for j in range(S):  # free task -> sink arc: zero (towards the root) or strictly inside
+    for j in range(S):  # free task -> sink arc
         free = deg_t[j] - (flow0[t1[j]] if t1[j] >= 0 else 0) - (flow0[t2[j]] if t2[j] >= 0 else 0)
         flow0[e] = free
-        node = 2 + 2 * W + j
-        tree_arc[node] = t2[j] if t2[j] >= 0 and 0 < flow0[t2[j]] < psi_j[j] - 1 else e
+        # each task on the arc of its next unit's tier (zero flow: towards the root, or strictly
+        # inside), so its potential prices that unit: coverage, the rest of psi_j, or free
+        if t1[j] >= 0 and deg_t[j] == 0:
+            tree_arc[2 + 2 * W + j] = t1[j]
+        elif t2[j] >= 0 and flow0[t2[j]] < psi_j[j] - 1:
+            tree_arc[2 + 2 * W + j] = t2[j]
+        else:
+            tree_arc[2 + 2 * W + j] = e
         e += 1
     bypass = e
     flow0[bypass] = K * has_w.sum() - deg_w.sum()
@@ -655,11 +657,15 @@ def _potr_greedy(ii, jj, reward, v2g, psi_j, need_v, K, pen, pen1, has_w, has_v,
         if not has_w[i]:
             continue
         node = 2 + i
-        if deg_w[i] > 0:  # strictly inside, or saturated away from the root
+        # a worker with room on its source arc (strictly inside: in the tree); an empty or full
+        # one on its best unused pair towards a task (zero flow), so that its potential prices
+        # its next recommendation (fewer degenerate pivots than hanging full workers on the
+        # source); else an empty one towards its V2G node, a full one on the source arc
+        if 0 < deg_w[i] < K or (deg_w[i] == K and best_pair[i] < 0):
             tree_arc[node] = we[i]
-        elif best_pair[i] >= 0:  # empty worker: on its best pair towards a task
+        elif best_pair[i] >= 0:
             tree_arc[node] = best_pair[i]
-        else:  # only V2G pairs: towards its V2G node
+        else:
             tree_arc[node] = vf[i]
         if has_v[i]:
             vnode = 2 + W + i
