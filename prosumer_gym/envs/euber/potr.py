@@ -322,11 +322,12 @@ def potr_violations(x: np.ndarray, inst: SlotInstance) -> dict[str, int]:
     """Counts of hard POTR violations (6.1a, 6.1d/e/availability) and of soft shortfalls (6.1b/c)."""
     x = np.asarray(x)
     elig = inst.eligible
+    per_worker = x.sum(axis=1)
     return {
-        "list_too_long": int(np.sum(x.sum(axis=1) > inst.K)),
-        "ineligible_pairs": int(np.sum((x > 0) & ~elig)),
-        "psi_shortfall_tasks": int(np.sum(x.sum(axis=0) < np.minimum(inst.psi, elig.sum(axis=0)))),
-        "v2g_share_shortfall_workers": int(np.sum(
-            (x[:, inst.is_v2g].sum(axis=1) < inst.v2g_min - 1e-9) & (x.sum(axis=1) > 0))),
+        "list_too_long": int(np.count_nonzero(per_worker > inst.K)),
+        "ineligible_pairs": int(np.count_nonzero((x > 0) & ~elig)),
+        "psi_shortfall_tasks": int(np.count_nonzero(x.sum(axis=0) < np.minimum(inst.psi, elig.sum(axis=0)))),
+        "v2g_share_shortfall_workers": int(np.count_nonzero(
+            (x[:, inst.is_v2g].sum(axis=1) < inst.v2g_min - 1e-9) & (per_worker > 0))),
     }
 
