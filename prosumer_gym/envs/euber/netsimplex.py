@@ -228,12 +228,7 @@ def network_simplex(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray,
         prv[next_last_t] = prev_t
         nxt[last_t] = t
         prv[t] = last_t
-        x = s
-        while x != -1:
-            size[x] -= size_t
-            if last[x] == last_t:
-                last[x] = prev_t
-            x = parent[x]
+        _update_ancestors(s, parent, size, last, -size_t, last_t, prev_t)
         # make_root(q)
         na = 0
         x = q
@@ -278,12 +273,7 @@ def network_simplex(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray,
         prv[q] = last_p
         prv[next_last_p] = last_q
         nxt[last_q] = next_last_p
-        x = p
-        while x != -1:
-            size[x] += size_q
-            if last[x] == last_p:
-                last[x] = last_q
-            x = parent[x]
+        _update_ancestors(p, parent, size, last, size_q, last_p, last_q)
         # update_potentials(i, p, q)
         if q == dst[i]:
             d = pot[p] - w[i] - pot[q]
@@ -354,6 +344,17 @@ def _warm_tree(n, m, perm, src, dst, u, supply, flow0, tree_arc, flow, parent, p
         if 0 < flow[k] < u[k]:
             interior += 1
     return interior == intree
+
+
+@njit(cache=True, inline="always")
+def _update_ancestors(x, parent, size, last, dsize, old_last, new_last) -> None:
+    """From ``x`` up to the root: subtree sizes ``+= dsize``, last descendants ``old_last`` ->
+    ``new_last`` (a subtree was cut off below or hung below ``x``)."""
+    while x != -1:
+        size[x] += dsize
+        if last[x] == old_last:
+            last[x] = new_last
+        x = parent[x]
 
 
 @njit(cache=True)
@@ -515,6 +516,16 @@ def potr_network(ii: np.ndarray, jj: np.ndarray, score: np.ndarray, approach: np
     return tail, head, cap, cost, first_pair, K * nw, flow0, tree_arc
 
 
+@njit(cache=True, inline="always")
+def _recommend(p, i, j, v2g, used, deg_w, deg_t, deg_v) -> None:
+    """Put pair ``p`` = (worker ``i``, task ``j``) on the greedy lists."""
+    used[p] = True
+    deg_w[i] += 1
+    deg_t[j] += 1
+    if v2g[j]:
+        deg_v[i] += 1
+
+
 @njit(cache=True)
 def _potr_greedy(ii, jj, reward, v2g, psi_j, need_v, K, pen, pen1, has_w, has_v, first_pair, tail, m):
     """A feasible POTR flow and a strongly feasible tree around it (:func:`network_simplex`'s
@@ -559,12 +570,7 @@ def _potr_greedy(ii, jj, reward, v2g, psi_j, need_v, K, pen, pen1, has_w, has_v,
                 if best < 0 or g > gbest:
                     best, gbest = p, g
             if best >= 0:
-                i = ii[best]
-                used[best] = True
-                deg_w[i] += 1
-                deg_t[j] += 1
-                if v2g[j]:
-                    deg_v[i] += 1
+                _recommend(best, ii[best], j, v2g, used, deg_w, deg_t, deg_v)
     p0 = 0
     for i in range(W):  # the pairs of worker i are p0 .. p1 - 1 (row-major)
         p1 = p0
@@ -586,12 +592,7 @@ def _potr_greedy(ii, jj, reward, v2g, psi_j, need_v, K, pen, pen1, has_w, has_v,
                     best, gbest = p, g
             if best < 0:
                 break
-            j = jj[best]
-            used[best] = True
-            deg_w[i] += 1
-            deg_t[j] += 1
-            if v2g[j]:
-                deg_v[i] += 1
+            _recommend(best, i, jj[best], v2g, used, deg_w, deg_t, deg_v)
         p0 = p1
     # the flow on the arc groups of potr_network, and each node's tree arc
     flow0 = np.zeros(m, np.int64)
