@@ -312,7 +312,9 @@ class EUberMarket:
         hour = (day * 24 + sod // 4) % 8760
         energy = np.concatenate([np.zeros(nr), np.maximum(self.hh_load[:, hour] * cfg.v2g_hours, cfg.v2g_min_kwh)])
         avail = self.available()
-        appr = np.sqrt(((self.pos[:, None, :] - start[None, :, :]) ** 2).sum(-1))
+        dx = self.pos[:, 0, None] - start[None, :, 0]  # two squares added: the same bits as a sum
+        dy = self.pos[:, 1, None] - start[None, :, 1]  # over the last axis of length 2, 3x faster
+        appr = np.sqrt(dx ** 2 + dy ** 2)
         v2g = ttype == 2
         need = np.where(v2g[None, :], appr * self.e[:, None] + energy[None, :],
                         (appr + trip_km[None, :]) * self.e[:, None])
