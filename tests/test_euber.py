@@ -32,6 +32,7 @@ from prosumer_gym.envs.euber_market import (
     SlotInstance,
     fare_features_from_trips,
     load_fare_model,
+    potr_violations,
     select_winners,
     solve_potr,
 )
@@ -494,6 +495,149 @@ def test_potr_flow_network_equals_the_reference_on_many_slots(scores):
         m.advance(inst, select_winners("bmw", bids, inst))
 
 
+def flow_objective_by_loops(x, score, inst):
+    """The min-cost flow's cost of a 0/1 list set, by plain loops over workers and tasks: minus
+    (pair rewards + the tiers each task and worker reaches: a task's first unit pen + pen1,
+    its next psi_j - 1 units pen, a worker's first need_v V2G units pen)."""
+    from prosumer_gym.envs.euber import potr as P
+
+    pairs = np.nonzero(inst.eligible)
+    psi_j, need_v = P._potr_targets(inst)
+    reward = P._flow_rewards(np.asarray(score, dtype=np.float64), inst, pairs)
+    K = inst.K
+    pen = 2 * K * (int(np.abs(reward).max()) + 1) + 1
+    pen1 = pen * (int(psi_j.max(initial=0)) + 1) * 2
+    total = 0
+    for r, i, j in zip(reward.tolist(), *(p.tolist() for p in pairs)):
+        total += r * int(x[i, j])
+    for j in range(inst.n_tasks):
+        got = sum(int(x[i, j]) for i in range(inst.n_workers))
+        if psi_j[j] > 0 and got > 0:
+            total += pen + pen1 + pen * min(got - 1, int(psi_j[j]) - 1)
+    for i in range(inst.n_workers):
+        got = sum(int(x[i, j]) for j in range(inst.n_tasks) if inst.is_v2g[j])
+        total += pen * min(got, int(need_v[i]))
+    return -total
+
+
+def ortools_potr_cost(score, inst):
+    """OR-Tools' optimal cost of POTR's network (the solver of earlier releases)."""
+    from ortools.graph.python import min_cost_flow
+
+    from prosumer_gym.envs.euber import potr as P
+
+    psi_j, need_v = P._potr_targets(inst)
+    tail, head, cap, cost, _, supply = P._potr_flow_arcs(np.asarray(score, dtype=np.float64), inst,
+                                                         np.nonzero(inst.eligible), psi_j, need_v)
+    mcf = min_cost_flow.SimpleMinCostFlow()
+    mcf.add_arcs_with_capacity_and_unit_cost(tail, head, cap, cost)
+    mcf.set_nodes_supplies(np.array([0, 1]), np.array([supply, -supply]))
+    assert mcf.solve() == mcf.OPTIMAL
+    return mcf.optimal_cost()
+
+
+def potr_warm_start_is_used(score, inst):
+    """The greedy warm start of POTR's network passes the kernel's checks (a feasible flow,
+    strongly feasible tree) and its flow, checked here by loops, is a valid list set."""
+    from prosumer_gym.envs.euber import potr as P
+    from prosumer_gym.envs.euber.netsimplex import network_simplex
+
+    psi_j, need_v = P._potr_targets(inst)
+    pairs = np.nonzero(inst.eligible)
+    tail, head, cap, cost, fp, supply, flow0, tree_arc = P._potr_network(
+        np.asarray(score, dtype=np.float64), inst, pairs, psi_j, need_v)
+    x0 = np.zeros((inst.n_workers, inst.n_tasks), dtype=np.int8)
+    x0[pairs] = flow0[fp:fp + pairs[0].size]
+    assert_potr_hard(x0, inst)
+    b = np.zeros(tree_arc.size, dtype=np.int64)
+    b[0], b[1] = supply, -supply
+    status, flow, warm = network_simplex(b.size, tail.astype(np.int64), head.astype(np.int64), cap, cost, b, True,
+                                         flow0, tree_arc)
+    return status == 0 and warm and int(flow @ cost) <= int(flow0 @ cost)
+
+
+@pytest.mark.parametrize("scores", ["cars", "random", "tied"])
+def test_potr_network_simplex_reaches_ortools_optimum_on_many_slots(scores):
+    """The default flow solver (numba network simplex, warm-started from its greedy lists) and
+    OR-Tools reach the same optimal cost on 3 x 32 default-size slots; the lists are POTR-feasible (Eqs. 6.1a, 6.1d-f, by
+    potr_violations and by loops) and their cost, recomputed from the lists by loops, is that
+    optimum (so the lists are optimal for Eq. 6.1 with the soft tiers)."""
+    rng = np.random.default_rng(8)
+    for seed in range(3):
+        m = EUberMarket(EUberConfig())
+        m.reset(np.random.default_rng(20 + seed))
+        cars = CARSRecommender(m.n_workers)
+        for slot in range(32):
+            inst = m.instance()
+            if slot == 5:
+                inst = dataclasses.replace(inst, psi=1)
+            if scores == "cars":
+                score = cars.scores(inst.task_type)
+            elif scores == "tied":
+                score = rng.choice([0.1, 0.4, 0.7, 1.0], size=(inst.n_workers, 3))[:, inst.task_type]
+            else:
+                score = rng.random((inst.n_workers, inst.n_tasks))
+            x = solve_potr(score, inst)
+            xo = solve_potr(score, inst, solver="ortools")
+            assert potr_warm_start_is_used(score, inst)
+            viol = potr_violations(x, inst)
+            assert viol["list_too_long"] == 0 and viol["ineligible_pairs"] == 0
+            assert_potr_hard(x, inst)
+            best = ortools_potr_cost(score, inst)
+            assert flow_objective_by_loops(x, score, inst) == best
+            assert flow_objective_by_loops(xo, score, inst) == best
+            bids = m.behavioural_bids(inst, x)
+            cars.update(x, np.isfinite(bids), inst.task_type)
+            m.advance(inst, select_winners("bmw", bids, inst))
+
+
+def test_network_simplex_kernel_matches_ortools_on_random_networks():
+    """The kernel on random networks (several supply and demand nodes, parallel arcs, costs of
+    both signs, infeasible instances): the same status and optimal cost as OR-Tools, and its
+    flow is feasible (capacities, conservation)."""
+    from ortools.graph.python import min_cost_flow
+
+    from prosumer_gym.envs.euber.netsimplex import network_simplex
+
+    rng = np.random.default_rng(1)
+    n_infeasible = 0
+    none = np.zeros(0, dtype=np.int64)
+    for trial in range(200):
+        n = int(rng.integers(2, 12))
+        m = int(rng.integers(1, 40))
+        tail = rng.integers(0, n, m)
+        head = (tail + rng.integers(1, n, m)) % n  # no self-loops
+        cap = rng.integers(1, 6, m)
+        cost = rng.integers(-50, 50, m) * (10 ** int(rng.integers(0, 9)))
+        supply = np.zeros(n, dtype=np.int64)
+        for _ in range(int(rng.integers(1, 4))):
+            a, b = rng.choice(n, 2, replace=False)
+            k = int(rng.integers(1, 5))
+            supply[a] += k
+            supply[b] -= k
+        # every other trial with a bogus warm start (zero flow, a tree of the first arcs): it
+        # must be rejected (it is not a feasible flow when there is supply)
+        bogus = (np.zeros(m, dtype=np.int64), np.full(n, 0, dtype=np.int64)) if trial % 4 == 3 else (none, none)
+        status, flow, warm = network_simplex(n, tail, head, cap, cost, supply, bool(trial % 2), *bogus)
+        assert not warm
+        mcf = min_cost_flow.SimpleMinCostFlow()
+        mcf.add_arcs_with_capacity_and_unit_cost(tail.astype(np.int32), head.astype(np.int32), cap, cost)
+        mcf.set_nodes_supplies(np.arange(n), supply)
+        ref = mcf.solve()
+        if ref != mcf.OPTIMAL:
+            assert ref == mcf.INFEASIBLE and status == 1
+            n_infeasible += 1
+            continue
+        assert status == 0
+        assert np.all((flow >= 0) & (flow <= cap))
+        net = np.zeros(n, dtype=np.int64)
+        np.add.at(net, tail, flow)
+        np.subtract.at(net, head, flow)
+        np.testing.assert_array_equal(net, supply)
+        assert int(np.dot(flow, cost)) == mcf.optimal_cost()
+    assert 0 < n_infeasible < 150  # both kinds were exercised
+
+
 def test_pz_step_outputs_equal_a_per_agent_reference():
     """The vectorised per-agent rewards/infos of EUber-v0's step equal a plain per-worker loop
     over the slot's selection (payment - energy price x energy; won task; status)."""
@@ -746,15 +890,32 @@ def _gym_trajectory_hash(seed, rec="cars", **kw):
 
 
 _HASH_SIZE = dict(n_workers=30, n_ride_tasks=8, n_v2g_tasks=6)
+_ORT = dict(projection="potr-ortools")
 #: full trajectories (observations, rewards, infos) hashed on main before the literal switches
-#: were added (commit db6e7b2); the defaults must reproduce them bit for bit
-PINNED = [
-    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "5dc47e06bae9ce5c"),
-    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "f158a0301a9b87eb"),
-    (lambda: _gym_trajectory_hash(2, n_slots=10), "931354c2a299812a"),  # paper size
-    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "7a68c82c3e69ee35"),
+#: were added (commit db6e7b2): with POTR by OR-Tools (the default until issue 17's third pass)
+#: they are reproduced bit for bit; the top-K run (last) does not solve POTR
+PINNED_ORTOOLS = [
+    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16, **_ORT), "5dc47e06bae9ce5c"),
+    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12, **_ORT),
+     "f158a0301a9b87eb"),
+    (lambda: _gym_trajectory_hash(2, n_slots=10, **_ORT), "931354c2a299812a"),  # paper size
+    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16, **_ORT), "7a68c82c3e69ee35"),
     (lambda: _gym_trajectory_hash(4, rec="pk", **bg_env_kwargs(), **_HASH_SIZE, n_slots=12), "8f16a11796ece364"),
 ]
+#: the same runs with the defaults (POTR by the network simplex: other optimal lists where
+#: several are optimal), hashed when that became the default
+PINNED = [
+    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "30397a761d271ee0"),
+    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "14ee53fccd44f6f1"),
+    (lambda: _gym_trajectory_hash(2, n_slots=10), "2376840a1a8d7968"),  # paper size
+    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "b1a4b70021f3c506"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(PINNED_ORTOOLS)))
+def test_ortools_projection_is_bit_identical_to_pinned_trajectories(k):
+    run, expected = PINNED_ORTOOLS[k]
+    assert run() == expected
 
 
 @pytest.mark.parametrize("k", range(len(PINNED)))
@@ -764,7 +925,7 @@ def test_defaults_are_bit_identical_to_pinned_trajectories(k):
 
 
 def test_explicit_default_switches_equal_the_defaults():
-    kw = dict(charge_margin_km=15.0, potr_constraints="soft", bmw_guard=True)
+    kw = dict(charge_margin_km=15.0, potr_constraints="soft", bmw_guard=True, projection="potr")
     assert _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16, **kw) == PINNED[0][1]
 
 

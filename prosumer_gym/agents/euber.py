@@ -80,10 +80,12 @@ class CARSRecommender:
         rec = np.asarray(recommended) > 0
         bid = np.asarray(bid_placed) > 0
         tt = np.asarray(task_type)
+        # per (worker, type) counts of recommendations and bids: one (W, S) x (S, 3) product each
+        onehot = (tt[:, None] == np.arange(N_TYPES)[None, :]).astype(np.float64)
+        n_all = rec.astype(np.float64) @ onehot
+        k_all = (rec & bid).astype(np.float64) @ onehot
         for z in range(N_TYPES):
-            cols = tt == z
-            n = rec[:, cols].sum(axis=1)
-            k = (rec[:, cols] & bid[:, cols]).sum(axis=1)
+            n, k = n_all[:, z], k_all[:, z]
             tot = self.m[:, z] + n
             self.alpha_hat[:, z] = (self.alpha_hat[:, z] * self.m[:, z] + k) / tot
             self.m[:, z] = tot

@@ -27,9 +27,10 @@ Platform (inside the env)
     called at every ``reset`` with this env and a generator spawned from the reset seed; the
     recommender (:class:`Recommender`) gives ``scores(task_type)`` (W, S) for the slot's tasks
     and learns in ``update(recommended, bid_placed, task_type)`` after every slot;
-    ``projection``: ``"potr"`` (Eq. 6.1 as a min-cost flow, default; ties to nearer tasks),
-    ``"potr-highs"`` (the same as an LP by HiGHS, as in earlier releases) or ``"topk"`` (BG's
-    top-K lists);
+    ``projection``: ``"potr"`` (Eq. 6.1 as a min-cost flow by a network simplex, default; ties
+    to nearer tasks), ``"potr-ortools"`` (the same flow by OR-Tools, the default of earlier
+    releases: another optimum where several are optimal), ``"potr-highs"`` (the same as an LP by
+    HiGHS) or ``"topk"`` (BG's top-K lists);
     winner selection ``mechanism``: ``"bmw"`` (default, Alg. 8), ``"opt"`` (MILP of Eq. 6.3),
     ``"bg"``; second-price payments (Section 6.2.2).
 Literal switches (the paper's rules where the defaults deviate; docs/euber.md)
@@ -112,9 +113,11 @@ __all__ = ["raw_env", "env", "parallel_env", "OBS_NAMES", "RECOMMENDERS", "PROJE
            "recommend_lists", "slot_market_info"]
 
 RECOMMENDERS = ("cars", "pk", "random")
-#: "potr": Eq. 6.1 as a min-cost flow (default); "potr-highs": the same as an LP by HiGHS (the
-#: solver of earlier releases: another optimum where several are optimal); "topk": BG's lists
-PROJECTIONS = ("potr", "potr-highs", "topk")
+#: "potr": Eq. 6.1 as a min-cost flow, network simplex (default); "potr-ortools": the same flow by
+#: OR-Tools (the default before issue 17's third pass), "potr-highs": the same as an LP by HiGHS
+#: (both: another optimum where several are optimal); "topk": BG's lists
+PROJECTIONS = ("potr", "potr-ortools", "potr-highs", "topk")
+_POTR_SOLVER = {"potr": "flow", "potr-ortools": "ortools", "potr-highs": "highs"}
 ABSENT_MODES = ("mask", "revive")
 #: former name of ``"revive"`` (the default before the PettingZoo-conforming ``"mask"``)
 _ABSENT_ALIASES = {"leave": "revive"}
@@ -171,10 +174,8 @@ def recommend_lists(scores: np.ndarray, inst: SlotInstance, projection: str, tim
 
 
 def _recommend_soft(scores: np.ndarray, inst: SlotInstance, projection: str, time_limit: float) -> np.ndarray:
-    if projection == "potr":
-        return solve_potr(scores, inst, time_limit=time_limit)
-    if projection == "potr-highs":
-        return solve_potr(scores, inst, time_limit=time_limit, solver="highs")
+    if projection in _POTR_SOLVER:
+        return solve_potr(scores, inst, time_limit=time_limit, solver=_POTR_SOLVER[projection])
     return topk_recommend(scores, inst)
 
 
@@ -307,12 +308,14 @@ class raw_env(MarketParallelEnv):
         self._x, self._potr_fallback = recommend_lists(self.platform.scores(inst.task_type), inst, self.projection,
                                                        self.config.milp_time_limit, self.config.potr_constraints)
         self._ref = self.market.reference_bids(inst, self._x > 0)  # priced where recommended only
-        # each worker's list: task indices in ascending order, padded with -1
+        # each worker's list: task indices in ascending order, padded with -1 (row-major nonzero:
+        # a pair's position in its list is its rank within its row)
         K = self.config.K
-        rec = self._x > 0
-        first = np.argsort(~rec, axis=1, kind="stable")[:, :K]  # recommended tasks first, ascending
-        lists = np.full((inst.n_workers, K), -1, dtype=np.int64)  # padded with -1 (also when K > S)
-        lists[:, : first.shape[1]] = np.where(np.take_along_axis(rec, first, axis=1), first, -1)
+        wi, tj = np.nonzero(self._x)
+        k = np.arange(wi.size) - np.searchsorted(wi, wi)
+        keep = k < K
+        lists = np.full((inst.n_workers, K), -1, dtype=np.int64)
+        lists[wi[keep], k[keep]] = tj[keep]
         self._lists = lists
 
     def _rows(self, agents: list[str]) -> np.ndarray:

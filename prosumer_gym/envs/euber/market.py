@@ -312,7 +312,9 @@ class EUberMarket:
         hour = (day * 24 + sod // 4) % 8760
         energy = np.concatenate([np.zeros(nr), np.maximum(self.hh_load[:, hour] * cfg.v2g_hours, cfg.v2g_min_kwh)])
         avail = self.available()
-        appr = np.sqrt(((self.pos[:, None, :] - start[None, :, :]) ** 2).sum(-1))
+        dx = self.pos[:, 0, None] - start[None, :, 0]  # two squares added: the same bits as a sum
+        dy = self.pos[:, 1, None] - start[None, :, 1]  # over the last axis of length 2, 3x faster
+        appr = np.sqrt(dx ** 2 + dy ** 2)
         v2g = ttype == 2
         need = np.where(v2g[None, :], appr * self.e[:, None] + energy[None, :],
                         (appr + trip_km[None, :]) * self.e[:, None])
@@ -335,8 +337,9 @@ class EUberMarket:
         Distance = approach + trip (ride/swap) or approach + V2G energy / e_i (its
         driving-distance equivalent, Section 6.4.2). ``pairs`` (W, S) bool limits the fare
         model's forward pass to those pairs (the recommended ones: at most ``K`` per worker
-        instead of all ``W x S``); the other entries are NaN. Each pair's price does not depend
-        on which other pairs are priced with it."""
+        instead of all ``W x S``); the other entries are NaN. A pair's price depends on which
+        other pairs are priced with it only in the last bit (BLAS blocking: measured, 16 of 42,083
+        pairs differ by at most 4.3e-16 relative between a full and a half batch)."""
         if pairs is None:
             wi, tj = np.indices((inst.n_workers, inst.n_tasks)).reshape(2, -1)
         else:
@@ -353,10 +356,12 @@ class EUberMarket:
 
     def behavioural_bids(self, inst: SlotInstance, x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
         """Default worker model: bid on recommended task j w.p. ``alpha[i, z_j]`` at
-        ``markup_i x reference bid``. Returns (W, S) with ``inf`` = no bid."""
-        ref = self.reference_bids(inst, x > 0) if ref is None else ref
+        ``markup_i x reference bid``. Returns (W, S) with ``inf`` = no bid. Without ``ref`` only
+        the pairs that bid are priced (~40% fewer forward rows than all recommended pairs; the
+        prices agree with those of a full batch up to the last bit, :meth:`reference_bids`)."""
         u = self.bid_rng.random(x.shape)
         bid = (x > 0) & (u < self.alpha[:, inst.task_type])
+        ref = self.reference_bids(inst, bid) if ref is None else ref
         out = np.full(x.shape, np.inf)
         out[bid] = np.maximum(self.markup[:, None] * ref, self.cfg.min_bid_usd)[bid]
         return out

@@ -8,13 +8,14 @@ highest score; :func:`potr_violations` counts what a list set violates.
 POTR with its soft Eqs. 6.1b-c is a min-cost flow (source -> worker, cap ``K`` (6.1a) ->
 the worker's V2G node (the first ``need_v`` units rewarded: 6.1c) -> eligible pair arcs of
 capacity 1 (6.1d-f) -> task -> sink, the task's first unit and its first ``psi_j`` units
-rewarded (coverage, 6.1b)); :func:`solve_potr` solves it with OR-Tools' network-flow solver
-(``solver="flow"``, the default, about 8x faster than the LP) or as the equivalent LP with
-HiGHS (``solver="highs"``, the formulation of earlier releases). Both give an optimum of the
-same objective; where several lists are optimal (CARS's scores are per worker and task
-*type*, so ties are the rule) the flow solver takes the nearer tasks (approach distance in
-steps of 1/20 of the slot's longest eligible approach) and HiGHS whichever vertex its
-simplex ends on.
+rewarded (coverage, 6.1b)); :func:`solve_potr` solves it with a numba network simplex
+(``solver="flow"``, the default, :mod:`.netsimplex`), with OR-Tools' cost-scaling solver on
+the same network (``solver="ortools"``, the default of earlier releases, about 2x slower) or as
+the equivalent LP with HiGHS (``solver="highs"``). All give an optimum of the same objective;
+where several lists are optimal (CARS's scores are per worker and task *type*, so ties are the
+rule) the flow solvers take the nearer tasks (approach distance in steps of 1/20 of the slot's
+longest eligible approach) and, among lists still tied, whichever optimum the solver ends on
+(the network simplex and OR-Tools generally end on different ones).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ if TYPE_CHECKING:  # market.py imports this module
 __all__ = ["POTR_SOLVERS", "POTR_CONSTRAINTS", "potr_rhs", "solve_potr", "solve_potr_literal", "literal_targets",
            "topk_recommend", "potr_violations"]
 
-#: ``solve_potr(solver=...)``: the min-cost flow (default) or the LP of earlier releases (HiGHS)
-POTR_SOLVERS = ("flow", "highs")
+#: ``solve_potr(solver=...)``: the min-cost flow by the network simplex (default), the same flow
+#: by OR-Tools (the default of earlier releases) or the LP (HiGHS)
+POTR_SOLVERS = ("flow", "ortools", "highs")
 #: ``potr_constraints=``: Eqs. 6.1b-c soft (default, :func:`solve_potr`) or hard as printed
 #: (:func:`solve_potr_literal`, falling back to the soft lists on an infeasible slot)
 POTR_CONSTRAINTS = ("soft", "hard")
@@ -60,8 +62,9 @@ def solve_potr(score: np.ndarray, inst: SlotInstance, *, time_limit: float = 20.
     than any score gain, so a shortfall only remains when the constraints conflict; a larger
     penalty on the *first* recommendation of each task spreads unavoidable shortfalls (every
     task with an eligible worker is recommended at least once whenever possible).
-    ``solver``: ``"flow"`` (min-cost flow, OR-Tools; scores resolved to 1e-4 of the largest,
-    ties to the nearer task) or ``"highs"`` (the LP, HiGHS; ``time_limit`` applies to it).
+    ``solver``: ``"flow"`` (min-cost flow, network simplex; scores resolved to 1e-4 of the
+    largest, ties to the nearer task), ``"ortools"`` (the same flow by OR-Tools) or ``"highs"``
+    (the LP, HiGHS; ``time_limit`` applies to it).
     Returns ``x`` (W, S) int8. Rows of unavailable workers are zero.
     """
     if solver not in POTR_SOLVERS:
@@ -70,8 +73,8 @@ def solve_potr(score: np.ndarray, inst: SlotInstance, *, time_limit: float = 20.
     if ii.size == 0:
         return x
     psi_j, need_v = _potr_targets(inst)
-    if solver == "flow":
-        return _potr_flow(score, inst, (ii, jj), x, psi_j, need_v, time_limit)
+    if solver != "highs":
+        return _potr_flow(score, inst, (ii, jj), x, psi_j, need_v, time_limit, solver)
     n = ii.size
     W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
     workers = np.flatnonzero(elig.any(axis=1))
@@ -158,19 +161,25 @@ _FLOW_TIE_LEVELS = 20
 
 
 def _potr_flow(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], x: np.ndarray,
-               psi_j: np.ndarray, need_v: np.ndarray, time_limit: float) -> np.ndarray:
-    """POTR as an integer min-cost flow (module docstring), OR-Tools ``SimpleMinCostFlow``.
+               psi_j: np.ndarray, need_v: np.ndarray, time_limit: float, solver: str = "flow") -> np.ndarray:
+    """POTR as an integer min-cost flow (module docstring): the network simplex (``"flow"``) or
+    OR-Tools ``SimpleMinCostFlow`` (``"ortools"``), both exact on the same network.
 
     Costs are integers: the pair reward is ``q_ij M + t_ij`` with ``q_ij`` the score in units
     of ``max|score| / _FLOW_SCORE_LEVELS`` and ``t_ij`` in ``[0, _FLOW_TIE_LEVELS]`` larger for
     nearer tasks; ``M`` exceeds the largest possible sum of ``t`` so the distance only breaks
     ties. The penalty tiers are those of the LP (``pen``, and ``pen1`` for a task's first
     recommendation), so both solvers optimise the same objective. Falls back to the LP if
-    OR-Tools reports anything but an optimum (e.g. a cost range that could overflow)."""
+    OR-Tools reports anything but an optimum (e.g. a cost range that could overflow); the
+    network simplex hands a cost range beyond its int64 headroom to OR-Tools."""
+    n = pairs[0].size
+    tail, head, cap, cost, first_pair, supply, flow0, tree_arc = _potr_network(score, inst, pairs, psi_j, need_v)
+    if solver == "flow" and float(np.abs(cost).sum()) < _NS_MAX_COST_SUM:
+        flow = _network_simplex_st(tail, head, cap, cost, supply, flow0, tree_arc)
+        x[pairs] = (flow[first_pair:first_pair + n] > 0).astype(np.int8)
+        return x
     from ortools.graph.python import min_cost_flow
 
-    n = pairs[0].size
-    tail, head, cap, cost, first_pair, supply = _potr_flow_arcs(score, inst, pairs, psi_j, need_v)
     mcf = min_cost_flow.SimpleMinCostFlow()
     arcs = mcf.add_arcs_with_capacity_and_unit_cost(tail, head, cap, cost)
     mcf.set_nodes_supplies(np.array([0, 1]), np.array([supply, -supply]))
@@ -181,42 +190,49 @@ def _potr_flow(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, n
     return x
 
 
+#: the network simplex's artificial arcs cost 3 x the sum of |cost|; beyond this sum its int64
+#: potentials could overflow and OR-Tools solves instead (POTR at the paper's size: ~1e12)
+_NS_MAX_COST_SUM = 1e17
+
+
+def _network_simplex_st(tail: np.ndarray, head: np.ndarray, cap: np.ndarray, cost: np.ndarray, supply: int,
+                        flow0: np.ndarray, tree_arc: np.ndarray) -> np.ndarray:
+    """Optimal flow of a network whose only supply is ``supply`` units at node 0 to node 1
+    (warm start ``flow0``/``tree_arc``, one entry per arc/node; :func:`~.netsimplex.network_simplex`)."""
+    from prosumer_gym.envs.euber.netsimplex import network_simplex
+
+    b = np.zeros(tree_arc.size, dtype=np.int64)
+    b[0], b[1] = supply, -supply
+    status, flow, _ = network_simplex(b.size, tail.astype(np.int64), head.astype(np.int64), cap, cost, b, True,
+                                      flow0, tree_arc)
+    if status != 0:  # cannot happen: the source -> sink bypass carries any supply
+        raise RuntimeError("POTR network simplex found no feasible flow")
+    return flow
+
+
 def _potr_flow_arcs(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], psi_j: np.ndarray,
                     need_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """The arcs of :func:`_potr_flow`'s network: ``(tail, head, capacity, unit_cost, first_pair,
-    supply)``; the pair arcs (in the order of ``pairs``) start at ``first_pair``."""
+    supply)``; the pair arcs (in the order of ``pairs``, row-major) start at ``first_pair``.
+
+    Arc groups, in this order (the order is part of the solvers' tie rule: keep it):
+    source->worker (6.1a); worker->V2G node, rewarded then free (6.1c); pairs; task->sink:
+    first unit, the rest of psi_j (6.1b), any more free; source->sink bypass. Nodes: 0 source,
+    1 sink, 2 + i worker i, 2 + W + i its V2G node, 2 + 2 W + j task j. Pair costs are minus
+    :func:`_flow_rewards`; built by the compiled :func:`~.netsimplex.potr_network`."""
+    return _potr_network(score, inst, pairs, psi_j, need_v)[:6]
+
+
+def _potr_network(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], psi_j: np.ndarray,
+                  need_v: np.ndarray) -> tuple:
+    """:func:`_potr_flow_arcs` plus the network simplex's greedy warm start ``(flow0, tree_arc)``."""
+    from prosumer_gym.envs.euber.netsimplex import potr_network
+
     ii, jj = pairs
-    n = ii.size
-    W, S, K, elig, v2g = inst.n_workers, inst.n_tasks, inst.K, inst.eligible, inst.is_v2g
-    reward = _flow_rewards(score, inst, pairs)
-    pen = 2 * K * (int(np.abs(reward).max()) + 1) + 1
-    pen1 = pen * (int(psi_j.max(initial=0)) + 1) * 2
-    workers = np.flatnonzero(elig.any(axis=1))
-    wv = np.flatnonzero(need_v > 0)
-    wv_all = np.flatnonzero((elig & v2g[None, :]).any(axis=1))
-    tc = np.flatnonzero(psi_j > 0)
-    tc2 = tc[psi_j[tc] > 1]  # tasks with a second tier (capacity psi_j - 1 > 0)
-    # Arc groups, in this order (the order is part of the solver's tie rule: keep it):
-    # source->worker (6.1a); worker->V2G node, rewarded then free (6.1c); pairs; task->sink:
-    # first unit, the rest of psi_j (6.1b), any more free; source->sink bypass. Nodes:
-    # 0 source, 1 sink, 2 + i worker i, 2 + W + i its V2G node, 2 + 2 W + j task j.
-    nw, nv, na, nt, nt2 = workers.size, wv.size, wv_all.size, tc.size, tc2.size
-    sizes = (nw, nv, na, n, nt, nt2, S, 1)
-    bounds = np.cumsum((0,) + sizes)
-    tail = np.empty(bounds[-1], dtype=np.int32)
-    head = np.empty(bounds[-1], dtype=np.int32)
-    cap = np.empty(bounds[-1], dtype=np.int64)
-    cost = np.zeros(bounds[-1], dtype=np.int64)
-    g = [slice(bounds[k], bounds[k + 1]) for k in range(len(sizes))]
-    tail[g[0]], head[g[0]], cap[g[0]] = 0, 2 + workers, K
-    tail[g[1]], head[g[1]], cap[g[1]], cost[g[1]] = 2 + wv, 2 + W + wv, need_v[wv], -pen
-    tail[g[2]], head[g[2]], cap[g[2]] = 2 + wv_all, 2 + W + wv_all, K
-    tail[g[3]], head[g[3]], cap[g[3]], cost[g[3]] = np.where(v2g[jj], 2 + W + ii, 2 + ii), 2 + 2 * W + jj, 1, -reward
-    tail[g[4]], head[g[4]], cap[g[4]], cost[g[4]] = 2 + 2 * W + tc, 1, 1, -(pen + pen1)
-    tail[g[5]], head[g[5]], cap[g[5]], cost[g[5]] = 2 + 2 * W + tc2, 1, psi_j[tc2] - 1, -pen
-    tail[g[6]], head[g[6]], cap[g[6]] = 2 + 2 * W + np.arange(S), 1, W
-    tail[g[7]], head[g[7]], cap[g[7]] = 0, 1, K * nw
-    return tail, head, cap, cost, int(bounds[3]), K * nw
+    tail, head, cap, cost, first_pair, supply, flow0, tree_arc = potr_network(
+        ii, jj, score, inst.approach_km, inst.is_v2g, psi_j.astype(np.int64), need_v.astype(np.int64), int(inst.K),
+        _FLOW_SCORE_LEVELS, _FLOW_TIE_LEVELS)
+    return tail, head, cap, cost, int(first_pair), int(supply), flow0, tree_arc
 
 
 def _flow_rewards(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -306,11 +322,12 @@ def potr_violations(x: np.ndarray, inst: SlotInstance) -> dict[str, int]:
     """Counts of hard POTR violations (6.1a, 6.1d/e/availability) and of soft shortfalls (6.1b/c)."""
     x = np.asarray(x)
     elig = inst.eligible
+    per_worker = x.sum(axis=1)
     return {
-        "list_too_long": int(np.sum(x.sum(axis=1) > inst.K)),
-        "ineligible_pairs": int(np.sum((x > 0) & ~elig)),
-        "psi_shortfall_tasks": int(np.sum(x.sum(axis=0) < np.minimum(inst.psi, elig.sum(axis=0)))),
-        "v2g_share_shortfall_workers": int(np.sum(
-            (x[:, inst.is_v2g].sum(axis=1) < inst.v2g_min - 1e-9) & (x.sum(axis=1) > 0))),
+        "list_too_long": int(np.count_nonzero(per_worker > inst.K)),
+        "ineligible_pairs": int(np.count_nonzero((x > 0) & ~elig)),
+        "psi_shortfall_tasks": int(np.count_nonzero(x.sum(axis=0) < np.minimum(inst.psi, elig.sum(axis=0)))),
+        "v2g_share_shortfall_workers": int(np.count_nonzero(
+            (x[:, inst.is_v2g].sum(axis=1) < inst.v2g_min - 1e-9) & (per_worker > 0))),
     }
 

@@ -57,13 +57,13 @@ def _lsa_min_weight_max_card(cost: np.ndarray, edge: np.ndarray) -> np.ndarray:
     """Minimum-weight matching among *maximum-cardinality* matchings (LSA on shifted costs)."""
     W, S = cost.shape
     q = np.zeros((W, S), dtype=np.int8)
-    if not edge.any():
-        return q
     rows = np.flatnonzero(edge.any(axis=1))
-    cols = np.flatnonzero(edge.any(axis=0))
-    sub = edge[np.ix_(rows, cols)]
-    c = cost[np.ix_(rows, cols)]
-    big = float(np.sum(np.where(sub, c, 0.0))) + 1.0
+    if rows.size == 0:
+        return q
+    cols = np.flatnonzero(edge[rows].any(axis=0))
+    sub = edge[rows][:, cols]
+    c = np.where(sub, cost[rows][:, cols], 0.0)
+    big = float(np.sum(c)) + 1.0
     m = np.where(sub, c - big, 0.0)
     r, k = linear_sum_assignment(m)
     keep = sub[r, k]
