@@ -253,14 +253,6 @@ def _published(env_id: str) -> dict[str, dict]:
 
 SHIPPED = [(env_id, name) for env_id in sorted(p.name for p in RL_BASELINE_DIR.iterdir() if p.is_dir())
            for name, _ in shipped_baselines(env_id)[:1]] if RL_BASELINE_DIR.is_dir() else []
-#: boards published before a change of the env's default dynamics, awaiting their rebuild: the
-#: check is an expected failure until then (strict: it fails once the numbers match again)
-_BOARD_PENDING_REBUILD = {
-    "EUber-v0": "POTR's default solver became the network simplex (issue 17, third pass): other optimal "
-                "lists where several are optimal; the EUber board was built with OR-Tools' lists",
-}
-SHIPPED_PARAMS = [pytest.param(e, n, marks=pytest.mark.xfail(strict=True, reason=_BOARD_PENDING_REBUILD[e]))
-                  if e in _BOARD_PENDING_REBUILD else (e, n) for e, n in SHIPPED]
 
 
 def test_shipped_baselines_are_small_safe_files() -> None:
@@ -279,7 +271,7 @@ def test_shipped_baselines_are_small_safe_files() -> None:
     assert total < 16 * 1024 * 1024
 
 
-@pytest.mark.parametrize("env_id,name", SHIPPED_PARAMS)
+@pytest.mark.parametrize("env_id,name", SHIPPED)
 def test_shipped_baseline_reproduces_its_board_numbers(env_id: str, name: str) -> None:
     """The shipped file, evaluated on the track's first 2 held-out seeds, gives exactly the
     per-seed values published on the board."""
