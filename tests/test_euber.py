@@ -699,8 +699,9 @@ def test_fare_model_loads_and_predicts():
 
 
 def test_fare_forward_pass_equals_plain_numpy_and_restores_blas_threads():
-    """The forward pass (one BLAS thread, set on threadpoolctl's cached controllers) equals a
-    plain NumPy pass bit for bit, and leaves the BLAS thread count as it found it."""
+    """The forward pass (float32 layers on one BLAS thread, set on threadpoolctl's cached
+    controllers) equals a plain NumPy pass to float32 precision and a float64 pass to 5e-6, and
+    leaves the BLAS thread count as it found it."""
     from threadpoolctl import threadpool_info
 
     fm = load_fare_model()
@@ -712,12 +713,27 @@ def test_fare_forward_pass_equals_plain_numpy_and_restores_blas_threads():
     before = blas_threads()
     got = fm.predict(X)
     assert blas_threads() == before
-    h = (X - fm.x_mean) / fm.x_std
+    h = ((X - fm.x_mean) / fm.x_std).astype(np.float32)
     for k, (w, b) in enumerate(zip(fm.weights, fm.biases)):
+        assert w.dtype == b.dtype == np.float32  # the trained model's precision
         h = h @ w.T + b
         if k < len(fm.weights) - 1:
             h = np.maximum(h, 0.0)
-    np.testing.assert_allclose(got, h[:, 0] * fm.y_std + fm.y_mean, rtol=1e-12)
+    # (float32 resolution: the BLAS blocking of one thread vs several moves the last bits)
+    np.testing.assert_allclose(got, h[:, 0].astype(np.float64) * fm.y_std + fm.y_mean, rtol=2e-6)
+    # and the same fares as a float64 pass of the same weights, to float32 precision
+    h64 = (X - fm.x_mean) / fm.x_std
+    for k, (w, b) in enumerate(zip(fm.weights, fm.biases)):
+        h64 = h64 @ w.T.astype(np.float64) + b.astype(np.float64)
+        if k < len(fm.weights) - 1:
+            h64 = np.maximum(h64, 0.0)
+    np.testing.assert_allclose(got, h64[:, 0] * fm.y_std + fm.y_mean, rtol=5e-6)
+    # precision="float64": the float64 pass of earlier releases (exactly upcast weights)
+    np.testing.assert_allclose(fm.predict(X, "float64"), h64[:, 0] * fm.y_std + fm.y_mean, rtol=1e-12)
+    with pytest.raises(ValueError, match="precision"):
+        fm.predict(X, "float16")
+    with pytest.raises(ValueError, match="fare_precision"):
+        EUberConfig(fare_precision="half").validate()
     # a pair's price does not depend on the other rows priced with it (the env prices subsets)
     np.testing.assert_array_equal(fm.predict(X[:37]), got[:37])
 
@@ -890,31 +906,49 @@ def _gym_trajectory_hash(seed, rec="cars", **kw):
 
 
 _HASH_SIZE = dict(n_workers=30, n_ride_tasks=8, n_v2g_tasks=6)
-_ORT = dict(projection="potr-ortools")
+_ORT = dict(projection="potr-ortools", fare_precision="float64")
 #: full trajectories (observations, rewards, infos) hashed on main before the literal switches
 #: were added (commit db6e7b2): with POTR by OR-Tools (the default until issue 17's third pass)
-#: they are reproduced bit for bit; the top-K run (last) does not solve POTR
+#: and the float64 fare pass (the default until its fourth) they are reproduced bit for bit;
+#: the top-K run (last) does not solve POTR
 PINNED_ORTOOLS = [
     (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16, **_ORT), "5dc47e06bae9ce5c"),
     (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12, **_ORT),
      "f158a0301a9b87eb"),
     (lambda: _gym_trajectory_hash(2, n_slots=10, **_ORT), "931354c2a299812a"),  # paper size
     (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16, **_ORT), "7a68c82c3e69ee35"),
-    (lambda: _gym_trajectory_hash(4, rec="pk", **bg_env_kwargs(), **_HASH_SIZE, n_slots=12), "8f16a11796ece364"),
+    (lambda: _gym_trajectory_hash(4, rec="pk", **bg_env_kwargs(), **_HASH_SIZE, n_slots=12, fare_precision="float64"),
+     "8f16a11796ece364"),
 ]
-#: the same runs with the defaults (POTR by the network simplex: other optimal lists where
-#: several are optimal), hashed when that became the default
+_F64 = dict(fare_precision="float64")
+#: the same runs with POTR by the network simplex (other optimal lists where several are
+#: optimal) and the float64 fare pass, hashed when the network simplex became the default
+PINNED_SIMPLEX_F64 = [
+    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16, **_F64), "30397a761d271ee0"),
+    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12, **_F64),
+     "14ee53fccd44f6f1"),
+    (lambda: _gym_trajectory_hash(2, n_slots=10, **_F64), "2376840a1a8d7968"),  # paper size
+    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16, **_F64), "b1a4b70021f3c506"),
+]
+#: the same runs with the defaults (network simplex, float32 fare layers), hashed when the
+#: float32 pass became the default
 PINNED = [
-    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "30397a761d271ee0"),
-    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "14ee53fccd44f6f1"),
-    (lambda: _gym_trajectory_hash(2, n_slots=10), "2376840a1a8d7968"),  # paper size
-    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "b1a4b70021f3c506"),
+    (lambda: _pz_trajectory_hash(0, **_HASH_SIZE, n_slots=16), "70cbfb5c90b9b252"),
+    (lambda: _pz_trajectory_hash(1, recommender="pk", mechanism="opt", **_HASH_SIZE, n_slots=12), "dfad9e66cdb70e53"),
+    (lambda: _gym_trajectory_hash(2, n_slots=10), "ff30057c169e685d"),  # paper size
+    (lambda: _gym_trajectory_hash(3, rec="pk", mechanism="opt", **_HASH_SIZE, n_slots=16), "bb04992c96d4f150"),
 ]
 
 
 @pytest.mark.parametrize("k", range(len(PINNED_ORTOOLS)))
 def test_ortools_projection_is_bit_identical_to_pinned_trajectories(k):
     run, expected = PINNED_ORTOOLS[k]
+    assert run() == expected
+
+
+@pytest.mark.parametrize("k", range(len(PINNED_SIMPLEX_F64)))
+def test_float64_fares_reproduce_the_network_simplex_pins(k):
+    run, expected = PINNED_SIMPLEX_F64[k]
     assert run() == expected
 
 

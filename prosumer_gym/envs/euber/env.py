@@ -32,7 +32,9 @@ Platform (inside the env)
     releases: another optimum where several are optimal), ``"potr-highs"`` (the same as an LP by
     HiGHS) or ``"topk"`` (BG's top-K lists);
     winner selection ``mechanism``: ``"bmw"`` (default, Alg. 8), ``"opt"`` (MILP of Eq. 6.3),
-    ``"bg"``; second-price payments (Section 6.2.2).
+    ``"bg"``; second-price payments (Section 6.2.2). ``fare_precision``: the fare MLP's
+    layers in ``"float32"`` (default, the precision it was trained in) or ``"float64"`` (earlier
+    releases; with ``projection="potr-ortools"`` it reproduces their trajectories bit for bit).
 Literal switches (the paper's rules where the defaults deviate; docs/euber.md)
     ``potr_constraints="hard"`` (Eqs. 6.1b-c hard as printed; a slot where they are infeasible
     gets the soft lists, ``info["market"]["potr_fallback"]`` and ``totals["potr_fallback_slots"]``

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 
 import numpy as np
 
-__all__ = ["FARE_FEATURES", "KM_PER_MILE", "FareModel", "load_fare_model", "fare_features", "fare_features_from_trips"]
+__all__ = ["FARE_FEATURES", "FARE_PRECISIONS", "KM_PER_MILE", "FareModel", "load_fare_model", "fare_features",
+           "fare_features_from_trips"]
 
 FARE_FEATURES = ("distance_km", "pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon", "hour_sin", "hour_cos",
                  "weekend")
 KM_PER_MILE = 1.609344
+#: ``FareModel.predict(precision=...)``: float32 layers (default) or float64 (releases before 2026-12-04)
+FARE_PRECISIONS = ("float32", "float64")
 
 
 def fare_features(dist_km, plat, plon, dlat, dlon, hour, weekend) -> np.ndarray:
@@ -41,7 +44,14 @@ def fare_features_from_trips(trips: dict[str, np.ndarray]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FareModel:
-    """The shipped MLP (ReLU) as numpy arrays; :meth:`predict` maps features (..., 8) to $."""
+    """The shipped MLP (ReLU) as numpy arrays; :meth:`predict` maps features (..., 8) to $.
+
+    ``weights``/``biases`` are float32, the precision the model was trained in (torch). By
+    default the layers run in float32 (about 2x faster than float64 for a slot's few hundred
+    rows; fares within ~5e-7 relative of a float64 pass), the standardisation and the output
+    in float64. ``precision="float64"`` runs the layers on the exactly upcast weights, the
+    pass of earlier releases, bit for bit.
+    """
 
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
@@ -51,11 +61,22 @@ class FareModel:
     y_std: float
     meta: dict = field(compare=False, repr=False)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    @cached_property
+    def _layers64(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        return tuple((w.astype(np.float64), b.astype(np.float64)) for w, b in zip(self.weights, self.biases))
+
+    def predict(self, x: np.ndarray, precision: str = "float32") -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if x.shape[-1] != len(FARE_FEATURES):
             raise ValueError(f"fare features must have last dimension {len(FARE_FEATURES)}, got {x.shape}")
+        if precision not in FARE_PRECISIONS:
+            raise ValueError(f"precision must be one of {FARE_PRECISIONS}, got {precision!r}")
         h = ((x - self.x_mean) / self.x_std).reshape(-1, x.shape[-1])
+        if precision == "float32":
+            h = h.astype(np.float32)
+            layers = tuple(zip(self.weights, self.biases))
+        else:
+            layers = self._layers64
         # A slot prices a few hundred pairs through 132-wide layers: a multi-threaded BLAS costs
         # more than it saves at that size (measured 2.9 ms one thread vs 8.7 ms two on a loaded
         # 2-core machine, benchmarks/bench_euber.py), so the pass runs on one BLAS thread.
@@ -68,15 +89,15 @@ class FareModel:
             if n != 1:
                 lib.set_num_threads(1)
         try:
-            for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            for k, (w, b) in enumerate(layers):
                 h = h @ w.T + b
-                if k < len(self.weights) - 1:
+                if k < len(layers) - 1:
                     np.maximum(h, 0.0, out=h)
         finally:
             for lib, n in zip(libs, before):
                 if n != 1:
                     lib.set_num_threads(n)
-        return (h[:, 0] * self.y_std + self.y_mean).reshape(x.shape[:-1])
+        return (h[:, 0].astype(np.float64) * self.y_std + self.y_mean).reshape(x.shape[:-1])
 
 
 @lru_cache(maxsize=1)
@@ -90,7 +111,7 @@ def _blas_libs() -> tuple:
 
 @lru_cache(maxsize=1)
 def load_fare_model() -> FareModel:
-    """Load ``prosumer_gym/data/fare_model.pt`` (``torch.load(weights_only=True)``) + its JSON."""
+    """Load ``prosumer_gym/data/fare_model.pt`` (``torch.load(weights_only=True)``, float32) + its JSON."""
     import hashlib
 
     import torch
@@ -104,8 +125,8 @@ def load_fare_model() -> FareModel:
     with resources.as_file(root / "fare_model.pt") as p:
         state = torch.load(p, weights_only=True, map_location="cpu")
     keys = meta["state_dict_keys"]
-    ws = tuple(state[k].double().numpy().copy() for k in keys if k.endswith("weight"))
-    bs = tuple(state[k].double().numpy().copy() for k in keys if k.endswith("bias"))
+    ws = tuple(state[k].float().numpy().copy() for k in keys if k.endswith("weight"))
+    bs = tuple(state[k].float().numpy().copy() for k in keys if k.endswith("bias"))
     return FareModel(ws, bs, np.asarray(meta["feature_mean"]), np.asarray(meta["feature_std"]),
                      float(meta["target_mean"]), float(meta["target_std"]), meta)
 

@@ -42,6 +42,7 @@ from prosumer_gym.core.validation import check_float as _num
 from prosumer_gym.core.validation import check_range as _pair
 from prosumer_gym.envs.euber.fare import (  # noqa: F401 - re-exported
     FARE_FEATURES,
+    FARE_PRECISIONS,
     KM_PER_MILE,
     FareModel,
     fare_features,
@@ -119,6 +120,7 @@ class EUberConfig:
     charge_margin_km: float = 15.0  # go charging when range < r_min + margin; 0 = the paper's literal r < r_min
     potr_constraints: str = "soft"  # Eqs. 6.1b-c: "soft" (default) or "hard" (as printed; see solve_potr_literal)
     bmw_guard: bool = True  # BMW stops when a removal round adds no V2G energy; False = Alg. 8 as printed
+    fare_precision: str = "float32"  # fare MLP layers: "float32" (trained precision) or "float64" (before 2026-12-04)
     speed_kmh: float = 30.0  # approach speed (urban)
     markup_range: tuple[float, float] = (0.9, 1.1)
     min_bid_usd: float = 1.0
@@ -154,6 +156,7 @@ class EUberConfig:
         self.charger_kw = _num("charger_kw", self.charger_kw, 0.0, lo_open=True)
         self.charge_margin_km = _num("charge_margin_km", self.charge_margin_km, 0.0)
         self.potr_constraints = check_choice("potr_constraints", self.potr_constraints, POTR_CONSTRAINTS)
+        self.fare_precision = check_choice("fare_precision", self.fare_precision, FARE_PRECISIONS)
         self.bmw_guard = check_bool("bmw_guard", self.bmw_guard)
         self.speed_kmh = _num("speed_kmh", self.speed_kmh, 0.0, lo_open=True)
         self.markup_range = _pair("markup_range", self.markup_range, 0.0, 100.0)
@@ -351,7 +354,7 @@ class EUberMarket:
         hour = (inst.slot_of_day + 0.5) / 4.0
         feats = fare_features(dist, ll[:, 0], ll[:, 1], ll[:, 2], ll[:, 3], hour, inst.weekend)
         out = np.full((inst.n_workers, inst.n_tasks), np.nan)
-        out[wi, tj] = np.maximum(self.fare.predict(feats), self.cfg.min_bid_usd)
+        out[wi, tj] = np.maximum(self.fare.predict(feats, self.cfg.fare_precision), self.cfg.min_bid_usd)
         return out
 
     def behavioural_bids(self, inst: SlotInstance, x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
