@@ -168,10 +168,8 @@ class _Learner:
         seed: int | np.random.Generator | None = None,
         fia_probe: str = "ours",
     ) -> None:
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        check_choice("fia_probe", fia_probe, FIA_PROBES)
-        self.fia_probe = fia_probe
+        check_choice("init", init, INITS)
+        self.fia_probe = check_choice("fia_probe", fia_probe, FIA_PROBES)
         if not (np.isfinite(exploration) and exploration >= 0):
             raise ValueError(f"exploration must be a finite number >= 0, got {exploration!r}")
         self.P, self.C = int(n_producers), int(n_consumers)

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from prosumer_gym.core.validation import check_choice
+
 __all__ = ["DEResult", "UPDATES", "differential_evolution", "pick_distinct_others"]
 
 Fitness = Callable[[NDArray[np.float64]], NDArray[np.float64]]
@@ -112,8 +114,7 @@ def differential_evolution(
         raise ValueError(f"F must be in [0, 2], got {F}")
     if int(G_max) < 0:
         raise ValueError(f"G_max must be >= 0, got {G_max}")
-    if update not in UPDATES:
-        raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+    check_choice("update", update, UPDATES)
     NP, D = pop.shape
     fix: Repair = (lambda t, x: repair(t, x)) if repair_target else (lambda t, x: repair(t))
     pop = np.clip(pop, lo, hi)

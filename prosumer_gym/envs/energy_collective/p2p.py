@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prosumer_gym.core.qp import QPInfeasibleError, solve_qp
+from prosumer_gym.core.validation import check_choice
 from prosumer_gym.envs.energy_collective.players import Community
 from prosumer_gym.envs.energy_collective.population import retail_prices, sample_population
 
@@ -82,8 +83,7 @@ class MBEDInstance:
 
     def __post_init__(self) -> None:
         n = len(self.names)
-        if self.preference not in PREFERENCES:
-            raise ValueError(f"preference must be one of {PREFERENCES}, got {self.preference!r}")
+        check_choice("preference", self.preference, PREFERENCES)
         eps = float(self.trade_curvature)
         if not (np.isfinite(eps) and eps >= 0):
             raise ValueError(f"trade_curvature must be a finite number >= 0 EUR/kWh^2, got {self.trade_curvature!r}")

@@ -14,6 +14,8 @@ from importlib import resources
 
 import numpy as np
 
+from prosumer_gym.core.validation import check_choice
+
 __all__ = ["FARE_FEATURES", "FARE_PRECISIONS", "KM_PER_MILE", "FareModel", "load_fare_model", "fare_features",
            "fare_features_from_trips"]
 
@@ -69,8 +71,7 @@ class FareModel:
         x = np.asarray(x, dtype=np.float64)
         if x.shape[-1] != len(FARE_FEATURES):
             raise ValueError(f"fare features must have last dimension {len(FARE_FEATURES)}, got {x.shape}")
-        if precision not in FARE_PRECISIONS:
-            raise ValueError(f"precision must be one of {FARE_PRECISIONS}, got {precision!r}")
+        check_choice("precision", precision, FARE_PRECISIONS)
         h = ((x - self.x_mean) / self.x_std).reshape(-1, x.shape[-1])
         if precision == "float32":
             h = h.astype(np.float32)

@@ -9,6 +9,7 @@ import numpy as np
 
 from prosumer_gym.core.de import UPDATES, differential_evolution
 from prosumer_gym.core.prospect import pt_value
+from prosumer_gym.core.validation import check_choice
 from prosumer_gym.envs.p2p_trading.clearing._common import (
     Clearer,
     check_options,
@@ -47,8 +48,7 @@ def debate_repair(inst: MarketInstance, pop: FloatArray, out: FloatArray | None 
       satisfies Eqs. 5.2a-g. ``min_trade_repair=False`` (literal switch) skips it: the
       result may then violate Eq. 5.2e.
     """
-    if line14 not in LINE14:
-        raise ValueError(f"line14 must be one of {LINE14}, got {line14!r}")
+    check_choice("line14", line14, LINE14)
     if line14 == "printed" and target is None:
         raise ValueError("line14='printed' needs target, the unmutated population x_k")
     S, B = inst.n_sellers, inst.n_buyers
