@@ -484,7 +484,7 @@ def test_potr_flow_network_equals_the_reference_on_many_slots(scores):
         score = cars.scores(inst.task_type) if scores == "cars" else rng.random((inst.n_workers, inst.n_tasks))
         psi_j, need_v = P._potr_targets(inst)
         pairs = np.nonzero(inst.eligible)
-        fast = P._potr_flow_arcs(np.asarray(score, dtype=np.float64), inst, pairs, psi_j, need_v)
+        fast = P._potr_network(np.asarray(score, dtype=np.float64), inst, pairs, psi_j, need_v)[:6]
         ref = reference_flow_arcs(np.asarray(score, dtype=np.float64), inst, psi_j, need_v)
         for a, b in zip(fast, ref):
             np.testing.assert_array_equal(a, b)
@@ -527,8 +527,8 @@ def ortools_potr_cost(score, inst):
     from prosumer_gym.envs.euber import potr as P
 
     psi_j, need_v = P._potr_targets(inst)
-    tail, head, cap, cost, _, supply = P._potr_flow_arcs(np.asarray(score, dtype=np.float64), inst,
-                                                         np.nonzero(inst.eligible), psi_j, need_v)
+    tail, head, cap, cost, _, supply = P._potr_network(np.asarray(score, dtype=np.float64), inst,
+                                                       np.nonzero(inst.eligible), psi_j, need_v)[:6]
     mcf = min_cost_flow.SimpleMinCostFlow()
     mcf.add_arcs_with_capacity_and_unit_cost(tail, head, cap, cost)
     mcf.set_nodes_supplies(np.array([0, 1]), np.array([supply, -supply]))

@@ -428,7 +428,7 @@ def potr_network(ii: np.ndarray, jj: np.ndarray, score: np.ndarray, approach: np
                  psi_j: np.ndarray, need_v: np.ndarray, K: int, score_levels: int,
                  tie_levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int, np.ndarray,
                                            np.ndarray]:
-    """POTR's network (Eq. 6.1; :func:`~prosumer_gym.envs.euber.potr._potr_flow_arcs` documents
+    """POTR's network (Eq. 6.1; :func:`~prosumer_gym.envs.euber.potr._potr_network` documents
     the arc groups, nodes and integer costs) from the eligible pairs ``(ii, jj)`` in row-major
     order: ``(tail int32, head int32, capacity, unit_cost, first_pair, supply, flow0,
     tree_arc)``, the last two a greedy warm start for :func:`network_simplex`

@@ -210,22 +210,17 @@ def _network_simplex_st(tail: np.ndarray, head: np.ndarray, cap: np.ndarray, cos
     return flow
 
 
-def _potr_flow_arcs(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], psi_j: np.ndarray,
-                    need_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """The arcs of :func:`_potr_flow`'s network: ``(tail, head, capacity, unit_cost, first_pair,
-    supply)``; the pair arcs (in the order of ``pairs``, row-major) start at ``first_pair``.
+def _potr_network(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], psi_j: np.ndarray,
+                  need_v: np.ndarray) -> tuple:
+    """:func:`_potr_flow`'s network: ``(tail, head, capacity, unit_cost, first_pair, supply,
+    flow0, tree_arc)``; the pair arcs (in the order of ``pairs``, row-major) start at
+    ``first_pair``; ``(flow0, tree_arc)`` is the network simplex's greedy warm start.
 
     Arc groups, in this order (the order is part of the solvers' tie rule: keep it):
     source->worker (6.1a); worker->V2G node, rewarded then free (6.1c); pairs; task->sink:
     first unit, the rest of psi_j (6.1b), any more free; source->sink bypass. Nodes: 0 source,
     1 sink, 2 + i worker i, 2 + W + i its V2G node, 2 + 2 W + j task j. Pair costs are minus
     :func:`_flow_rewards`; built by the compiled :func:`~.netsimplex.potr_network`."""
-    return _potr_network(score, inst, pairs, psi_j, need_v)[:6]
-
-
-def _potr_network(score: np.ndarray, inst: SlotInstance, pairs: tuple[np.ndarray, np.ndarray], psi_j: np.ndarray,
-                  need_v: np.ndarray) -> tuple:
-    """:func:`_potr_flow_arcs` plus the network simplex's greedy warm start ``(flow0, tree_arc)``."""
     from prosumer_gym.envs.euber.netsimplex import potr_network
 
     ii, jj = pairs
