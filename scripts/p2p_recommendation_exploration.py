@@ -43,7 +43,6 @@ from prosumer_gym.eval.leaderboard.stats import seed_estimate
 from prosumer_gym.eval.reproduce import p2p_recommendation as rec
 
 LEARNERS = ("upl", "bpt-k")
-DEFAULT_C = DEFAULT_EXPLORATION  # the agents' default exploration
 LITERAL_C = 1.0  # Eq. 4.4 verbatim
 
 
@@ -83,7 +82,7 @@ def report(size: tuple[int, int], days: int, seeds: list[int], c_star: float, li
            ) -> dict[str, Any]:
     """OPT / Zhu_P and the learners at ``c_star`` and 0.01 (and 1 with ``literal``) on the
     reported seeds."""
-    cs = sorted({c_star, DEFAULT_C} | ({LITERAL_C} if literal else set()))
+    cs = sorted({c_star, DEFAULT_EXPLORATION} | ({LITERAL_C} if literal else set()))
     cols = ["zhu_p"] + [f"{n}@c={c}" for n in LEARNERS for c in cs]
     per: dict[str, list[float]] = {k: [] for k in cols}
     for s in seeds:
@@ -97,10 +96,10 @@ def report(size: tuple[int, int], days: int, seeds: list[int], c_star: float, li
     diffs: dict[str, dict[str, Any]] = {}
     for n in LEARNERS:
         a = np.asarray(per[f"{n}@c={c_star}"])
-        if c_star != DEFAULT_C:
-            diffs[f"{n}: c={c_star} minus c={DEFAULT_C} (pp)"] = ci(list(a - np.asarray(per[f"{n}@c={DEFAULT_C}"])),
-                                                                     f"{n}-dc")
-        for c in sorted({c_star, DEFAULT_C}):
+        if c_star != DEFAULT_EXPLORATION:
+            dflt = np.asarray(per[f"{n}@c={DEFAULT_EXPLORATION}"])
+            diffs[f"{n}: c={c_star} minus c={DEFAULT_EXPLORATION} (pp)"] = ci(list(a - dflt), f"{n}-dc")
+        for c in sorted({c_star, DEFAULT_EXPLORATION}):
             diffs[f"{n}@c={c} minus zhu_p (pp)"] = ci(list(np.asarray(per[f"{n}@c={c}"]) - np.asarray(per["zhu_p"])),
                                                       f"{n}@{c}-zhu")
     return {"seeds": seeds, "c_values": cs, "efficiency_pct": stats, "paired_differences": diffs}
