@@ -24,7 +24,8 @@ same seed (Table 5.1's ratios), the paper's ordering (buyers above Rule and Zhu 
 above Rule), the mean price's drift over the year, how far prices moved, on what share of
 (seller, day) pairs after day 100 (epsilon at its floor) a price changed, and on what share
 of seller-days of the first 100 a seller sat at the grid price (the zero-revenue cliff).
-Means over the seeds with 95% percentile-bootstrap CIs (rliable, 2,000 replicates). Writes
+Means over the seeds with 95% percentile-bootstrap CIs (rliable, 2,000 replicates, through
+``prosumer_gym.eval.leaderboard.stats.seed_estimate``). Writes
 ``results.json`` and ``results.md`` (atomically) to ``--out``.
 """
 
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from prosumer_gym.core.io import atomic_write_text
-from prosumer_gym.eval.leaderboard.stats import seeded
+from prosumer_gym.eval.leaderboard.stats import seed_estimate
 from prosumer_gym.eval.main_job import RunSpec, run_one, summarise
 
 #: the learner of each sweep ("constant": static prices, no learning)
@@ -87,15 +88,10 @@ def price_stats(rows: list[dict], n: int) -> dict[str, float]:
     }
 
 
-def _ci(values: list[float]) -> dict[str, Any]:
-    """Mean over seeds with rliable's percentile bootstrap CI (runs = seeds, one task)."""
-    from rliable import library, metrics
-
-    x = np.asarray(values, dtype=float)[:, None]
-    with seeded(0, "p2p_trading_sweep", str(len(values))):
-        point, ci = library.get_interval_estimates({"x": x}, lambda s: np.array([metrics.aggregate_mean(s)]),
-                                                   reps=2000, confidence_interval_size=0.95)
-    return {"mean": float(point["x"][0]), "ci": [float(ci["x"][0, 0]), float(ci["x"][1, 0])], "n": len(values)}
+def _ci(values: list[float], name: str) -> dict[str, Any]:
+    """Mean over seeds with its 95% bootstrap CI (rliable, seeds resampled: ``seed_estimate``)."""
+    e = seed_estimate(values, name)
+    return {"mean": e.mean, "ci": list(e.mean_ci), "n": e.n_seeds}
 
 
 def _vs(summ: dict, ref: dict) -> tuple[float, float]:
@@ -135,7 +131,8 @@ def run(out: Path, seeds: int, days: int, n: int, configs: list[str], sweep: str
         per_seed_all[name] = rows_out
         res["configs"][name] = {
             **{k: v for k, v in CONFIGS[sweep].get(name, {}).items()},
-            **{k: _ci([r[k] for r in rows_out]) for k in METRICS if not any(math.isnan(r[k]) for r in rows_out)},
+            **{k: _ci([r[k] for r in rows_out], f"{sweep} {name} {k}") for k in METRICS
+               if not any(math.isnan(r[k]) for r in rows_out)},
         }
         print(name, json.dumps({k: round(v["mean"], 4) for k, v in res["configs"][name].items()
                                 if isinstance(v, dict) and "mean" in v}), flush=True)
