@@ -71,7 +71,8 @@ class FareModel:
         x = np.asarray(x, dtype=np.float64)
         if x.shape[-1] != len(FARE_FEATURES):
             raise ValueError(f"fare features must have last dimension {len(FARE_FEATURES)}, got {x.shape}")
-        check_choice("precision", precision, FARE_PRECISIONS)
+        if precision != "float32":
+            check_choice("precision", precision, FARE_PRECISIONS)
         h = ((x - self.x_mean) / self.x_std).reshape(-1, x.shape[-1])
         if precision == "float32":
             h = h.astype(np.float32)

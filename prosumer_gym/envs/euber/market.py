@@ -249,6 +249,14 @@ class EUberMarket:
         self._trip_slot = np.asarray(trips["start_slot_15min"])
         self._by_slot = [np.flatnonzero(self._trip_slot == s) for s in range(SLOTS_PER_DAY)]
         self._all_latlon = np.stack([trips["pickup_lat"], trips["pickup_lon"]], axis=1)
+        # per-trip columns of a slot's ride/swap tasks, computed once (instance() gathers them;
+        # elementwise, so the same values as converting each slot's draw)
+        self._trip_latlon = np.stack([trips["pickup_lat"], trips["pickup_lon"], trips["dropoff_lat"],
+                                      trips["dropoff_lon"]], axis=1)
+        self._trip_start_km = _to_km(self._trip_latlon[:, :2])
+        self._trip_end_km = _to_km(self._trip_latlon[:, 2:])
+        self._trip_km = np.asarray(trips["trip_miles"]) * KM_PER_MILE
+        self._trip_secs = np.asarray(trips["trip_seconds"]).astype(float)
         specs = pgdata.ev_specs(latest_per_model=True)
         self._specs = specs
         self.n_workers = self.cfg.n_workers
@@ -299,19 +307,15 @@ class EUberMarket:
         pool = self._by_slot[sod]
         nr = self.n_ride
         idx = rng.choice(pool, size=nr, replace=len(pool) < nr) if nr else np.zeros(0, dtype=np.int64)
-        tr = self._trips
         ttype = np.zeros(self.n_tasks, dtype=np.int64)
         n_swap = int(round(cfg.swap_fraction * nr))
         ttype[rng.permutation(nr)[:n_swap]] = 1
         ttype[nr:] = 2
-        p_ll = np.stack([tr["pickup_lat"][idx], tr["pickup_lon"][idx]], axis=1)
-        d_ll = np.stack([tr["dropoff_lat"][idx], tr["dropoff_lon"][idx]], axis=1)
-        latlon = np.concatenate([np.concatenate([p_ll, d_ll], axis=1),
-                                 np.concatenate([self.hh_latlon, self.hh_latlon], axis=1)], axis=0)
-        start = _to_km(latlon[:, :2])
-        end = _to_km(latlon[:, 2:])
-        trip_km = np.concatenate([tr["trip_miles"][idx] * KM_PER_MILE, np.zeros(self.n_v2g)])
-        secs = np.concatenate([tr["trip_seconds"][idx].astype(float), np.full(self.n_v2g, SLOT_SECONDS)])
+        latlon = np.concatenate([self._trip_latlon[idx], np.concatenate([self.hh_latlon, self.hh_latlon], axis=1)])
+        start = np.concatenate([self._trip_start_km[idx], self.hh_km])
+        end = np.concatenate([self._trip_end_km[idx], self.hh_km])
+        trip_km = np.concatenate([self._trip_km[idx], np.zeros(self.n_v2g)])
+        secs = np.concatenate([self._trip_secs[idx], np.full(self.n_v2g, SLOT_SECONDS)])
         hour = (day * 24 + sod // 4) % 8760
         energy = np.concatenate([np.zeros(nr), np.maximum(self.hh_load[:, hour] * cfg.v2g_hours, cfg.v2g_min_kwh)])
         avail = self.available()
@@ -350,9 +354,13 @@ class EUberMarket:
         v2g = inst.is_v2g[tj]
         dist = inst.approach_km[wi, tj] + np.where(v2g, inst.task_energy_kwh[tj] / inst.worker_e[wi],
                                                    inst.task_trip_km[tj])
-        ll = inst.task_latlon[tj]
-        hour = (inst.slot_of_day + 0.5) / 4.0
-        feats = fare_features(dist, ll[:, 0], ll[:, 1], ll[:, 2], ll[:, 3], hour, inst.weekend)
+        # the columns of fare_features filled in place (the same values: the slot's hour and
+        # weekend are scalars, the four lat/lon columns one gather)
+        feats = np.empty((wi.size, 8))
+        feats[:, 0] = dist
+        feats[:, 1:5] = inst.task_latlon[tj]
+        ang = 2.0 * np.pi * np.asarray((inst.slot_of_day + 0.5) / 4.0, dtype=np.float64) / 24.0
+        feats[:, 5], feats[:, 6], feats[:, 7] = np.sin(ang), np.cos(ang), float(inst.weekend)
         out = np.full((inst.n_workers, inst.n_tasks), np.nan)
         out[wi, tj] = np.maximum(self.fare.predict(feats, self.cfg.fare_precision), self.cfg.min_bid_usd)
         return out

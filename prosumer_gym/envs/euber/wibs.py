@@ -61,8 +61,9 @@ def _lsa_min_weight_max_card(cost: np.ndarray, edge: np.ndarray) -> np.ndarray:
     if rows.size == 0:
         return q
     cols = np.flatnonzero(edge[rows].any(axis=0))
-    sub = edge[rows][:, cols]
-    c = np.where(sub, cost[rows][:, cols], 0.0)
+    block = np.ix_(rows, cols)
+    sub = edge[block]
+    c = np.where(sub, cost[block], 0.0)
     big = float(np.sum(c)) + 1.0
     m = np.where(sub, c - big, 0.0)
     r, k = linear_sum_assignment(m)
@@ -214,7 +215,7 @@ def select_winners(mechanism: str, bids: np.ndarray, inst: SlotInstance, *, time
     bids = np.asarray(bids, dtype=np.float64)
     if bids.shape != (inst.n_workers, inst.n_tasks):
         raise ValueError(f"bids must have shape {(inst.n_workers, inst.n_tasks)}, got {bids.shape}")
-    if np.any(np.isnan(bids)) or np.any(bids <= 0) or np.any(bids == -np.inf):
+    if not np.all(bids > 0):  # one pass: NaN, non-positive and -inf all fail ``> 0``
         raise ValueError("bids must be > 0 or +inf (no bid); got NaN, non-positive or -inf entries")
     v2g = inst.is_v2g
     ekwh = np.where(v2g, inst.task_energy_kwh, 0.0)
