@@ -442,7 +442,7 @@ class raw_env(MarketParallelEnv):
             o[wi, c + 5] = np.minimum(tkm / 100.0, 10.0)
             o[wi, c + 6] = np.minimum(inst.need_kwh[wi, j] / spare_kwh, 1.0)
             o[wi, c + 7] = np.minimum(self._ref[wi, j] / 100.0, 10.0)
-        if len(agents) == W and agents == self.possible_agents:  # every worker, in order: the rows as they come
+        if agents == self.possible_agents:  # every worker, in order: the rows as they come
             return dict(zip(agents, o))
         idx = self._index
         return {a: o[idx[a]] for a in agents}

@@ -29,11 +29,11 @@ FARE_PRECISIONS = ("float32", "float64")
 def fare_features(dist_km, plat, plon, dlat, dlon, hour, weekend) -> np.ndarray:
     """The 8 features (``FARE_FEATURES``, last axis) of trips given by their parts (broadcast)."""
     ang = 2.0 * np.pi * np.asarray(hour, dtype=np.float64) / 24.0
-    cols = np.broadcast_arrays(
-        np.asarray(dist_km, float), np.asarray(plat, float), np.asarray(plon, float), np.asarray(dlat, float),
-        np.asarray(dlon, float), np.sin(ang), np.cos(ang), np.asarray(weekend, float),
-    )
-    return np.stack(cols, axis=-1)
+    cols = (dist_km, plat, plon, dlat, dlon, np.sin(ang), np.cos(ang), weekend)
+    out = np.empty(np.broadcast_shapes(*(np.shape(c) for c in cols)) + (len(cols),))
+    for k, c in enumerate(cols):  # each column broadcast into place (scalars such as the hour once)
+        out[..., k] = c
+    return out
 
 
 def fare_features_from_trips(trips: dict[str, np.ndarray]) -> np.ndarray:
@@ -71,8 +71,7 @@ class FareModel:
         x = np.asarray(x, dtype=np.float64)
         if x.shape[-1] != len(FARE_FEATURES):
             raise ValueError(f"fare features must have last dimension {len(FARE_FEATURES)}, got {x.shape}")
-        if precision != "float32":
-            check_choice("precision", precision, FARE_PRECISIONS)
+        check_choice("precision", precision, FARE_PRECISIONS)
         h = ((x - self.x_mean) / self.x_std).reshape(-1, x.shape[-1])
         if precision == "float32":
             h = h.astype(np.float32)

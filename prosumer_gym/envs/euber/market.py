@@ -245,14 +245,13 @@ class EUberMarket:
         self.cfg = config.validate()
         self.fare = load_fare_model()
         trips = pgdata.taxi_trips()
-        self._trips = trips
         self._trip_slot = np.asarray(trips["start_slot_15min"])
         self._by_slot = [np.flatnonzero(self._trip_slot == s) for s in range(SLOTS_PER_DAY)]
-        self._all_latlon = np.stack([trips["pickup_lat"], trips["pickup_lon"]], axis=1)
         # per-trip columns of a slot's ride/swap tasks, computed once (instance() gathers them;
         # elementwise, so the same values as converting each slot's draw)
         self._trip_latlon = np.stack([trips["pickup_lat"], trips["pickup_lon"], trips["dropoff_lat"],
                                       trips["dropoff_lon"]], axis=1)
+        self._all_latlon = self._trip_latlon[:, :2]  # pickup points: workers' starts, V2G homes
         self._trip_start_km = _to_km(self._trip_latlon[:, :2])
         self._trip_end_km = _to_km(self._trip_latlon[:, 2:])
         self._trip_km = np.asarray(trips["trip_miles"]) * KM_PER_MILE
@@ -354,13 +353,9 @@ class EUberMarket:
         v2g = inst.is_v2g[tj]
         dist = inst.approach_km[wi, tj] + np.where(v2g, inst.task_energy_kwh[tj] / inst.worker_e[wi],
                                                    inst.task_trip_km[tj])
-        # the columns of fare_features filled in place (the same values: the slot's hour and
-        # weekend are scalars, the four lat/lon columns one gather)
-        feats = np.empty((wi.size, 8))
-        feats[:, 0] = dist
-        feats[:, 1:5] = inst.task_latlon[tj]
-        ang = 2.0 * np.pi * np.asarray((inst.slot_of_day + 0.5) / 4.0, dtype=np.float64) / 24.0
-        feats[:, 5], feats[:, 6], feats[:, 7] = np.sin(ang), np.cos(ang), float(inst.weekend)
+        ll = inst.task_latlon[tj]
+        hour = (inst.slot_of_day + 0.5) / 4.0
+        feats = fare_features(dist, ll[:, 0], ll[:, 1], ll[:, 2], ll[:, 3], hour, inst.weekend)
         out = np.full((inst.n_workers, inst.n_tasks), np.nan)
         out[wi, tj] = np.maximum(self.fare.predict(feats, self.cfg.fare_precision), self.cfg.min_bid_usd)
         return out
