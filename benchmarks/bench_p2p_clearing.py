@@ -3,12 +3,15 @@
 Example (the table in README.md and docs/p2p_trading_clearing.md):
 
     python benchmarks/bench_p2p_clearing.py --real --days 300 --sizes 5,15,20,30 --debate-days 3 \
-        --debate-gmax 10000 --np 20 --milp-time-limit 10 --seed 0 --out runs/bench/clearing_real.json
+        --debate-gmax 10000 --np 20 --bound-time-limit 10 --seed 0 --out runs/bench/clearing_real.json
 
-Per size and day the default clearing is timed, then the ``milp`` reference (HiGHS, 24
-breakpoints, 24 tangents, ``--milp-time-limit``) gives a certified upper bound ``UB`` on the
-true optimum (valid for zeta <= 1, used even when HiGHS did not close its gap: such days are
-counted as "bound not proven"), and the day's **share of attainable gain lost** is
+Per size and day the default clearing is timed, then a certified upper bound ``UB`` on the
+true optimum (valid for zeta <= 1) is computed: by default (``--bound bnb``) by
+``clearing.bound.certified_bound`` (sigmoidal-programming branch and bound, stopped when
+within 1e-5 of the attainable gain or at ``--bound-time-limit`` s), or (``--bound milp``) by
+the ``milp`` reference's HiGHS bound (24 breakpoints, 24 tangents, ``--bound-time-limit``). A
+bound is used even when its search did not close (such days are counted as "bound not
+proven"; there the loss is over-estimated). The day's **share of attainable gain lost** is
 ``(UB - value) / (UB - value of clearing nothing)``. DEbATE (``--np``, ``--debate-gmax``) runs
 side by side on the first ``--debate-days`` days. Printed per size: days, mean/max share of
 gain lost, days above 0.1%, days with the bound not proven, ms/day, DEbATE s/day and the
@@ -31,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prosumer_gym.envs.p2p_trading.clearing import DEFAULT_MECHANISM, make_clearer  # noqa: E402
+from prosumer_gym.envs.p2p_trading.clearing.bound import certified_bound  # noqa: E402
 from prosumer_gym.envs.p2p_trading.clearing.milp import gain_lost_share, no_trade_value  # noqa: E402
 from prosumer_gym.envs.p2p_trading.market import random_instance  # noqa: E402
 
@@ -52,6 +56,19 @@ def real_days(n: int, days: int, seed: int) -> list:
     return out
 
 
+def _milp_bound(inst, milp) -> tuple[float, bool, float, float]:
+    """``(UB, proven, objective of the MILP's clearing, seconds)`` from the ``milp`` reference."""
+    r = milp(inst, None)
+    return float(r.stats["upper_bound"]), bool(r.stats["proven_optimal"]), r.objective, r.stats["solver_seconds"]
+
+
+def _bnb_bound(inst, al, time_limit: float) -> tuple[float, bool, float, float]:
+    """``(UB, proven, objective of the best clearing known, seconds)`` from the branch and bound,
+    warm-started with the default's objective ``al``."""
+    r = certified_bound(inst, al.objective, time_limit=time_limit)
+    return r.upper_bound, r.proven, r.lower_bound, r.seconds
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--days", type=int, default=20)
@@ -60,8 +77,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--debate-days", type=int, default=3, help="DEbATE on the first this many days only")
     ap.add_argument("--np", type=int, default=20, dest="NP")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--milp-time-limit", type=float, default=10.0)
-    ap.add_argument("--milp-max-size", type=int, default=30, help="skip the MILP bound above this n")
+    ap.add_argument("--bound", choices=("bnb", "milp"), default="bnb",
+                    help="certified upper bound: branch and bound (bnb, default) or the MILP's HiGHS bound")
+    ap.add_argument("--bound-time-limit", "--milp-time-limit", type=float, default=10.0, dest="bound_time_limit")
+    ap.add_argument("--bound-max-size", "--milp-max-size", type=int, default=30, dest="bound_max_size",
+                    help="no bound above this n")
     ap.add_argument("--band", action="store_true", help="seller prices U[0.06, 0.12] instead of U[0.09, 0.12]")
     ap.add_argument("--real", action="store_true",
                     help="days of the real-data market (P2PTrading-v0's own instances: CityLearn loads, pvlib PV) "
@@ -76,8 +96,12 @@ def main(argv: list[str] | None = None) -> dict:
     for n in sizes:
         dflt = make_clearer(DEFAULT_MECHANISM, n, n, **json.loads(args.default_options))
         deb = make_clearer("debate", n, n, NP=args.NP, G_max=args.debate_gmax)
-        ref = make_clearer("milp", n, n, time_limit=args.milp_time_limit, n_breakpoints=24, n_tangents=24) \
-            if n <= args.milp_max_size else None
+        ref = None
+        if n <= args.bound_max_size:
+            ref = (lambda inst: _milp_bound(inst, milp)) if args.bound == "milp" else \
+                (lambda inst, al: _bnb_bound(inst, al, args.bound_time_limit))
+            milp = make_clearer("milp", n, n, time_limit=args.bound_time_limit, n_breakpoints=24, n_tangents=24) \
+                if args.bound == "milp" else None
         insts = real_days(n, args.days, args.seed) if args.real else [
             random_instance(np.random.default_rng([args.seed, n, d]), n, n, **kw) for d in range(args.days)]
         dflt(insts[0], np.random.default_rng(0))  # warm-up: numba's compiled kernel
@@ -91,16 +115,15 @@ def main(argv: list[str] | None = None) -> dict:
                 row["debate_objective"] = deb(inst, np.random.default_rng([args.seed, n, d, 2])).objective
                 row["debate_seconds"] = time.perf_counter() - t0
             if ref is not None:
-                r = ref(inst, None)
-                ub = max(float(r.stats["upper_bound"]), r.objective, al.objective)
+                ub, proven, ref_obj, ref_s = ref(inst) if args.bound == "milp" else ref(inst, al)
+                ub = max(ub, ref_obj, al.objective)
                 base = no_trade_value(inst)
-                row.update(upper_bound=ub, bound_proven=bool(r.stats["proven_optimal"]), milp_objective=r.objective,
-                           milp_seconds=r.stats["solver_seconds"], no_trade_value=base,
-                           gain_lost_share=gain_lost_share(al.objective, ub, base),
-                           milp_gain_lost_share=gain_lost_share(r.objective, ub, base))
+                row.update(upper_bound=ub, bound_proven=proven, reference_objective=ref_obj, bound_seconds=ref_s,
+                           no_trade_value=base, gain_lost_share=gain_lost_share(al.objective, ub, base),
+                           reference_gain_lost_share=gain_lost_share(ref_obj, ub, base))
             days.append(row)
             print(f"n={n} day={d} savings={row['objective']:.4f} ({row['seconds'] * 1e3:.2f} ms)"
-                  + (f" lost={row['gain_lost_share'] * 100:.4f}% milp={row['milp_seconds']:.2f}s"
+                  + (f" lost={row['gain_lost_share'] * 100:.4f}% bound={row['bound_seconds']:.2f}s"
                      f" proven={row['bound_proven']}" if ref is not None else ""), flush=True)
         ms = 1e3 * float(np.mean([r["seconds"] for r in days]))
         dsub = [r for r in days if "debate_seconds" in r]
@@ -114,8 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
             summary.update(mean_gain_lost=float(np.mean(lost)), max_gain_lost=float(np.max(lost)),
                            days_above_0p1pct=int(np.sum(lost > 1e-3)),
                            days_bound_not_proven=int(sum(not r["bound_proven"] for r in days)),
-                           milp_mean_gain_lost=float(np.mean([r["milp_gain_lost_share"] for r in days])),
-                           milp_s_per_day=float(np.mean([r["milp_seconds"] for r in days])))
+                           bound=args.bound,
+                           reference_mean_gain_lost=float(np.mean([r["reference_gain_lost_share"] for r in days])),
+                           bound_s_per_day=float(np.mean([r["bound_seconds"] for r in days])))
         report["sizes"][str(n)] = {"summary": summary, "days": days}
         print(json.dumps({n: summary}, indent=1), flush=True)
     print("| market | days | mean gain lost | max gain lost | days > 0.1% | bound not proven | ms/day | "

@@ -23,7 +23,7 @@ from prosumer_gym.envs.p2p_trading_market import (
 from prosumer_gym.envs.p2p_trading.clearing.milp import gain_lost_share, no_trade_value
 from tests.checkers import check_constraints, objective_loop
 
-FAST = {"debate": {"G_max": 40}, "milp": {"time_limit": 5.0, "n_breakpoints": 8, "n_tangents": 4}}
+FAST = {"debate": {"G_max": 40}, "milp": {"time_limit": 5.0, "n_breakpoints": 8, "n_tangents": 4}, "bnb": {"node_limit": 60}}
 
 
 def _opts(m):

@@ -1,7 +1,8 @@
 """The clearing mechanisms of P2PTrading-v0 (Eq. 5.2), one module per family, and their table.
 
 ``savings`` (default, ours): :mod:`.savings`; ``debate`` (Alg. 4): :mod:`.debate`; ``rule``
-and ``zhu`` (Section 5.3.2): :mod:`.rules`; ``milp`` (HiGHS reference): :mod:`.milp`. Each
+and ``zhu`` (Section 5.3.2): :mod:`.rules`; ``milp`` (HiGHS reference): :mod:`.milp`; ``bnb``
+(near-exact: sigmoidal-programming branch and bound with a certified bound): :mod:`.bound`. Each
 module's ``make_<name>(S, B, **options)`` builds a reusable clearer; :func:`make_clearer`
 dispatches by name. See ``docs/p2p_trading_clearing.md``.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from prosumer_gym.envs.p2p_trading.clearing._common import Clearer, is_int
+from prosumer_gym.envs.p2p_trading.clearing.bound import make_bnb
 from prosumer_gym.envs.p2p_trading.clearing.debate import make_debate
 from prosumer_gym.envs.p2p_trading.clearing.milp import make_milp
 from prosumer_gym.envs.p2p_trading.clearing.rules import make_rule, make_zhu
@@ -28,8 +30,9 @@ _FACTORIES: dict[str, Callable[..., Clearer]] = {
     "rule": make_rule,
     "zhu": make_zhu,
     "milp": make_milp,
+    "bnb": make_bnb,
 }
-MECHANISMS: tuple[str, ...] = ("savings", "debate", "rule", "zhu", "milp")
+MECHANISMS: tuple[str, ...] = ("savings", "debate", "rule", "zhu", "milp", "bnb")
 DEFAULT_MECHANISM = "savings"
 
 
