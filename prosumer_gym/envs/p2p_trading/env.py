@@ -28,7 +28,7 @@ Step
     day-ahead instance (EWMA(0.5) forecasts of surplus ``r_i`` and demand ``w_j``, kWh)
     with the clearing ``mechanism`` (default: our structured solver, see
     ``docs/p2p_trading_clearing.md``; also ``"debate"`` Alg. 4, ``"rule"``, ``"zhu"``,
-    ``"milp"``), maximising buyers' total PT value (Eqs. 5.1-5.2g). (3) Each seller is
+    ``"milp"``, ``"bnb"`` near-exact), maximising buyers' total PT value (Eqs. 5.1-5.2g). (3) Each seller is
     paid for the energy its buyers receive. The learned price therefore reaches the
     allocation of the same day (the authors' public scripts did not do this).
 Actions (``Discrete``)
@@ -60,10 +60,10 @@ Infos (per agent)
     ``feasible`` (Eqs. 5.2a-g checked every step), ``mechanism``. With
     ``report_timing=True`` also ``clearing_seconds`` (wall clock: off by default so that
     the same seed gives identical infos). With ``mechanism_kwargs={"certify": True}``
-    (``"savings"`` only; opt-in because it solves a MILP per day, ~0.1-5 s at 15x15) also
-    ``gain_lost_share`` (share of the attainable gain lost against a certified upper
-    bound), ``upper_bound``, ``upper_bound_proven``, ``no_trade_value``; the allocation is
-    unchanged. Reset infos carry each seller's ``pt_params``.
+    (``"savings"``; opt-in because it runs a branch and bound per day, tens of ms at 15x15,
+    i.e. 10-100x the clearing) and with ``mechanism="bnb"``, also ``gain_lost_share`` (share
+    of the attainable gain lost against a certified upper bound), ``upper_bound``,
+    ``upper_bound_proven``, ``no_trade_value``; certifying leaves the allocation unchanged. Reset infos carry each seller's ``pt_params``.
 Inspection
     ``env.last_market`` (:class:`MarketRecord`): the day's :class:`MarketInstance` (prices,
     demands, capacities, losses, PT parameters) and the cleared :class:`Allocation`, so

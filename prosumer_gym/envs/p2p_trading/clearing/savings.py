@@ -1086,10 +1086,10 @@ def _savings_kernel(p, seed, n_iter, stall, lp_rounds, search, envelope):
     return be, best
 
 
-def _certify(inst: MarketInstance, al: Allocation, time_limit: float) -> None:
+def _certify(inst: MarketInstance, al: Allocation, node_limit: int, time_limit: float | None) -> None:
     """Add a certified upper bound (:func:`~.bound.certified_bound`) and the share of attainable
     gain lost to ``al.stats``."""
-    res = certified_bound(inst, al.objective, time_limit=time_limit)
+    res = certified_bound(inst, al.objective, node_limit=node_limit, time_limit=time_limit)
     al.stats.update(upper_bound=res.upper_bound, upper_bound_proven=res.proven, no_trade_value=res.no_trade_value,
                     gain_lost_share=gain_lost_share(al.objective, res.upper_bound, res.no_trade_value),
                     certify_seconds=res.seconds)
@@ -1147,8 +1147,9 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
     The exchange move (O(S^2 B^2)) runs only for ``S * B <= 625``.
 
     Certification (opt-in, ``certify=True``; it does not change the allocation): after the
-    kernel, :func:`~.bound.certified_bound` (sigmoidal-programming branch and bound, limit
-    ``certify_time_limit`` s, default 10) gives a certified upper bound ``UB`` on the true
+    kernel, :func:`~.bound.certified_bound` (sigmoidal-programming branch and bound, at most
+    ``certify_node_limit`` nodes, default 5,000, so deterministic; ``certify_time_limit`` s,
+    default none, stops it earlier but makes the bound depend on the machine) gives a certified upper bound ``UB`` on the true
     optimum (valid for ``zeta <= 1``), and ``stats`` gets ``upper_bound``,
     ``upper_bound_proven`` (the search closed its gap to 1e-5 of the attainable gain),
     ``no_trade_value`` (objective of clearing nothing), ``gain_lost_share = (UB - objective) /
@@ -1163,13 +1164,15 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
             "lp_line_search": flag,
             "envelope": flag,
             "certify": flag,
-            "certify_time_limit": (lambda v: is_num(v) and v > 0, "a number of seconds > 0")}
+            "certify_node_limit": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+            "certify_time_limit": (lambda v: v is None or (is_num(v) and v > 0), "None or a number of seconds > 0")}
     check_options("savings", options, spec)
     certify = bool(options.get("certify", False))
     lp_rounds = int(options.get("lp_rounds", 0))  # opt-in: doubles the clearing's time (issue 17 vs 18)
     search = bool(options.get("lp_line_search", False))
     envelope = bool(options.get("envelope", True))
-    certify_time_limit = float(options.get("certify_time_limit", 10.0))
+    certify_nodes = int(options.get("certify_node_limit", 5_000))
+    certify_time_limit = options.get("certify_time_limit")
     # LNS budget: a roughly constant amount of work per day (small markets get more rounds);
     # after the LP phase it adds nothing measurable above 10x10 (docs/p2p_trading_clearing.md)
     sb = max(S * B, 1)
@@ -1198,7 +1201,7 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
         al = finish(inst, x_from_energy(inst, e), seller_price_matrix(inst), "savings", t0,
                     {"lns_iters": n_iter, "lns_stall": stall, "lp_rounds": lp_rounds})
         if certify:
-            _certify(inst, al, certify_time_limit)
+            _certify(inst, al, certify_nodes, certify_time_limit)
         return al
 
     return clearer
