@@ -214,10 +214,26 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
         e[(e > 0) & (e < mu)] = 0.0
         return objective(inst, x_from_energy(inst, e)), e
 
-    def solve_node(lo: FloatArray, hi: FloatArray, t: FloatArray) -> tuple[float, np.ndarray | None]:
+    emax_p = emax[pi, pj]
+    cur_fix: dict[int, int] = {}  # the pairs whose bounds the model currently has changed
+
+    def set_pairs(fix: dict[int, int]) -> None:
+        """Pair bounds of a node: ``fix[p] = 0`` no trade (5.2f), ``1`` at least ``mu`` (5.2e)."""
+        ch = [p for p in cur_fix if fix.get(p) != cur_fix[p]] + [p for p in fix if p not in cur_fix]
+        if not ch:
+            return
+        idx = np.array(ch, dtype=np.int32)
+        k = np.array([fix.get(p, -1) for p in ch])
+        h.changeColsBounds(idx.size, idx, np.where(k == 1, mu, 0.0), np.where(k == 0, 0.0, emax_p[idx]))
+        cur_fix.clear()
+        cur_fix.update(fix)
+
+    def solve_node(lo: FloatArray, hi: FloatArray, t: FloatArray, fix: dict[int, int]) -> tuple[float, np.ndarray | None]:
         """The LP bound of the box ``[lo, hi]`` of the savings (envelope tangent points ``t``;
-        cutting planes refine the envelope) and its point; ``-inf`` and ``None`` if infeasible."""
+        cutting planes refine the envelope) with the pair fixings ``fix``, and its point;
+        ``-inf`` and ``None`` if infeasible."""
         nonlocal solves
+        set_pairs(fix)
         k = h.getNumRow() - n_fixed_rows
         if k:
             h.deleteRows(k, np.arange(n_fixed_rows, n_fixed_rows + k, dtype=np.int32))
@@ -278,13 +294,13 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
 
     # best-first search over boxes of the savings
     t0_pts = np.array([sig.tangent_point(j, lo0[j], hi0[j]) for j in range(B)])
-    ub0, x0 = solve_node(lo0, hi0, t0_pts)
+    ub0, x0 = solve_node(lo0, hi0, t0_pts, {})
     nodes = 1
-    heap: list[tuple[float, int, FloatArray, FloatArray, FloatArray, np.ndarray]] = []
+    heap: list[tuple[float, int, FloatArray, FloatArray, FloatArray, dict[int, int], np.ndarray]] = []
     tick = 0
     if x0 is not None:
-        heapq.heappush(heap, (-ub0, tick, lo0, hi0, t0_pts, x0))
-    leaf_ub = -np.inf  # bounds of nodes that cannot be split further (envelope exact at the point)
+        heapq.heappush(heap, (-ub0, tick, lo0, hi0, t0_pts, {}, x0))
+    leaf_ub = -np.inf  # bounds of nodes that cannot be split further (cannot happen; kept safe)
     while heap:
         ub_open = -heap[0][0]
         glob = max(ub_open, leaf_ub)
@@ -292,7 +308,7 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
             break
         if nodes >= node_limit or time.perf_counter() - t0 > deadline:
             break
-        negub, _, lo, hi, t, x = heapq.heappop(heap)
+        negub, _, lo, hi, t, fix, x = heapq.heappop(heap)
         ub = -negub
         if ub <= best_lb + rel_gap * max(ub - base, 0.0) + tol:
             continue
@@ -304,24 +320,35 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
         inner = (s > lo + 1e-9 * (hi - lo + 1e-12)) & (s < hi - 1e-9 * (hi - lo + 1e-12))
         over = np.where(inner, over, -np.inf)
         j = int(np.argmax(over))
-        if not np.isfinite(over[j]) or over[j] <= tol:
-            leaf_ub = max(leaf_ub, ub)  # relaxed only in 5.2e: no branching on savings closes it
-            continue
-        for side in (0, 1):
-            clo, chi, ct = lo.copy(), hi.copy(), t.copy()
-            if side == 0:
-                chi[j] = s[j]
-            else:
-                clo[j] = s[j]
-            ct[j] = sig.tangent_point(j, clo[j], chi[j])
-            cub, cx = solve_node(clo, chi, ct)
+        children = []
+        if np.isfinite(over[j]) and over[j] > tol:  # branch on buyer j's saving at the LP point
+            for side in (0, 1):
+                clo, chi, ct = lo.copy(), hi.copy(), t.copy()
+                if side == 0:
+                    chi[j] = s[j]
+                else:
+                    clo[j] = s[j]
+                ct[j] = sig.tangent_point(j, clo[j], chi[j])
+                children.append((clo, chi, ct, fix))
+        else:
+            # the envelope is exact at the LP point: only the minimum trade (5.2e) is relaxed;
+            # branch on the pair whose piece is furthest inside (0, mu): no trade, or >= mu
+            ep = x[:P]
+            small = np.flatnonzero((ep > 1e-9 * mu) & (ep < mu * (1 - 1e-9)))
+            if small.size == 0:
+                leaf_ub = max(leaf_ub, ub)  # feasible and exact up to the cut tolerance
+                continue
+            q = int(small[np.argmin(np.abs(ep[small] - 0.5 * mu))])
+            children = [(lo, hi, t, {**fix, q: 0}), (lo, hi, t, {**fix, q: 1})]
+        for clo, chi, ct, cfix in children:
+            cub, cx = solve_node(clo, chi, ct, cfix)
             nodes += 1
             if cx is None:
                 continue
             cub = min(cub, ub)  # a child's bound never exceeds its parent's
             if cub > best_lb + rel_gap * max(cub - base, 0.0) + tol:
                 tick += 1
-                heapq.heappush(heap, (-cub, tick, clo, chi, ct, cx))
+                heapq.heappush(heap, (-cub, tick, clo, chi, ct, cfix, cx))
     glob = max(-heap[0][0] if heap else -np.inf, leaf_ub)
     glob = max(glob, best_lb) if np.isfinite(glob) else max(best_lb, base)
     proven = glob - best_lb <= rel_gap * max(glob - base, 0.0) + tol
