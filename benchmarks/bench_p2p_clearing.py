@@ -69,6 +69,25 @@ def _bnb_bound(inst, al, time_limit: float) -> tuple[float, bool, float, float]:
     return r.upper_bound, r.proven, r.lower_bound, r.seconds
 
 
+def _stored_bounds(args) -> dict[tuple[int, int], tuple[float, bool, float, float]]:
+    """``{(n, day): (UB, proven, reference objective, bound seconds)}`` from ``--bounds-from``,
+    after checking that it measured the same days."""
+    old = json.loads(Path(args.bounds_from).read_text())
+    for k in ("real", "band", "seed"):
+        if old["args"].get(k) != getattr(args, k):
+            raise SystemExit(f"--bounds-from {args.bounds_from}: it was run with {k}={old['args'].get(k)!r}, "
+                             f"this run has {k}={getattr(args, k)!r}")
+    if old["args"].get("days") != args.days:
+        raise SystemExit(f"--bounds-from {args.bounds_from}: it has {old['args'].get('days')} days per size, "
+                         f"this run asks for {args.days} (the days are spread over the year by their number)")
+    out = {}
+    for n, v in old["sizes"].items():
+        for d, r in enumerate(v["days"]):
+            if "upper_bound" in r:
+                out[int(n), d] = (r["upper_bound"], r["bound_proven"], r["reference_objective"], r["bound_seconds"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--days", type=int, default=20)
@@ -86,6 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--real", action="store_true",
                     help="days of the real-data market (P2PTrading-v0's own instances: CityLearn loads, pvlib PV) "
                          "spread over the year, seller prices random-walked as learning sellers move them")
+    ap.add_argument("--bounds-from", type=str, default=None,
+                    help="reuse the certified bounds of an earlier run's JSON (same --real/--band, --seed and "
+                         "--days; a bound does not depend on the clearing measured), e.g. to compare default options")
     ap.add_argument("--default-options", type=str, default="{}",
                     help='JSON options of the default mechanism, e.g. \'{"lp_rounds": 0}\' (the kernel without its LP phase)')
     ap.add_argument("--out", type=str, default="results.json")
@@ -93,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     kw = {"seller_price": (0.06, 0.12)} if args.band else {}
     report = {"args": vars(args), "default": DEFAULT_MECHANISM, "sizes": {}}
+    reuse = _stored_bounds(args) if args.bounds_from else {}
     for n in sizes:
         dflt = make_clearer(DEFAULT_MECHANISM, n, n, **json.loads(args.default_options))
         deb = make_clearer("debate", n, n, NP=args.NP, G_max=args.debate_gmax)
@@ -114,8 +137,11 @@ def main(argv: list[str] | None = None) -> dict:
                 t0 = time.perf_counter()
                 row["debate_objective"] = deb(inst, np.random.default_rng([args.seed, n, d, 2])).objective
                 row["debate_seconds"] = time.perf_counter() - t0
-            if ref is not None:
-                ub, proven, ref_obj, ref_s = ref(inst) if args.bound == "milp" else ref(inst, al)
+            if (n, d) in reuse or ref is not None:
+                if (n, d) in reuse:
+                    ub, proven, ref_obj, ref_s = reuse[n, d]
+                else:
+                    ub, proven, ref_obj, ref_s = ref(inst) if args.bound == "milp" else ref(inst, al)
                 ub = max(ub, ref_obj, al.objective)
                 base = no_trade_value(inst)
                 row.update(upper_bound=ub, bound_proven=proven, reference_objective=ref_obj, bound_seconds=ref_s,
@@ -124,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
             days.append(row)
             print(f"n={n} day={d} savings={row['objective']:.4f} ({row['seconds'] * 1e3:.2f} ms)"
                   + (f" lost={row['gain_lost_share'] * 100:.4f}% bound={row['bound_seconds']:.2f}s"
-                     f" proven={row['bound_proven']}" if ref is not None else ""), flush=True)
+                     f" proven={row['bound_proven']}" if "upper_bound" in row else ""), flush=True)
         ms = 1e3 * float(np.mean([r["seconds"] for r in days]))
         dsub = [r for r in days if "debate_seconds" in r]
         deb_s = float(np.mean([r["debate_seconds"] for r in dsub])) if dsub else float("nan")
@@ -132,12 +158,12 @@ def main(argv: list[str] | None = None) -> dict:
                    "debate_s_per_day": deb_s, "speed_ratio": deb_s / (ms / 1e3),
                    "days_savings_ge_debate": int(sum(r["objective"] >= r["debate_objective"] - 1e-9 * abs(
                        r["debate_objective"]) for r in dsub))}
-        if ref is not None:
+        if all("upper_bound" in r for r in days):
             lost = np.array([r["gain_lost_share"] for r in days])
             summary.update(mean_gain_lost=float(np.mean(lost)), max_gain_lost=float(np.max(lost)),
                            days_above_0p1pct=int(np.sum(lost > 1e-3)),
                            days_bound_not_proven=int(sum(not r["bound_proven"] for r in days)),
-                           bound=args.bound,
+                           bound=f"from {args.bounds_from}" if reuse else args.bound,
                            reference_mean_gain_lost=float(np.mean([r["reference_gain_lost_share"] for r in days])),
                            bound_s_per_day=float(np.mean([r["bound_seconds"] for r in days])))
         report["sizes"][str(n)] = {"summary": summary, "days": days}
