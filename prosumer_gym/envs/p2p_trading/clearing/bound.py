@@ -45,7 +45,7 @@ from prosumer_gym.envs.p2p_trading.clearing._common import (
     seller_price_matrix,
     x_from_energy,
 )
-from prosumer_gym.envs.p2p_trading.clearing.milp import gain_lost_share, max_saving, no_trade_value
+from prosumer_gym.envs.p2p_trading.clearing.milp import _make_feasible, gain_lost_share, max_saving, no_trade_value
 from prosumer_gym.envs.p2p_trading.market import Allocation, FloatArray, MarketInstance, objective
 
 __all__ = ["BoundResult", "certified_bound", "make_bnb"]
@@ -201,17 +201,10 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
     tol = 1e-10 * scale
 
     def lower_value(x: np.ndarray) -> tuple[float, FloatArray]:
+        """The objective of the LP point ``x`` made feasible (pieces below ``mu`` dropped: 5.2e)."""
         e = np.zeros((S, B))
-        e[pi, pj] = np.maximum(x[:P], 0.0)
-        e[(e < mu)] = 0.0  # 5.2e: drop pieces below the minimum trade (keeps 5.2a-b)
-        # clean solver tolerances: scale down rows/columns that exceed capacity or demand
-        load = (lossf * e).sum(axis=1)
-        over = load > r
-        e[over] *= (r[over] / load[over])[:, None]
-        tot = e.sum(axis=0)
-        over = tot > w
-        e[:, over] *= (w[over] / tot[over])[None, :]
-        e[(e > 0) & (e < mu)] = 0.0
+        e[pi, pj] = x[:P]
+        e = _make_feasible(inst, e)
         return objective(inst, x_from_energy(inst, e)), e
 
     emax_p = emax[pi, pj]
