@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numba import njit
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 
@@ -57,19 +58,45 @@ def _lsa_min_weight_max_card(cost: np.ndarray, edge: np.ndarray) -> np.ndarray:
     """Minimum-weight matching among *maximum-cardinality* matchings (LSA on shifted costs)."""
     W, S = cost.shape
     q = np.zeros((W, S), dtype=np.int8)
-    rows = np.flatnonzero(edge.any(axis=1))
+    rows, cols, c, sub = _lsa_block(cost, edge)
     if rows.size == 0:
         return q
-    cols = np.flatnonzero(edge[rows].any(axis=0))
-    block = np.ix_(rows, cols)
-    sub = edge[block]
-    c = np.where(sub, cost[block], 0.0)
     big = float(np.sum(c)) + 1.0
-    m = np.where(sub, c - big, 0.0)
-    r, k = linear_sum_assignment(m)
+    r, k = linear_sum_assignment(c - big * sub)  # c - big on the edges, 0 elsewhere
     keep = sub[r, k]
     q[rows[r[keep]], cols[k[keep]]] = 1
     return q
+
+
+@njit(cache=True)
+def _lsa_block(cost: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows with an edge, the columns with an edge in those rows, and on that block the
+    costs (0 off the edges) and the edge mask (compiled: one pass instead of ~10 NumPy calls)."""
+    W, S = edge.shape
+    rows = np.empty(W, np.int64)
+    colmask = np.zeros(S, np.bool_)
+    nr = 0
+    for i in range(W):
+        hit = False
+        for j in range(S):
+            if edge[i, j]:
+                hit = True
+                colmask[j] = True
+        if hit:
+            rows[nr] = i
+            nr += 1
+    cols = np.flatnonzero(colmask)
+    nc = cols.size
+    c = np.zeros((nr, nc))
+    sub = np.zeros((nr, nc), np.bool_)
+    for a in range(nr):
+        i = rows[a]
+        for b in range(nc):
+            j = cols[b]
+            if edge[i, j]:
+                sub[a, b] = True
+                c[a, b] = cost[i, j]
+    return rows[:nr], cols, c, sub
 
 
 def _bmw(bids: np.ndarray, v2g: np.ndarray, ekwh: np.ndarray, need: np.ndarray, E: float,
