@@ -126,11 +126,11 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
     clearing).
 
     ``incumbent``: the objective of a known feasible clearing (e.g. the default's), used to
-    prune. The search stops when ``UB - LB <= rel_gap (UB - no_trade_value)`` (``proven``), or
+    prune (it must be attained: a value above the optimum would prune valid nodes). The search stops when ``UB - LB <= rel_gap (UB - no_trade_value)`` (``proven``), or
     at ``node_limit`` nodes (deterministic) or ``time_limit`` seconds (then the result depends on
     the machine's speed); ``upper_bound`` is valid in every case (the largest bound among the
-    open nodes). Valid for ``zeta+, zeta- <= 1`` (else
-    ``ValueError``), where every ``phi_j`` is S-shaped.
+    open nodes and the closed ones), up to the LP solver's tolerances (about 1e-7 absolute).
+    Valid for ``zeta+, zeta- <= 1`` (else ``ValueError``), where every ``phi_j`` is S-shaped.
     """
     import highspy
 
@@ -293,7 +293,9 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
     tick = 0
     if x0 is not None:
         heapq.heappush(heap, (-ub0, tick, lo0, hi0, t0_pts, {}, x0))
-    leaf_ub = -np.inf  # bounds of nodes that cannot be split further (cannot happen; kept safe)
+    # bounds of the nodes closed without children: leaves (feasible, exact) and pruned ones
+    # (within the target gap of the incumbent); the final bound covers them too
+    leaf_ub = -np.inf
     while heap:
         ub_open = -heap[0][0]
         glob = max(ub_open, leaf_ub)
@@ -304,6 +306,7 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
         negub, _, lo, hi, t, fix, x = heapq.heappop(heap)
         ub = -negub
         if ub <= best_lb + rel_gap * max(ub - base, 0.0) + tol:
+            leaf_ub = max(leaf_ub, ub)
             continue
         val, e = lower_value(x)
         if val > best_lb:
@@ -342,6 +345,8 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
             if cub > best_lb + rel_gap * max(cub - base, 0.0) + tol:
                 tick += 1
                 heapq.heappush(heap, (-cub, tick, clo, chi, ct, cfix, cx))
+            else:
+                leaf_ub = max(leaf_ub, cub)
     glob = max(-heap[0][0] if heap else -np.inf, leaf_ub)
     glob = max(glob, best_lb) if np.isfinite(glob) else max(best_lb, base)
     proven = glob - best_lb <= rel_gap * max(glob - base, 0.0) + tol
