@@ -1,0 +1,49 @@
+"""Smoke test of benchmarks/bench_p2p_clearing.py on small synthetic days (structure of its
+output, bounds consistent and reusable; no timing assertions)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_p2p_clearing", ROOT / "benchmarks" / "bench_p2p_clearing.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_p2p_clearing_small(tmp_path):
+    bench = _bench()
+    args = ["--days", "3", "--sizes", "3,4", "--debate-days", "1", "--debate-gmax", "20", "--np", "6", "--seed", "1"]
+    first = tmp_path / "a.json"
+    rep = bench.main(args + ["--out", str(first)])
+    assert json.loads(first.read_text())["sizes"].keys() == {"3", "4"}
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
+    for n, v in rep["sizes"].items():
+        s = v["summary"]
+        assert s["days"] == 3 and s["bound"] == "bnb" and s["debate_days"] == 1
+        for d in v["days"]:
+            assert d["no_trade_value"] <= d["objective"] <= d["upper_bound"] + 1e-12
+            assert d["objective"] <= d["reference_objective"] + 1e-12 <= d["upper_bound"] + 2e-12
+            assert 0.0 <= d["gain_lost_share"] <= 1.0
+        lost = [d["gain_lost_share"] for d in v["days"]]
+        assert s["max_gain_lost"] == max(lost) and s["mean_gain_lost"] == pytest.approx(np.mean(lost))
+    # the bounds reused by a second run of other options: same bounds, the new objectives scored
+    second = tmp_path / "b.json"
+    rep2 = bench.main(args + ["--bounds-from", str(first), "--default-options", '{"lp_rounds": 5}', "--out", str(second)])
+    for n in rep["sizes"]:
+        ub1 = [d["upper_bound"] for d in rep["sizes"][n]["days"]]
+        ub2 = [d["upper_bound"] for d in rep2["sizes"][n]["days"]]
+        assert ub2 == [max(u, d["objective"]) for u, d in zip(ub1, rep2["sizes"][n]["days"])]
+        assert rep2["sizes"][n]["summary"]["bound"].startswith("from ")
+    with pytest.raises(SystemExit, match="seed"):
+        bench.main(["--days", "3", "--sizes", "3", "--seed", "2", "--debate-days", "0", "--bounds-from", str(first),
+                    "--out", str(tmp_path / "c.json")])
