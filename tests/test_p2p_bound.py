@@ -102,7 +102,7 @@ def test_bound_certifies_the_milp_optimum_and_is_tighter():
         assert res.proven
         span = res.upper_bound - res.no_trade_value
         assert res.upper_bound >= m.objective - 1e-12
-        assert res.upper_bound <= m.stats["upper_bound"] + 1e-6 * span
+        assert res.upper_bound <= m.stats["upper_bound"] + 1e-5 * span  # UB - LB <= 1e-5 span, LB <= opt
         b = clear(inst, "bnb")
         assert b.stats["upper_bound_proven"]
         assert gain_lost_share(b.objective, res.upper_bound, res.no_trade_value) <= 1e-5 + 1e-12
