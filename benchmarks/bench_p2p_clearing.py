@@ -12,7 +12,8 @@ within 1e-5 of the attainable gain or at ``--bound-time-limit`` s), or (``--boun
 the ``milp`` reference's HiGHS bound (24 breakpoints, 24 tangents, ``--bound-time-limit``). A
 bound is used even when its search did not close (such days are counted as "bound not
 proven"; there the loss is over-estimated). The day's **share of attainable gain lost** is
-``(UB - value) / (UB - value of clearing nothing)``. DEbATE (``--np``, ``--debate-gmax``) runs
+``(UB - value) / (UB - value of clearing nothing)``. ``--prices learned`` takes the days of a
+learning run (PQR sellers learning their prices over a year) instead of random price moves. DEbATE (``--np``, ``--debate-gmax``) runs
 side by side on the first ``--debate-days`` days. Printed per size: days, mean/max share of
 gain lost, days above 0.1%, days with the bound not proven, ms/day, DEbATE s/day and the
 speed ratio. ``--default-options`` passes options to the default (JSON). ``--real`` uses P2PTrading-v0's own days (else ``random_instance``, ``--band``
@@ -56,6 +57,27 @@ def real_days(n: int, days: int, seed: int) -> list:
     return out
 
 
+def learned_days(n: int, days: int, seed: int, algo: str = "pqr") -> list:
+    """``days`` trading days, evenly spread over a year, of a *learning run*: ``algo`` sellers
+    (the paper's PQR by default, its packaged hyperparameters) learning their prices online
+    from the first day, against the default clearing, as in ``prosumer-gym-main``."""
+    from prosumer_gym.eval.main_job import _agent_kwargs
+    from prosumer_gym.train.population import PopulationConfig, PopulationTrainer
+
+    seen: list = []
+
+    class _Collect(PopulationTrainer):
+        def _record(self, t, acts, rewards, infos):
+            seen.append(self.env.unwrapped.last_market.instance)
+            return super()._record(t, acts, rewards, infos)
+
+    cfg = PopulationConfig(env="P2PTrading-v0", algo=algo, seed=seed, total_steps=365,
+                           env_kwargs=dict(n_sellers=n, n_buyers=n, n_days=365), agent_kwargs=_agent_kwargs(algo, {}))
+    _Collect(cfg, None, tensorboard=False, progress=False).run()
+    every = max(1, 365 // days)
+    return [inst for d, inst in enumerate(seen[:365]) if d % every == every // 2][:days]
+
+
 def _milp_bound(inst, milp) -> tuple[float, bool, float, float]:
     """``(UB, proven, objective of the MILP's clearing, seconds)`` from the ``milp`` reference."""
     r = milp(inst, None)
@@ -73,9 +95,10 @@ def _stored_bounds(args) -> dict[tuple[int, int], tuple[float, bool, float, floa
     """``{(n, day): (UB, proven, reference objective, bound seconds)}`` from ``--bounds-from``,
     after checking that it measured the same days."""
     old = json.loads(Path(args.bounds_from).read_text())
-    for k in ("real", "band", "seed"):
-        if old["args"].get(k) != getattr(args, k):
-            raise SystemExit(f"--bounds-from {args.bounds_from}: it was run with {k}={old['args'].get(k)!r}, "
+    for k in ("real", "band", "seed", "prices"):
+        was = old["args"].get(k, "random" if k == "prices" else None)  # files from before --prices
+        if was != getattr(args, k):
+            raise SystemExit(f"--bounds-from {args.bounds_from}: it was run with {k}={was!r}, "
                              f"this run has {k}={getattr(args, k)!r}")
     if old["args"].get("days") != args.days:
         raise SystemExit(f"--bounds-from {args.bounds_from}: it has {old['args'].get('days')} days per size, "
@@ -105,6 +128,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--real", action="store_true",
                     help="days of the real-data market (P2PTrading-v0's own instances: CityLearn loads, pvlib PV) "
                          "spread over the year, seller prices random-walked as learning sellers move them")
+    ap.add_argument("--prices", choices=("random", "learned"), default="random",
+                    help="with --real: sellers move their prices at random (default) or learn them (PQR, a year "
+                         "of online learning against the default clearing)")
     ap.add_argument("--bounds-from", type=str, default=None,
                     help="reuse the certified bounds of an earlier run's JSON (same --real/--band, --seed and "
                          "--days; a bound does not depend on the clearing measured), e.g. to compare default options")
@@ -125,7 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
                 (lambda inst, al: _bnb_bound(inst, al, args.bound_time_limit))
             milp = make_clearer("milp", n, n, time_limit=args.bound_time_limit, n_breakpoints=24, n_tangents=24) \
                 if args.bound == "milp" else None
-        insts = real_days(n, args.days, args.seed) if args.real else [
+        days_of = learned_days if args.prices == "learned" else real_days
+        insts = days_of(n, args.days, args.seed) if args.real else [
             random_instance(np.random.default_rng([args.seed, n, d]), n, n, **kw) for d in range(args.days)]
         dflt(insts[0], np.random.default_rng(0))  # warm-up: numba's compiled kernel
         days = []

@@ -47,3 +47,12 @@ def test_bench_p2p_clearing_small(tmp_path):
     with pytest.raises(SystemExit, match="seed"):
         bench.main(["--days", "3", "--sizes", "3", "--seed", "2", "--debate-days", "0", "--bounds-from", str(first),
                     "--out", str(tmp_path / "c.json")])
+
+
+def test_learned_price_days():
+    # the days of a learning run: PQR sellers' prices move within the band (Eq. 5.2d) over the year
+    days = _bench().learned_days(3, 4, 0)
+    assert len(days) == 4
+    prices = np.array([d.seller_price for d in days])
+    assert np.all((prices >= 0.06) & (prices <= 0.12))
+    assert not np.allclose(prices[0], prices[-1])
