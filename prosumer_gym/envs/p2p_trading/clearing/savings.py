@@ -1140,7 +1140,7 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
     xorshift generator; no global state). Options: ``lp_rounds`` (LP steps per ascent,
     default 0: no LP phase, the kernel of earlier releases bit for bit; 20 is the measured
     setting of docs/p2p_trading_clearing.md, which closes most of the gap to the optimum at
-    about twice the time per day), ``envelope`` (default True),
+    1.1-2.2x the time per day), ``envelope`` (default True),
     ``lp_line_search`` (default False), ``lns_iters`` (default with the LP phase
     ``2000 // (S B)`` up to 100 for ``S B <= 100``, else 0; without it
     ``clip(2000 // (S B), 8, 100)``), ``lns_stall`` (default ``max(2, lns_iters // 8)``).
@@ -1168,7 +1168,7 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
             "certify_time_limit": (lambda v: v is None or (is_num(v) and v > 0), "None or a number of seconds > 0")}
     check_options("savings", options, spec)
     certify = bool(options.get("certify", False))
-    lp_rounds = int(options.get("lp_rounds", 0))  # opt-in: doubles the clearing's time (issue 17 vs 18)
+    lp_rounds = int(options.get("lp_rounds", 0))  # opt-in: changes every published number (issue 18)
     search = bool(options.get("lp_line_search", False))
     envelope = bool(options.get("envelope", True))
     certify_nodes = int(options.get("certify_node_limit", 5_000))
