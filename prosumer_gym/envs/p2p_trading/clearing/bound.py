@@ -9,9 +9,10 @@ Eqs. 5.2a-c, an LP once the envelope is written as the minimum of its supporting
 optimum is an upper bound on the optimum of Eq. 5.2 (the minimum trade of Eqs. 5.2e-g is
 relaxed, which only raises it). Branching on the buyer whose envelope over-estimates most at
 the LP point, splitting its interval between that point and the interval's middle, tightens
-the bound (Udell & Boyd, "Maximizing a sum
-of sigmoids", Optim. Eng. 2016). Every LP point, with the pieces below ``mu`` dropped, is a
-feasible clearing and a lower bound.
+the bound (Udell & Boyd, "Maximizing a sum of sigmoids", Optim. Eng. 2016); where the envelope
+is exact at the LP point, a pair with a piece in ``(0, mu)`` is branched on (no trade, or at
+least ``mu``: Eqs. 5.2e-f). Every LP point, with the pieces below ``mu`` dropped, is a feasible
+clearing and a lower bound.
 
 The envelope of an S-shaped ``phi`` on ``[l, u]``: the tangent from ``(l, phi(l))`` touching the
 concave part at ``t(l)`` (``phi'(t) (t - l) = phi(t) - phi(l)``), then ``phi`` on ``[t, u]``; the
@@ -30,12 +31,11 @@ import heapq
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from prosumer_gym.core.prospect import pt_value
-from typing import Any
-
 from prosumer_gym.envs.p2p_trading.clearing._common import (
     Clearer,
     check_options,
