@@ -56,3 +56,14 @@ def test_learned_price_days():
     prices = np.array([d.seller_price for d in days])
     assert np.all((prices >= 0.06) & (prices <= 0.12))
     assert not np.allclose(prices[0], prices[-1])
+
+
+def test_validate_bound_script(tmp_path):
+    spec = importlib.util.spec_from_file_location("validate_p2p_bound", ROOT / "benchmarks" / "validate_p2p_bound.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "v.json"
+    s = mod.main(["--sizes", "3", "--seeds", "2", "--milp-time-limit", "10", "--out", str(out)])
+    assert s["days"] >= 3 and s["invalid"] == 0  # the bound is above every MILP-proven optimum
+    assert s["worst_lb_below_milp_share"] <= 1e-9
+    assert json.loads(out.read_text())["summary"] == s
