@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prosumer_gym.core.io import atomic_write_text  # noqa: E402
 from prosumer_gym.envs.p2p_trading.clearing import clear  # noqa: E402
 from prosumer_gym.envs.p2p_trading.clearing.bound import certified_bound  # noqa: E402
 from prosumer_gym.envs.p2p_trading.market import random_instance  # noqa: E402
@@ -60,12 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
                "bound_seconds": sum(r["bound_seconds"] for r in rows),
                "milp_seconds": sum(r["milp_seconds"] for r in rows)}
     print(json.dumps(summary, indent=1))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"args": vars(args), "summary": summary, "days": rows}, f, indent=1)
-    os.replace(tmp, out)
+    atomic_write_text(args.out, json.dumps({"args": vars(args), "summary": summary, "days": rows}, indent=1))
     return summary
 
 

@@ -99,6 +99,7 @@ from prosumer_gym.core.pz import entry_points, figure_to_rgb
 from prosumer_gym.core.seeding import reseed, spawn
 from prosumer_gym.core.spaces import NamedBox, check_discrete
 from prosumer_gym.envs.p2p_trading.clearing import DEFAULT_MECHANISM, MECHANISMS, make_clearer
+from prosumer_gym.envs.p2p_trading.clearing.bound import CERTIFICATE_KEYS
 from prosumer_gym.envs.p2p_trading.market import Allocation, MarketInstance, energy_kwh, feasibility_report
 
 __all__ = ["raw_env", "env", "parallel_env", "MarketRecord", "OBS_NAMES"]
@@ -383,8 +384,8 @@ class raw_env(MarketParallelEnv):
         }
         if self.report_timing:
             market["clearing_seconds"] = float(alloc.seconds)
-        if "gain_lost_share" in alloc.stats:  # opt-in certification (mechanism_kwargs={"certify": True})
-            for k in ("gain_lost_share", "upper_bound", "upper_bound_proven", "no_trade_value"):
+        if "gain_lost_share" in alloc.stats:  # certified: certify=True, or mechanism "bnb"
+            for k in CERTIFICATE_KEYS:
                 market[k] = alloc.stats[k]
 
         self._t += 1

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from prosumer_gym.core.prospect import pt_value
+from prosumer_gym.core.prospect import pt_derivative, pt_value
 from prosumer_gym.envs.p2p_trading.clearing._common import (
     Clearer,
     check_options,
@@ -49,7 +49,10 @@ from prosumer_gym.envs.p2p_trading.clearing._common import (
 from prosumer_gym.envs.p2p_trading.clearing.milp import _make_feasible, gain_lost_share, max_saving, no_trade_value
 from prosumer_gym.envs.p2p_trading.market import Allocation, FloatArray, MarketInstance, objective
 
-__all__ = ["BoundResult", "certified_bound", "make_bnb"]
+__all__ = ["BoundResult", "CERTIFICATE_KEYS", "certificate", "certified_bound", "make_bnb"]
+
+#: the certificate entries a clearing's ``stats`` (and P2PTrading-v0's ``info["market"]``) carry
+CERTIFICATE_KEYS = ("gain_lost_share", "upper_bound", "upper_bound_proven", "no_trade_value")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,12 @@ class BoundResult:
         return 0.0 if span <= 1e-12 * max(1.0, abs(self.upper_bound)) else (self.upper_bound - self.lower_bound) / span
 
 
+def certificate(res: BoundResult, value: float) -> dict[str, Any]:
+    """The :data:`CERTIFICATE_KEYS` of a clearing of objective ``value`` against ``res``."""
+    return {"gain_lost_share": gain_lost_share(value, res.upper_bound, res.no_trade_value),
+            "upper_bound": res.upper_bound, "upper_bound_proven": res.proven, "no_trade_value": res.no_trade_value}
+
+
 class _Sigmoids:
     """The buyers' ``phi_j(s) = v(s - c_j)`` (B,), their slopes and envelope tangent points."""
 
@@ -85,9 +94,8 @@ class _Sigmoids:
         return pt_value(s - self.c[j], self.kp[j], self.kn[j], self.zp[j], self.zn[j])
 
     def df_gain(self, s: FloatArray, j: np.ndarray | slice = slice(None)) -> FloatArray:
-        """``phi'`` on the concave part ``s > c``."""
-        g = np.maximum(s - self.c[j], 1e-300)
-        return self.kp[j] * self.zp[j] * g ** (self.zp[j] - 1.0)
+        """``phi'`` on the concave part ``s > c`` (where the cuts touch)."""
+        return pt_derivative(s - self.c[j], self.kp[j], self.kn[j], self.zp[j], self.zn[j], eps=1e-300)
 
     def tangent_point(self, j: int, lo: float, hi: float) -> float:
         """``t(l)`` of buyer ``j``'s envelope on ``[lo, hi]``: ``lo`` itself where ``lo >= c``
@@ -388,10 +396,9 @@ def make_bnb(S: int, B: int, **options: Any) -> Clearer:
         al = warm(inst, rng)
         res = certified_bound(inst, al.objective, rel_gap=rel_gap, node_limit=node_limit, time_limit=time_limit)
         x = al.x if res.energy is None else x_from_energy(inst, res.energy)
-        stats = {"upper_bound": res.upper_bound, "upper_bound_proven": res.proven, "no_trade_value": res.no_trade_value,
-                 "nodes": res.nodes, "lp_solves": res.lp_solves, "incumbent": "savings" if res.energy is None else "bnb"}
+        stats = {"nodes": res.nodes, "lp_solves": res.lp_solves, "incumbent": "savings" if res.energy is None else "bnb"}
         out = finish(inst, x, seller_price_matrix(inst), "bnb", t0, stats)
-        stats["gain_lost_share"] = gain_lost_share(out.objective, res.upper_bound, res.no_trade_value)
+        stats.update(certificate(res, out.objective))  # needs the objective finish() evaluates
         return out
 
     return clearer

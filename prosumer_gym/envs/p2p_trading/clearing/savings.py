@@ -20,8 +20,7 @@ from prosumer_gym.envs.p2p_trading.clearing._common import (
     seller_price_matrix,
     x_from_energy,
 )
-from prosumer_gym.envs.p2p_trading.clearing.bound import certified_bound
-from prosumer_gym.envs.p2p_trading.clearing.milp import gain_lost_share
+from prosumer_gym.envs.p2p_trading.clearing.bound import certificate, certified_bound
 from prosumer_gym.envs.p2p_trading.market import Allocation, MarketInstance
 
 __all__ = ["make_savings", "Problem", "Fill", "Orders", "LPWork"]
@@ -1090,9 +1089,7 @@ def _certify(inst: MarketInstance, al: Allocation, node_limit: int, time_limit: 
     """Add a certified upper bound (:func:`~.bound.certified_bound`) and the share of attainable
     gain lost to ``al.stats``."""
     res = certified_bound(inst, al.objective, node_limit=node_limit, time_limit=time_limit)
-    al.stats.update(upper_bound=res.upper_bound, upper_bound_proven=res.proven, no_trade_value=res.no_trade_value,
-                    gain_lost_share=gain_lost_share(al.objective, res.upper_bound, res.no_trade_value),
-                    certify_seconds=res.seconds)
+    al.stats.update(certificate(res, al.objective), certify_seconds=res.seconds)
 
 
 def make_savings(S: int, B: int, **options: Any) -> Clearer:
