@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prosumer_gym.core.io import atomic_write_text  # noqa: E402
 from prosumer_gym.envs.p2p_trading.clearing import DEFAULT_MECHANISM, make_clearer  # noqa: E402
 from prosumer_gym.envs.p2p_trading.clearing.bound import certified_bound  # noqa: E402
 from prosumer_gym.envs.p2p_trading.clearing.milp import gain_lost_share, no_trade_value  # noqa: E402
@@ -203,13 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
              f"{s['days_bound_not_proven']}") if "mean_gain_lost" in s else "- | - | - | -"
         print(f"| {n}x{n} | {s['days']} | {g} | {s['savings_ms_per_day']:.2f} | {s['debate_s_per_day']:.2f} "
               f"({s['debate_days']}) | {s['speed_ratio']:.0f}x |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    atomic_write_text(args.out, json.dumps(report, indent=1))
     return report
 
 
