@@ -25,6 +25,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 __all__ = ["CARSRecommender", "PKRecommender", "scores_to_action", "task_types_from_obs", "cars_recommender",
            "pk_recommender"]
@@ -77,19 +78,10 @@ class CARSRecommender:
 
     def update(self, recommended: np.ndarray, bid_placed: np.ndarray, task_type: np.ndarray) -> None:
         """Eqs. 6.7-6.8 for every recommended pair (bid = 1, no bid = 0)."""
-        rec = np.asarray(recommended) > 0
-        bid = np.asarray(bid_placed) > 0
-        tt = np.asarray(task_type)
-        # per (worker, type) counts of recommendations and bids: one (W, S) x (S, 3) product each
-        onehot = (tt[:, None] == np.arange(N_TYPES)[None, :]).astype(np.float64)
-        n_all = rec.astype(np.float64) @ onehot
-        k_all = (rec & bid).astype(np.float64) @ onehot
-        for z in range(N_TYPES):
-            n, k = n_all[:, z], k_all[:, z]
-            tot = self.m[:, z] + n
-            self.alpha_hat[:, z] = (self.alpha_hat[:, z] * self.m[:, z] + k) / tot
-            self.m[:, z] = tot
-        self.cum_reward += float((rec & bid).sum())
+        rec = np.ascontiguousarray(np.asarray(recommended) > 0)
+        bid = np.ascontiguousarray(np.asarray(bid_placed) > 0)
+        tt = np.ascontiguousarray(task_type, dtype=np.int64)
+        self.cum_reward += _running_means(self.alpha_hat, self.m, rec, bid, tt)
         self.t += 1
 
     def mae(self, alpha: np.ndarray) -> float:
@@ -165,3 +157,29 @@ def cars_recommender(env: Any, rng: np.random.Generator) -> CARSRecommender:
 def pk_recommender(env: Any, rng: np.random.Generator) -> PKRecommender:
     """EUber-v0's ``recommender="pk"``: the episode's true ``env.market.alpha``; ``rng`` unused."""
     return PKRecommender(env.market.alpha)
+
+
+@njit(cache=True)
+def _running_means(alpha_hat: np.ndarray, m: np.ndarray, rec: np.ndarray, bid: np.ndarray, tt: np.ndarray) -> float:
+    """Eqs. 6.7-6.8 in place: per (worker, type) the counts of recommendations ``n`` and of
+    those with a bid ``k``, then ``alpha_hat <- (alpha_hat m + k) / (m + n)``, ``m <- m + n``
+    (compiled; counts are exact, the update is the elementwise formula: the same bits as the
+    NumPy pass). Returns the number of recommended pairs with a bid (the CMAB reward)."""
+    W, S = rec.shape
+    n = np.zeros((W, N_TYPES))
+    k = np.zeros((W, N_TYPES))
+    total = 0
+    for i in range(W):
+        for j in range(S):
+            z = tt[j]
+            if rec[i, j] and 0 <= z < N_TYPES:
+                n[i, z] += 1.0
+                if bid[i, j]:
+                    k[i, z] += 1.0
+                    total += 1
+    for i in range(W):
+        for z in range(N_TYPES):
+            tot = m[i, z] + n[i, z]
+            alpha_hat[i, z] = (alpha_hat[i, z] * m[i, z] + k[i, z]) / tot
+            m[i, z] = tot
+    return float(total)

@@ -94,6 +94,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
+from numba import njit
 
 from prosumer_gym.core.env_base import MarketParallelEnv, resolve_horizon
 from prosumer_gym.core.policies import resolve_co_players
@@ -422,26 +423,11 @@ class raw_env(MarketParallelEnv):
         return obs, rewards, terms, truncs, infos
 
     def _observations(self, agents: list[str]) -> dict[str, np.ndarray]:
-        """Every worker's observation (``OBS_NAMES``) in one vectorised pass; rows for ``agents``."""
-        inst, mk, K = self._inst, self.market, self.config.K
-        W = inst.n_workers
-        o = np.zeros((W, 4 + 8 * K), dtype=np.float32)
-        o[:, 0] = np.clip(mk.range / mk.range_max, 0, 1)
-        o[:, 1] = np.clip((mk.range - mk.rmin) / mk.range_max, 0, 1)
-        o[:, 2:4] = np.clip(mk.pos / 50.0, -10, 10)
-        wi, k = np.nonzero((self._lists >= 0) & inst.worker_available[:, None])
-        if wi.size:
-            j = self._lists[wi, k]
-            z = inst.task_type[j]
-            spare_kwh = np.maximum((mk.range[wi] - mk.rmin[wi]) * mk.e[wi], 1e-9)
-            tkm = np.where(z == 2, inst.task_energy_kwh[j] / mk.e[wi], inst.task_trip_km[j])
-            c = 4 + 8 * k
-            o[wi, c] = 1.0
-            o[wi, c + 1 + z] = 1.0
-            o[wi, c + 4] = np.minimum(inst.approach_km[wi, j] / self.config.lam_km, 1.0)
-            o[wi, c + 5] = np.minimum(tkm / 100.0, 10.0)
-            o[wi, c + 6] = np.minimum(inst.need_kwh[wi, j] / spare_kwh, 1.0)
-            o[wi, c + 7] = np.minimum(self._ref[wi, j] / 100.0, 10.0)
+        """Every worker's observation (``OBS_NAMES``) in one compiled pass; rows for ``agents``."""
+        inst, mk = self._inst, self.market
+        o = _observation_rows(mk.range, mk.range_max, mk.rmin, mk.pos, mk.e, self._lists, inst.worker_available,
+                              inst.task_type, inst.task_energy_kwh, inst.task_trip_km, inst.approach_km,
+                              inst.need_kwh, self._ref, float(self.config.lam_km))
         if agents == self.possible_agents:  # every worker, in order: the rows as they come
             return dict(zip(agents, o))
         idx = self._index
@@ -478,6 +464,42 @@ class raw_env(MarketParallelEnv):
         ax.set_title(self._render_text()[:60])
         fig.tight_layout()
         return figure_to_rgb(fig)
+
+
+@njit(cache=True)
+def _observation_rows(rng_km: np.ndarray, range_max: np.ndarray, rmin: np.ndarray, pos: np.ndarray, e: np.ndarray,
+                      lists: np.ndarray, avail: np.ndarray, task_type: np.ndarray, task_kwh: np.ndarray,
+                      trip_km: np.ndarray, approach: np.ndarray, need: np.ndarray, ref: np.ndarray,
+                      lam_km: float) -> np.ndarray:
+    """Every worker's observation row (``OBS_NAMES``), (W, 4 + 8 K) float32: range shares,
+    position / 50 km, then per list position a flag, the type one-hot, approach / lambda,
+    trip km / 100 (V2G: energy / e_i), need / spare energy and reference bid / $100, each
+    clipped to the space. Values are computed in float64 and rounded once to float32, as the
+    NumPy expressions they replace."""
+    W, K = lists.shape
+    o = np.zeros((W, 4 + 8 * K), np.float32)
+    for i in range(W):
+        o[i, 0] = min(max(rng_km[i] / range_max[i], 0.0), 1.0)
+        o[i, 1] = min(max((rng_km[i] - rmin[i]) / range_max[i], 0.0), 1.0)
+        o[i, 2] = min(max(pos[i, 0] / 50.0, -10.0), 10.0)
+        o[i, 3] = min(max(pos[i, 1] / 50.0, -10.0), 10.0)
+        if not avail[i]:
+            continue
+        spare = max((rng_km[i] - rmin[i]) * e[i], 1e-9)
+        for k in range(K):
+            j = lists[i, k]
+            if j < 0:
+                continue
+            z = task_type[j]
+            tkm = task_kwh[j] / e[i] if z == 2 else trip_km[j]
+            c = 4 + 8 * k
+            o[i, c] = 1.0
+            o[i, c + 1 + z] = 1.0
+            o[i, c + 4] = min(approach[i, j] / lam_km, 1.0)
+            o[i, c + 5] = min(tkm / 100.0, 10.0)
+            o[i, c + 6] = min(need[i, j] / spare, 1.0)
+            o[i, c + 7] = min(ref[i, j] / 100.0, 10.0)
+    return o
 
 
 parallel_env, env = entry_points(raw_env)

@@ -30,7 +30,10 @@ def fare_features(dist_km, plat, plon, dlat, dlon, hour, weekend) -> np.ndarray:
     """The 8 features (``FARE_FEATURES``, last axis) of trips given by their parts (broadcast)."""
     ang = 2.0 * np.pi * np.asarray(hour, dtype=np.float64) / 24.0
     cols = (dist_km, plat, plon, dlat, dlon, np.sin(ang), np.cos(ang), weekend)
-    out = np.empty(np.broadcast_shapes(*(np.shape(c) for c in cols)) + (len(cols),))
+    shapes = [np.shape(c) for c in cols]
+    # the common case (1-D pair columns and scalars) without np.broadcast_shapes (~25 us a call)
+    lead = shapes[0] if all(sh == shapes[0] or sh == () for sh in shapes) else np.broadcast_shapes(*shapes)
+    out = np.empty(lead + (len(cols),))
     for k, c in enumerate(cols):  # each column broadcast into place (scalars such as the hour once)
         out[..., k] = c
     return out
@@ -71,7 +74,8 @@ class FareModel:
         x = np.asarray(x, dtype=np.float64)
         if x.shape[-1] != len(FARE_FEATURES):
             raise ValueError(f"fare features must have last dimension {len(FARE_FEATURES)}, got {x.shape}")
-        check_choice("precision", precision, FARE_PRECISIONS)
+        if precision not in FARE_PRECISIONS:
+            check_choice("precision", precision, FARE_PRECISIONS)
         h = ((x - self.x_mean) / self.x_std).reshape(-1, x.shape[-1])
         if precision == "float32":
             h = h.astype(np.float32)
@@ -103,11 +107,18 @@ class FareModel:
 
 @lru_cache(maxsize=1)
 def _blas_libs() -> tuple:
-    """threadpoolctl's controllers of the loaded BLAS libraries (inspected once, reused by every
-    forward pass)."""
+    """threadpoolctl's controllers of the BLAS that NumPy's matmul calls (inspected once, reused
+    by every forward pass): the one NumPy's wheel bundles (``numpy.libs``) when it is loaded,
+    else every loaded BLAS (e.g. one shared system library). SciPy's own bundled copy is left
+    alone: toggling it cost as much as NumPy's and served nothing here."""
+    import os
+
     from threadpoolctl import ThreadpoolController
 
-    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+    libs = tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+    own = tuple(lib for lib in libs if os.path.basename(os.path.dirname(lib.filepath)) in ("numpy.libs", ".libs")
+                and "numpy" in lib.filepath)
+    return own or libs
 
 
 @lru_cache(maxsize=1)

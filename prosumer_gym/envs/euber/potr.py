@@ -24,6 +24,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 from scipy import sparse
 
 from prosumer_gym.core.milp import solve_milp
@@ -315,14 +316,39 @@ def topk_recommend(score: np.ndarray, inst: SlotInstance) -> np.ndarray:
 
 def potr_violations(x: np.ndarray, inst: SlotInstance) -> dict[str, int]:
     """Counts of hard POTR violations (6.1a, 6.1d/e/availability) and of soft shortfalls (6.1b/c)."""
-    x = np.asarray(x)
-    elig = inst.eligible
-    per_worker = x.sum(axis=1)
-    return {
-        "list_too_long": int(np.count_nonzero(per_worker > inst.K)),
-        "ineligible_pairs": int(np.count_nonzero((x > 0) & ~elig)),
-        "psi_shortfall_tasks": int(np.count_nonzero(x.sum(axis=0) < np.minimum(inst.psi, elig.sum(axis=0)))),
-        "v2g_share_shortfall_workers": int(np.count_nonzero(
-            (x[:, inst.is_v2g].sum(axis=1) < inst.v2g_min - 1e-9) & (per_worker > 0))),
-    }
+    too_long, inelig, psi_short, v2g_short = _potr_violation_counts(
+        np.ascontiguousarray(x), np.ascontiguousarray(inst.eligible), np.ascontiguousarray(inst.is_v2g),
+        int(inst.K), int(inst.psi), float(inst.v2g_min))
+    return {"list_too_long": too_long, "ineligible_pairs": inelig, "psi_shortfall_tasks": psi_short,
+            "v2g_share_shortfall_workers": v2g_short}
+
+
+@njit(cache=True)
+def _potr_violation_counts(x: np.ndarray, elig: np.ndarray, v2g: np.ndarray, K: int, psi: int,
+                           v2g_min: float) -> tuple[int, int, int, int]:
+    """:func:`potr_violations` in one compiled pass: lists longer than ``K``, recommended
+    ineligible pairs, tasks below ``min(psi, #eligible workers)``, and non-empty lists with
+    fewer than ``v2g_min`` V2G tasks."""
+    W, S = x.shape
+    per_task = np.zeros(S, np.int64)
+    n_elig = np.zeros(S, np.int64)
+    too_long = inelig = v2g_short = 0
+    for i in range(W):
+        n = nv = 0
+        for j in range(S):
+            if elig[i, j]:
+                n_elig[j] += 1
+            if x[i, j] != 0:
+                n += x[i, j]
+                per_task[j] += x[i, j]
+                if v2g[j]:
+                    nv += x[i, j]
+                if x[i, j] > 0 and not elig[i, j]:
+                    inelig += 1
+        too_long += n > K
+        v2g_short += (nv < v2g_min - 1e-9) and n > 0
+    psi_short = 0
+    for j in range(S):
+        psi_short += per_task[j] < min(psi, n_elig[j])
+    return too_long, inelig, psi_short, v2g_short
 

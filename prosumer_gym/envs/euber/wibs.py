@@ -199,33 +199,46 @@ def _opt(bids: np.ndarray, v2g: np.ndarray, ekwh: np.ndarray, E: float, time_lim
 def second_price_payments(q: np.ndarray, bids: np.ndarray) -> np.ndarray:
     """Section 6.2.2: the winner of task j is paid the next bid on j above its own (the
     second price; ties count); with no higher bid it is paid its own bid."""
-    pay = np.zeros(bids.shape)
-    wi, tj = np.nonzero(q)
-    if wi.size:
-        col = bids[:, tj]  # (W, winners): every bid on each winner's task
-        own = bids[wi, tj]
-        higher = np.where(np.isfinite(col) & (col >= own[None, :]), col, np.inf)
-        higher[wi, np.arange(wi.size)] = np.inf  # not the winner's own bid
-        best = higher.min(axis=0)
-        pay[wi, tj] = np.where(np.isfinite(best), best, own)
+    return _second_price(np.ascontiguousarray(q), np.ascontiguousarray(bids, dtype=np.float64))
+
+
+@njit(cache=True)
+def _second_price(q: np.ndarray, bids: np.ndarray) -> np.ndarray:
+    """:func:`second_price_payments` compiled: per winner one pass over its task's column
+    (the payment is a minimum, so the same bits as any other order)."""
+    W, S = bids.shape
+    pay = np.zeros((W, S))
+    for i in range(W):
+        for j in range(S):
+            if q[i, j] == 0:
+                continue
+            own = bids[i, j]
+            best = np.inf
+            for k in range(W):
+                b = bids[k, j]
+                if k != i and b >= own and b < best:  # b < inf: finite
+                    best = b
+            pay[i, j] = best if best < np.inf else own
     return pay
 
 
 def eq63_report(q: np.ndarray, bids: np.ndarray, task_type: np.ndarray, v2g_kwh: np.ndarray, E: float,
                 tol: float = 1e-7) -> dict[str, Any]:
-    """Vectorised Eq. 6.3 check (the environment's own; the tests use an independent loop)."""
-    q = np.asarray(q)
+    """Eq. 6.3 check (the environment's own, compiled counts; the tests use an independent loop)."""
+    q = np.ascontiguousarray(q)
     v2g = task_type == 2
-    per_task = q.sum(axis=0)
     got = float(np.sum(q[:, v2g] * v2g_kwh[None, v2g]))
+    worker_multi, ride_unserved, ride_multi, v2g_multi, no_bid, bid_unserved = _eq63_counts(
+        q, np.ascontiguousarray(bids, dtype=np.float64), v2g)
     out = {
-        "worker_multi": int(np.sum(q.sum(axis=1) > 1)),
-        "ride_unserved": int(np.sum(per_task[~v2g] < 1)),
-        "ride_multi": int(np.sum(per_task[~v2g] > 1)),
-        "v2g_multi": int(np.sum(per_task[v2g] > 1)),
-        "no_bid_winner": int(np.sum((q > 0) & ~np.isfinite(bids))),
+        "worker_multi": worker_multi,
+        "ride_unserved": ride_unserved,
+        "ride_multi": ride_multi,
+        "v2g_multi": v2g_multi,
+        "no_bid_winner": no_bid,
         "v2g_shortfall_kwh": max(E - got, 0.0),
         "v2g_delivered_kwh": got,
+        "ride_with_bids_unserved": bid_unserved,  # not part of feasibility: a KPI of the selection
     }
     out["feasible"] = bool(out["worker_multi"] == 0 and out["ride_unserved"] == 0 and out["ride_multi"] == 0
                            and out["v2g_multi"] == 0 and out["no_bid_winner"] == 0
@@ -256,12 +269,43 @@ def select_winners(mechanism: str, bids: np.ndarray, inst: SlotInstance, *, time
     secs = time.perf_counter() - t0
     pay = second_price_payments(q, bids)
     rep = eq63_report(q, bids, inst.task_type, ekwh, inst.E)
-    has_bid = np.isfinite(bids).any(axis=0)
     return Selection(
         mechanism=mechanism, q=q, bids=bids, task_type=inst.task_type.copy(), v2g_kwh=ekwh, E=float(inst.E),
         payments=pay, cost=float(np.sum(np.where(q > 0, bids, 0.0))), v2g_delivered_kwh=rep["v2g_delivered_kwh"],
         unserved_ride=rep["ride_unserved"],
-        ride_with_bids_unserved=int(np.sum((q.sum(axis=0) < 1) & ~v2g & has_bid)),
+        ride_with_bids_unserved=rep["ride_with_bids_unserved"],
         feasible=rep["feasible"], status=status, seconds=secs,
     )
 
+
+@njit(cache=True)
+def _eq63_counts(q: np.ndarray, bids: np.ndarray, v2g: np.ndarray) -> tuple[int, int, int, int, int, int]:
+    """The integer counts of :func:`eq63_report` in one pass: workers with several tasks,
+    ride/swap tasks unserved and served twice, V2G tasks served twice, winners without a bid,
+    and ride/swap tasks that had a bid but are unserved."""
+    W, S = q.shape
+    per_task = np.zeros(S, np.int64)
+    has_bid = np.zeros(S, np.bool_)
+    worker_multi = 0
+    no_bid = 0
+    for i in range(W):
+        n = 0
+        for j in range(S):
+            if q[i, j] != 0:
+                n += q[i, j]
+                per_task[j] += q[i, j]
+                if not np.isfinite(bids[i, j]):
+                    no_bid += 1
+            if np.isfinite(bids[i, j]):
+                has_bid[j] = True
+        if n > 1:
+            worker_multi += 1
+    ride_unserved = ride_multi = v2g_multi = bid_unserved = 0
+    for j in range(S):
+        if v2g[j]:
+            v2g_multi += per_task[j] > 1
+        else:
+            ride_unserved += per_task[j] < 1
+            ride_multi += per_task[j] > 1
+            bid_unserved += (per_task[j] < 1) and has_bid[j]
+    return worker_multi, ride_unserved, ride_multi, v2g_multi, no_bid, bid_unserved
