@@ -44,6 +44,15 @@ def test_bench_p2p_clearing_small(tmp_path):
         ub2 = [d["upper_bound"] for d in rep2["sizes"][n]["days"]]
         assert ub2 == [max(u, d["objective"]) for u, d in zip(ub1, rep2["sizes"][n]["days"])]
         assert rep2["sizes"][n]["summary"]["bound"].startswith("from ")
+    # another mechanism in the default's place, scored against the same bounds
+    rep3 = bench.main(args + ["--bounds-from", str(first), "--mechanism", "bnb", "--default-options",
+                              '{"node_limit": 3}', "--out", str(tmp_path / "d.json")])
+    assert rep3["mechanism"] == "bnb"
+    for n in rep["sizes"]:
+        for d in rep3["sizes"][n]["days"]:
+            assert d["no_trade_value"] <= d["objective"] <= d["upper_bound"] + 1e-12
+    with pytest.raises(SystemExit, match="mechanism"):
+        bench.main(args + ["--mechanism", "nope", "--out", str(tmp_path / "e.json")])
     with pytest.raises(SystemExit, match="seed"):
         bench.main(["--days", "3", "--sizes", "3", "--seed", "2", "--debate-days", "0", "--bounds-from", str(first),
                     "--out", str(tmp_path / "c.json")])

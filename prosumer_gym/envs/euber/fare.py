@@ -116,8 +116,9 @@ def _blas_libs() -> tuple:
     from threadpoolctl import ThreadpoolController
 
     libs = tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
-    own = tuple(lib for lib in libs if os.path.basename(os.path.dirname(lib.filepath)) in ("numpy.libs", ".libs")
-                and "numpy" in lib.filepath)
+    wheel_dirs = ("numpy.libs", ".libs", ".dylibs")  # where NumPy's wheels put their OpenBLAS
+    own = tuple(lib for lib in libs
+                if os.path.basename(os.path.dirname(lib.filepath)) in wheel_dirs and "numpy" in lib.filepath)
     return own or libs
 
 
