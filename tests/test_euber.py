@@ -1142,8 +1142,8 @@ def _obs_reference(env) -> np.ndarray:
 
 
 def test_compiled_slot_passes_equal_the_numpy_formulas_bit_for_bit():
-    """The compiled per-slot passes (pair geometry, observations, CARS's Eqs. 6.7-6.8, the
-    second price and the Eq. 6.3 counts) give exactly the values of the NumPy expressions
+    """The compiled per-slot passes (pair geometry, observations, the workers' move and charging,
+    CARS's Eqs. 6.7-6.8, the second price and the Eq. 6.3 counts) give exactly the values of the NumPy expressions
     they replaced, over 40 paper-size slots with random bids."""
     env = euber_v0.parallel_env(n_slots=40)
     env.reset(seed=7)
@@ -1164,10 +1164,29 @@ def test_compiled_slot_passes_equal_the_numpy_formulas_bit_for_bit():
         assert np.array_equal(np.stack([got[a] for a in env.possible_agents]), _obs_reference(env))
         cars, x = env.platform, env._x.copy()
         a0, m0, r0 = cars.alpha_hat.copy(), cars.m.copy(), cars.cum_reward
+        rng0, pos0, busy0, chg0 = mk.range.copy(), mk.pos.copy(), mk.busy_until.copy(), mk.charging.copy()
         acts = {a: (rng.uniform(0, 2, env.action_space(a).shape) * (rng.random() < 0.8)).astype(np.float32)
                 for a in env.agents}
         env.step(acts)
         sel = env.last_selection
+        # the workers' move, busy time and charging (EUberMarket.advance) by NumPy expressions
+        cfg, slot_s = env.config, 900.0
+        wi, tj = np.nonzero(sel.q)
+        ap = inst.approach_km[wi, tj]
+        km = np.where(v2g[tj], ap + inst.task_energy_kwh[tj] / mk.e[wi], ap + inst.task_trip_km[tj])
+        rng0[wi] -= km
+        pos0[wi] = inst.task_end_km[tj]
+        dur = ap / cfg.speed_kmh * 3600.0 + np.where(v2g[tj], slot_s, inst.task_seconds[tj])
+        t = mk.slot - 1
+        busy0[wi] = t + np.maximum(1, np.ceil(dur / slot_s - 1e-9)).astype(np.int64)
+        chg0[chg0 & (busy0 <= t + 1)] = False
+        low = (rng0 < mk.rmin + cfg.charge_margin_km) & ~chg0
+        need_slots = np.ceil((mk.range_max[low] - rng0[low]) * mk.e[low] / (cfg.charger_kw * slot_s / 3600.0))
+        busy0[low] = np.maximum(busy0[low], t + 1) + np.maximum(1, need_slots).astype(np.int64)
+        rng0[low] = mk.range_max[low]
+        chg0[low] = True
+        assert np.array_equal(mk.range, rng0) and np.array_equal(mk.pos, pos0)
+        assert np.array_equal(mk.busy_until, busy0) and np.array_equal(mk.charging, chg0)
         # Eqs. 6.7-6.8 as (W, S) x (S, 3) count products
         rec, bid = x > 0, np.isfinite(sel.bids)
         onehot = (inst.task_type[:, None] == np.arange(3)[None, :]).astype(np.float64)

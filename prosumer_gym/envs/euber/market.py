@@ -372,23 +372,12 @@ class EUberMarket:
         """Winners move and spend energy; low-range workers charge; the slot counter moves on."""
         cfg = self.cfg
         t = self.slot
-        wi, tj = np.nonzero(sel.q)
-        appr = inst.approach_km[wi, tj]
-        v2g = inst.is_v2g[tj]
-        km = np.where(v2g, appr + inst.task_energy_kwh[tj] / self.e[wi], appr + inst.task_trip_km[tj])
-        self.range[wi] -= km
-        self.pos[wi] = inst.task_end_km[tj]
-        dur = appr / cfg.speed_kmh * 3600.0 + np.where(v2g, SLOT_SECONDS, inst.task_seconds[tj])
-        self.busy_until[wi] = t + np.maximum(1, np.ceil(dur / SLOT_SECONDS - 1e-9)).astype(np.int64)
-        # charging: finishes charging workers first, then sends new low-range ones
-        done = self.charging & (self.busy_until <= t + 1)
-        self.charging[done] = False
-        low = (self.range < self.rmin + cfg.charge_margin_km) & ~self.charging
-        deficit = (self.range_max[low] - self.range[low]) * self.e[low]
-        slots = np.maximum(1, np.ceil(deficit / (cfg.charger_kw * SLOT_SECONDS / 3600.0))).astype(np.int64)
-        self.busy_until[low] = np.maximum(self.busy_until[low], t + 1) + slots
-        self.range[low] = self.range_max[low]  # full when it comes back
-        self.charging[low] = True
+        q = np.ascontiguousarray(sel.q)
+        low = _advance_workers(q, inst.approach_km, inst.is_v2g, inst.task_energy_kwh, inst.task_trip_km,
+                               inst.task_seconds, inst.task_end_km, self.e, self.range, self.range_max, self.rmin,
+                               self.pos, self.busy_until, self.charging, t, float(cfg.speed_kmh), float(SLOT_SECONDS),
+                               float(cfg.charge_margin_km), cfg.charger_kw * SLOT_SECONDS / 3600.0)
+        wi = np.flatnonzero(q.any(axis=1))
         self.slot += 1
         tot = self.totals
         tot["cost_usd"] += sel.cost
@@ -397,7 +386,48 @@ class EUberMarket:
         tot["v2g_kwh"] += sel.v2g_delivered_kwh
         tot["E_kwh"] += sel.E
         tot["infeasible_slots"] += int(not sel.feasible)
-        return {"moved": wi, "went_charging": np.flatnonzero(low)}
+        return {"moved": wi, "went_charging": low}
+
+
+@njit(cache=True)
+def _advance_workers(q: np.ndarray, approach: np.ndarray, v2g: np.ndarray, task_kwh: np.ndarray, trip_km: np.ndarray,
+                     task_secs: np.ndarray, task_end: np.ndarray, e: np.ndarray, rng_km: np.ndarray,
+                     range_max: np.ndarray, rmin: np.ndarray, pos: np.ndarray, busy_until: np.ndarray,
+                     charging: np.ndarray, t: int, speed_kmh: float, slot_s: float, margin_km: float,
+                     kwh_per_slot: float) -> np.ndarray:
+    """:meth:`EUberMarket.advance`'s worker update in place (compiled; the arithmetic of the
+    NumPy expressions it replaced, in their order): each winner drives its approach plus the
+    trip (or the V2G energy's distance equivalent), ends at the task's end point and is busy
+    for the whole slots the job takes (at least one); then charging workers whose time is up
+    return, and workers below ``rmin + margin_km`` go charging until full. Returns the
+    indices of the workers sent charging."""
+    W, S = q.shape
+    for i in range(W):
+        for j in range(S):
+            if q[i, j] == 0:
+                continue
+            a = approach[i, j]
+            km = a + task_kwh[j] / e[i] if v2g[j] else a + trip_km[j]
+            rng_km[i] -= km
+            pos[i, 0] = task_end[j, 0]
+            pos[i, 1] = task_end[j, 1]
+            dur = a / speed_kmh * 3600.0 + (slot_s if v2g[j] else task_secs[j])
+            busy_until[i] = t + np.int64(max(1.0, np.ceil(dur / slot_s - 1e-9)))
+    for i in range(W):
+        if charging[i] and busy_until[i] <= t + 1:
+            charging[i] = False
+    low = np.empty(W, np.int64)
+    n = 0
+    for i in range(W):
+        if rng_km[i] < rmin[i] + margin_km and not charging[i]:
+            deficit = (range_max[i] - rng_km[i]) * e[i]
+            slots = np.int64(max(1.0, np.ceil(deficit / kwh_per_slot)))
+            busy_until[i] = max(busy_until[i], t + 1) + slots
+            rng_km[i] = range_max[i]
+            charging[i] = True
+            low[n] = i
+            n += 1
+    return low[:n]
 
 
 @njit(cache=True)
