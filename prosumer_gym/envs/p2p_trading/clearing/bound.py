@@ -12,7 +12,10 @@ the LP point, splitting its interval between that point and the interval's middl
 the bound (Udell & Boyd, "Maximizing a sum of sigmoids", Optim. Eng. 2016); where the envelope
 is exact at the LP point, a pair with a piece in ``(0, mu)`` is branched on (no trade, or at
 least ``mu``: Eqs. 5.2e-f). Every LP point, with the pieces below ``mu`` dropped, is a feasible
-clearing and a lower bound.
+clearing and a lower bound; each child's point is scored as soon as its LP is solved (not only
+when the child is expanded), which finds good clearings earlier and so prunes more (``bnb`` on 50 real 20x20 days: mean 566 -> 78 ms per day, median 47 -> 49 ms;
+docs/p2p_trading_clearing.md). ``polish_incumbents`` runs the default kernel's local search on each such point
+(:func:`~.savings.polish`): better clearings per node, more time per node.
 
 The envelope of an S-shaped ``phi`` on ``[l, u]``: the tangent from ``(l, phi(l))`` touching the
 concave part at ``t(l)`` (``phi'(t) (t - l) = phi(t) - phi(l)``), then ``phi`` on ``[t, u]``; the
@@ -129,7 +132,8 @@ class _Sigmoids:
 
 
 def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap: float = 1e-5,
-                    node_limit: int = 5_000, time_limit: float | None = None, cut_rounds: int = 8) -> BoundResult:
+                    node_limit: int = 5_000, time_limit: float | None = None, cut_rounds: int = 8,
+                    polish_incumbents: bool = False) -> BoundResult:
     """Certified upper bound on the optimum of Eq. 5.2 for ``inst`` by sigmoidal-programming
     branch and bound (module docstring), at the sellers' prices (``rho_i``, as the default
     clearing).
@@ -140,6 +144,8 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
     the machine's speed); ``upper_bound`` is valid in every case (the largest bound among the
     open nodes and the closed ones), up to the LP solver's tolerances (about 1e-7 absolute).
     Valid for ``zeta+, zeta- <= 1`` (else ``ValueError``), where every ``phi_j`` is S-shaped.
+    ``polish_incumbents``: run the default kernel's local search on every clearing found (the
+    lower bound rises faster; the upper bound's validity does not depend on it).
     """
     import highspy
 
@@ -214,8 +220,15 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
         e = np.zeros((S, B))
         e[pi, pj] = x[:P]
         e = _make_feasible(inst, e)
+        if polish_day is not None:
+            e = polish(inst, e, polish_day)
         return objective(inst, x_from_energy(inst, e)), e
 
+    polish_day = None
+    if polish_incumbents:  # the kernel's local search on every LP point made feasible
+        from prosumer_gym.envs.p2p_trading.clearing.savings import polish, problem_of
+
+        polish_day = problem_of(inst)
     emax_p = emax[pi, pj]
     cur_fix: dict[int, int] = {}  # the pairs whose bounds the model currently has changed
 
@@ -356,6 +369,10 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
             if cx is None:
                 continue
             cub = min(cub, ub)  # a child's bound never exceeds its parent's
+            if cub > best_lb:  # its LP point made feasible may be a better clearing: take it now
+                cval, ce = lower_value(cx)
+                if cval > best_lb:
+                    best_lb, best_e = cval, ce
             if cub > best_lb + rel_gap * max(cub - base, 0.0) + tol:
                 tick += 1
                 heapq.heappush(heap, (-cub, tick, clo, chi, ct, cfix, cx))
@@ -377,14 +394,18 @@ def make_bnb(S: int, B: int, **options: Any) -> Clearer:
     earlier at the cost of determinism across machines. Prices ``rho_i``. ``stats``:
     ``upper_bound``, ``upper_bound_proven`` (the gap closed), ``no_trade_value``,
     ``gain_lost_share``, ``nodes``, ``lp_solves``, ``incumbent`` (``"savings"`` or ``"bnb"``).
+    ``polish`` (default False): the kernel's local search on every clearing the search finds
+    (better with a small ``node_limit``; slower to prove, since each node costs more).
     Tens of ms per day at 15x15 and 20x20, up to seconds at 30x30 (docs/p2p_trading_clearing.md):
     a reference and an evaluation tool, far slower than the default."""
     from prosumer_gym.envs.p2p_trading.clearing.savings import make_savings
 
     spec = {"rel_gap": (lambda v: is_num(v) and 0 < v < 1, "a number in (0, 1)"),
             "node_limit": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
-            "time_limit": (lambda v: v is None or (is_num(v) and v > 0), "None or a number of seconds > 0")}
+            "time_limit": (lambda v: v is None or (is_num(v) and v > 0), "None or a number of seconds > 0"),
+            "polish": (lambda v: isinstance(v, (bool, np.bool_)), "True or False")}
     check_options("bnb", options, spec)
+    polish_inc = bool(options.get("polish", False))
     rel_gap = float(options.get("rel_gap", 1e-5))
     node_limit = int(options.get("node_limit", 5_000))
     time_limit = options.get("time_limit")
@@ -394,7 +415,8 @@ def make_bnb(S: int, B: int, **options: Any) -> Clearer:
         t0 = time.perf_counter()
         check_size(inst, S, B, "bnb")
         al = warm(inst, rng)
-        res = certified_bound(inst, al.objective, rel_gap=rel_gap, node_limit=node_limit, time_limit=time_limit)
+        res = certified_bound(inst, al.objective, rel_gap=rel_gap, node_limit=node_limit, time_limit=time_limit,
+                              polish_incumbents=polish_inc)
         x = al.x if res.energy is None else x_from_energy(inst, res.energy)
         stats = {"nodes": res.nodes, "lp_solves": res.lp_solves, "incumbent": "savings" if res.energy is None else "bnb"}
         out = finish(inst, x, seller_price_matrix(inst), "bnb", t0, stats)

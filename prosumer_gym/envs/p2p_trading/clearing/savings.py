@@ -1085,6 +1085,45 @@ def _savings_kernel(p, seed, n_iter, stall, lp_rounds, search, envelope):
     return be, best
 
 
+@njit(cache=True)
+def _polish_kernel(p, e0):
+    """Local search (:func:`_local_search`, to a local optimum) from the feasible energy
+    matrix ``e0``; returns the improved matrix and its value."""
+    S, B = p.lf.shape
+    e = e0.copy()
+    used = np.zeros(S)
+    got = np.zeros(B)
+    sav = np.zeros(B)
+    for i in range(S):
+        for j in range(B):
+            if e[i, j] > 0.0:
+                used[i] += p.lf[i, j] * e[i, j]
+                got[j] += e[i, j]
+                sav[j] += p.a[i] * e[i, j]
+    st = Fill(e, used, got, sav)
+    _local_search(p, st, 100)
+    return e, _total(p, sav)
+
+
+def problem_of(inst: MarketInstance) -> Problem:
+    """The kernel's view of a day (:class:`Problem`)."""
+    B = inst.n_buyers
+    a = inst.grid_sell_price - inst.seller_price
+    w, mu = inst.demand_kwh, inst.min_trade_kwh
+    allowed = inst.allowed & (a[:, None] > 0.0) & (w[None, :] >= mu) & (w[None, :] > 0.0)
+    kp, kn, zp, zn = (np.ascontiguousarray(np.broadcast_to(v, (B,)), dtype=np.float64) for v in inst.pt_args())
+    return Problem(r=inst.surplus_kwh, w=w, a=a, lf=1.0 + inst.loss, allowed=allowed, c=inst.ref_gap,
+                   kp=kp, kn=kn, zp=zp, zn=zn, mu=float(mu))
+
+
+def polish(inst: MarketInstance, e: np.ndarray, day: Problem | None = None) -> np.ndarray:
+    """The kernel's local search (transfer, exchange, pull) from a feasible energy matrix
+    ``e`` (S, B) kWh (Eqs. 5.2a-g; pieces 0 or >= mu on allowed pairs): a matrix at least as
+    good, still feasible."""
+    e2, _ = _polish_kernel(problem_of(inst) if day is None else day, np.ascontiguousarray(e, dtype=np.float64))
+    return e2
+
+
 def _certify(inst: MarketInstance, al: Allocation, node_limit: int, time_limit: float | None) -> None:
     """Add a certified upper bound (:func:`~.bound.certified_bound`) and the share of attainable
     gain lost to ``al.stats``."""
@@ -1188,13 +1227,7 @@ def make_savings(S: int, B: int, **options: Any) -> Clearer:
         seed = int(rng.integers(1, 2**62))
         if S == 0 or B == 0:
             return finish(inst, np.zeros((S, B)), seller_price_matrix(inst), "savings", t0, {"lns_iters": n_iter, "lns_stall": stall, "lp_rounds": lp_rounds})
-        a = inst.grid_sell_price - inst.seller_price
-        w, mu = inst.demand_kwh, inst.min_trade_kwh
-        allowed = inst.allowed & (a[:, None] > 0.0) & (w[None, :] >= mu) & (w[None, :] > 0.0)
-        kp, kn, zp, zn = (np.ascontiguousarray(np.broadcast_to(v, (B,)), dtype=np.float64) for v in inst.pt_args())
-        day = Problem(r=inst.surplus_kwh, w=w, a=a, lf=1.0 + inst.loss, allowed=allowed, c=inst.ref_gap,
-                      kp=kp, kn=kn, zp=zp, zn=zn, mu=float(mu))
-        e, _ = _savings_kernel(day, seed, n_iter, stall, lp_rounds, search, envelope)
+        e, _ = _savings_kernel(problem_of(inst), seed, n_iter, stall, lp_rounds, search, envelope)
         al = finish(inst, x_from_energy(inst, e), seller_price_matrix(inst), "savings", t0,
                     {"lns_iters": n_iter, "lns_stall": stall, "lp_rounds": lp_rounds})
         if certify:
