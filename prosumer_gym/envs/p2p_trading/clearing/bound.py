@@ -13,9 +13,10 @@ the bound (Udell & Boyd, "Maximizing a sum of sigmoids", Optim. Eng. 2016); wher
 is exact at the LP point, a pair with a piece in ``(0, mu)`` is branched on (no trade, or at
 least ``mu``: Eqs. 5.2e-f). Every LP point, with the pieces below ``mu`` dropped, is a feasible
 clearing and a lower bound; each child's point is scored as soon as its LP is solved (not only
-when the child is expanded), which finds good clearings earlier and so prunes more (``bnb`` on 50 real 20x20 days: mean 566 -> 78 ms per day, median 47 -> 49 ms;
-docs/p2p_trading_clearing.md). ``polish_incumbents`` runs the default kernel's local search on each such point
-(:func:`~.savings.polish`): better clearings per node, more time per node.
+when the child is expanded), which finds good clearings earlier and so prunes more (``bnb`` on
+50 real 20x20 days: mean 566 -> 78 ms per day, median 47 -> 49 ms;
+docs/p2p_trading_clearing.md). ``polish_incumbents`` runs the default kernel's local search on
+each such point (:func:`~.savings.polish`): better clearings per node, more time per node.
 
 The envelope of an S-shaped ``phi`` on ``[l, u]``: the tangent from ``(l, phi(l))`` touching the
 concave part at ``t(l)`` (``phi'(t) (t - l) = phi(t) - phi(l)``), then ``phi`` on ``[t, u]``; the
@@ -215,6 +216,12 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
     scale = max(1.0, abs(base))
     tol = 1e-10 * scale
 
+    polish_day = None
+    if polish_incumbents:  # the kernel's local search on every LP point made feasible
+        from prosumer_gym.envs.p2p_trading.clearing.savings import polish, problem_of
+
+        polish_day = problem_of(inst)
+
     def lower_value(x: np.ndarray) -> tuple[float, FloatArray]:
         """The objective of the LP point ``x`` made feasible (pieces below ``mu`` dropped: 5.2e)."""
         e = np.zeros((S, B))
@@ -224,11 +231,6 @@ def certified_bound(inst: MarketInstance, incumbent: float = -np.inf, *, rel_gap
             e = polish(inst, e, polish_day)
         return objective(inst, x_from_energy(inst, e)), e
 
-    polish_day = None
-    if polish_incumbents:  # the kernel's local search on every LP point made feasible
-        from prosumer_gym.envs.p2p_trading.clearing.savings import polish, problem_of
-
-        polish_day = problem_of(inst)
     emax_p = emax[pi, pj]
     cur_fix: dict[int, int] = {}  # the pairs whose bounds the model currently has changed
 

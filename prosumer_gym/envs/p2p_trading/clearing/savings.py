@@ -905,17 +905,25 @@ def _lp_candidate(p, st, lp, mode, search, out):
             f = r[i] / t
             for j in range(B):
                 e[i, j] *= f
+    _fill_totals(p, out)
+
+
+@njit(cache=True)
+def _fill_totals(p, st):
+    """Recompute ``st.used``, ``st.got`` and ``st.sav`` from ``st.e`` (after ``e`` was set)."""
+    e, used, got, sav = st
+    S, B = e.shape
     for i in range(S):
         t = 0.0
         for j in range(B):
-            t += lf[i, j] * e[i, j]
+            t += p.lf[i, j] * e[i, j]
         used[i] = t
     for j in range(B):
         t = 0.0
         s = 0.0
         for i in range(S):
             t += e[i, j]
-            s += a[i] * e[i, j]
+            s += p.a[i] * e[i, j]
         got[j] = t
         sav[j] = s
 
@@ -1088,21 +1096,12 @@ def _savings_kernel(p, seed, n_iter, stall, lp_rounds, search, envelope):
 @njit(cache=True)
 def _polish_kernel(p, e0):
     """Local search (:func:`_local_search`, to a local optimum) from the feasible energy
-    matrix ``e0``; returns the improved matrix and its value."""
+    matrix ``e0``; returns the improved matrix."""
     S, B = p.lf.shape
-    e = e0.copy()
-    used = np.zeros(S)
-    got = np.zeros(B)
-    sav = np.zeros(B)
-    for i in range(S):
-        for j in range(B):
-            if e[i, j] > 0.0:
-                used[i] += p.lf[i, j] * e[i, j]
-                got[j] += e[i, j]
-                sav[j] += p.a[i] * e[i, j]
-    st = Fill(e, used, got, sav)
+    st = Fill(e0.copy(), np.zeros(S), np.zeros(B), np.zeros(B))
+    _fill_totals(p, st)
     _local_search(p, st, 100)
-    return e, _total(p, sav)
+    return st.e
 
 
 def problem_of(inst: MarketInstance) -> Problem:
@@ -1120,8 +1119,7 @@ def polish(inst: MarketInstance, e: np.ndarray, day: Problem | None = None) -> n
     """The kernel's local search (transfer, exchange, pull) from a feasible energy matrix
     ``e`` (S, B) kWh (Eqs. 5.2a-g; pieces 0 or >= mu on allowed pairs): a matrix at least as
     good, still feasible."""
-    e2, _ = _polish_kernel(problem_of(inst) if day is None else day, np.ascontiguousarray(e, dtype=np.float64))
-    return e2
+    return _polish_kernel(problem_of(inst) if day is None else day, np.ascontiguousarray(e, dtype=np.float64))
 
 
 def _certify(inst: MarketInstance, al: Allocation, node_limit: int, time_limit: float | None) -> None:
